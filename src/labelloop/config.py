@@ -1,0 +1,112 @@
+"""Settings, read from the environment (prefix ``LABELLOOP_``).
+
+Every setting is a field of :class:`Settings` with its documentation in the field's
+``metadata["doc"]``; ``labelloop settings`` prints them and ``tests/test_config.py`` checks
+that each one is documented in the README and parsed from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labelloop.errors import ConfigError
+
+PREFIX = "LABELLOOP_"
+DEFAULT_DATABASE_URL = "sqlite:///labelloop.db"
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """All settings of labelloop. Build one with :meth:`Settings.from_env`."""
+
+    database_url: str = field(
+        default=DEFAULT_DATABASE_URL,
+        metadata=_doc("Database URL: `sqlite:///path.db` or `postgresql://user:pw@host/db`. "
+                      "`--db` on the command line wins."),
+    )
+    models_dir: Path = field(
+        default=Path("models"),
+        metadata=_doc("Folder where the orchestrator saves model files (`<UTC time>_<macro-F1>.joblib`)."),
+    )
+    keep_models: int = field(
+        default=5, metadata=_doc("How many model files to keep per project; older ones are deleted.")
+    )
+    secret_key: str = field(
+        default="",
+        metadata=_doc("Key that signs session cookies. Empty: a random key is generated once "
+                      "and kept in the database, so every worker shares it."),
+    )
+    lease_seconds: int = field(
+        default=600,
+        metadata=_doc("Default lease length in seconds: how long an item served to a labeller "
+                      "is held for them (a project's own setting wins)."),
+    )
+    max_field_bytes: int = field(
+        default=1_000_000,
+        metadata=_doc("Largest field accepted on import, in bytes (UTF-8). Longer fields are an error."),
+    )
+    import_chunk_rows: int = field(
+        default=20_000, metadata=_doc("Rows read and written per chunk when importing or exporting.")
+    )
+    login_max_failures: int = field(
+        default=5,
+        metadata=_doc("Failed logins allowed per user name and client address within "
+                      "`login_window_seconds`; more are refused with 429."),
+    )
+    login_window_seconds: int = field(
+        default=300, metadata=_doc("Window for counting failed logins, in seconds.")
+    )
+    orchestrate_interval: float = field(
+        default=30.0,
+        metadata=_doc("Seconds between the orchestrator's checks for new labels."),
+    )
+    log_level: str = field(default="INFO", metadata=_doc("Log level: DEBUG, INFO, WARNING or ERROR."))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``); ``overrides`` win if not None."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            name = PREFIX + f.name.upper()
+            if name in environ:
+                values[f.name] = _parse(name, environ[name], f.default)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def documentation(cls) -> list[tuple[str, str, str]]:
+        """(environment variable, default, description) for every setting."""
+        return [
+            (PREFIX + f.name.upper(), str(f.default), f.metadata["doc"]) for f in dataclasses.fields(cls)
+        ]
+
+
+def _parse(name: str, raw: str, default: object) -> object:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
+    return raw

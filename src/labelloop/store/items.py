@@ -1,0 +1,67 @@
+"""Items: counts and look-ups (bulk writes live in ``labelloop.io``)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from labelloop.errors import NotFoundError
+from labelloop.store.labels import label_counts
+from labelloop.store.projects import Project
+from labelloop.store.schema import items
+
+
+def rand_key(seed: int, external_id: str) -> int:
+    """The item's place in the project's seeded random order (63-bit, from id and seed).
+
+    Independent of file order, stable across re-imports."""
+    digest = hashlib.blake2b(f"{seed}\x1f{external_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    external_id: str
+    display: dict[str, Any]
+    text: str
+    n_labels: int
+    label: str | None
+    label_source: str | None
+
+
+def get_item(conn: Connection, *, project: Project, item_id: int) -> Item:
+    row = conn.execute(
+        select(items).where(items.c.id == item_id, items.c.project_id == project.id)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no item {item_id} in project {project.name!r}")
+    return Item(
+        row.id,
+        row.external_id,
+        dict(row.display),
+        row.text,
+        row.n_labels,
+        project.tag_name(row.label_tag_id) if row.label_tag_id is not None else None,
+        row.label_source,
+    )
+
+
+def project_summary(conn: Connection, *, project: Project) -> dict[str, Any]:
+    """``items``, ``labelled`` (items with a final label), ``conflicts`` and ``labels`` per tag."""
+    n_items = conn.execute(select(func.count()).where(items.c.project_id == project.id)).scalar_one()
+    n_conflicts = conn.execute(
+        select(func.count()).where(items.c.project_id == project.id, items.c.label_source == "conflict")
+    ).scalar_one()
+    counts = label_counts(conn, project_id=project.id)
+    per_tag = {t.name: counts.get(t.id, 0) for t in project.tags if not t.retired or counts.get(t.id)}
+    return {
+        "project": project.name,
+        "items": n_items,
+        "labelled": sum(counts.values()),
+        "conflicts": n_conflicts,
+        "labels": per_tag,
+    }

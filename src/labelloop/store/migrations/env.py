@@ -1,0 +1,18 @@
+"""Alembic environment: labelloop passes its own connection in ``config.attributes``."""
+
+from alembic import context
+
+from labelloop.store.schema import metadata
+
+connection = context.config.attributes.get("connection")
+if connection is None:  # pragma: no cover - only when someone runs the alembic CLI by hand
+    raise RuntimeError("run migrations through labelloop (labelloop.store.migrate.upgrade)")
+
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,225 @@
+"""Projects, their ordered tags and their settings."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from labelloop.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from labelloop.store.schema import projects, tags, utcnow
+
+MAX_TAG_LENGTH = 200
+
+# Project settings and their defaults; `labelloop configure` changes them per project.
+PROJECT_SETTINGS_DEFAULTS: dict[str, Any] = {
+    "lease_seconds": None,  # None: the LABELLOOP_LEASE_SECONDS setting
+    "overlap_fraction": 0.0,
+    "overlap_k": 2,
+    "audit_fraction": 0.05,
+    "min_new_labels": 10,
+    "model": "tfidf-logreg",
+    "strategy": "margin",
+    "exploration": 0.1,
+    "class_weight": None,
+}
+
+
+@dataclass(frozen=True)
+class Tag:
+    id: int
+    name: str
+    position: int
+    retired: bool = False
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    name: str
+    tags: tuple[Tag, ...]
+    id_column: str
+    display_columns: tuple[str, ...]
+    seed: int
+    current_run_id: int | None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tag_names(self) -> list[str]:
+        """Active tags in their display order."""
+        return [t.name for t in self.tags if not t.retired]
+
+    def tag_id(self, name: str) -> int:
+        for t in self.tags:
+            if t.name == name and not t.retired:
+                return t.id
+        raise InvalidInputError(f"unknown tag {name!r}; project {self.name!r} has: {', '.join(self.tag_names)}")
+
+    def tag_name(self, tag_id: int) -> str:
+        for t in self.tags:
+            if t.id == tag_id:
+                return t.name
+        raise NotFoundError(f"no tag with id {tag_id} in project {self.name!r}")
+
+    def setting(self, key: str) -> Any:
+        return self.settings.get(key, PROJECT_SETTINGS_DEFAULTS[key])
+
+
+def parse_tag_list(text: str) -> list[str]:
+    """Split a comma-separated tag list, rejecting empty or repeated names."""
+    names = [part.strip() for part in text.split(",")]
+    names = [n for n in names if n]
+    if not names:
+        raise InvalidInputError("give at least one tag, e.g. --labels 'Personal Stories,Advocacy'")
+    validate_tag_names(names)
+    return names
+
+
+def validate_tag_names(names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if not name or name != name.strip():
+            raise InvalidInputError(f"tag {name!r} is empty or has surrounding spaces")
+        if len(name) > MAX_TAG_LENGTH:
+            raise InvalidInputError(f"tag {name[:40]!r}... is longer than {MAX_TAG_LENGTH} characters")
+        if any(ord(c) < 32 for c in name):
+            raise InvalidInputError(f"tag {name!r} contains control characters")
+        if name in seen:
+            raise InvalidInputError(f"tag {name!r} is given twice")
+        seen.add(name)
+
+
+def validate_project_name(name: str) -> None:
+    if not name or len(name) > 200 or name != name.strip() or any(ord(c) < 32 for c in name) or "/" in name:
+        raise InvalidInputError(
+            f"invalid project name {name!r}: 1-200 characters, no '/', control characters or surrounding spaces"
+        )
+
+
+def check_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate project settings; returns them unchanged."""
+    unknown = set(values) - set(PROJECT_SETTINGS_DEFAULTS)
+    if unknown:
+        raise InvalidInputError(f"unknown project settings: {', '.join(sorted(unknown))}")
+    for key in ("overlap_fraction", "audit_fraction", "exploration"):
+        if key in values and not 0.0 <= float(values[key]) <= 1.0:
+            raise InvalidInputError(f"{key} must be between 0 and 1, got {values[key]}")
+    if "overlap_k" in values and int(values["overlap_k"]) < 2:
+        raise InvalidInputError(f"overlap_k must be at least 2, got {values['overlap_k']}")
+    if values.get("lease_seconds") is not None and int(values["lease_seconds"]) < 5:
+        raise InvalidInputError("lease_seconds must be at least 5")
+    if "min_new_labels" in values and int(values["min_new_labels"]) < 1:
+        raise InvalidInputError("min_new_labels must be at least 1")
+    return values
+
+
+def create_project(
+    conn: Connection,
+    *,
+    name: str,
+    labels: list[str],
+    settings: dict[str, Any] | None = None,
+    seed: int | None = None,
+) -> Project:
+    validate_project_name(name)
+    validate_tag_names(labels)
+    if conn.execute(select(projects.c.id).where(projects.c.name == name)).first():
+        raise AlreadyExistsError(f"project {name!r} exists already")
+    now = utcnow()
+    project_id = conn.execute(
+        insert(projects).values(
+            name=name,
+            display_columns=[],
+            settings=check_settings(dict(settings or {})),
+            seed=secrets.randbelow(2**31) if seed is None else seed,
+            created_at=now,
+        )
+    ).inserted_primary_key[0]
+    add_tags(conn, project_id=project_id, names=labels)
+    return get_project(conn, name=name)
+
+
+def add_tags(conn: Connection, *, project_id: int, names: list[str]) -> None:
+    """Append tags at the end of the project's order; existing names are an error."""
+    validate_tag_names(names)
+    existing = set(conn.execute(select(tags.c.name).where(tags.c.project_id == project_id)).scalars())
+    clash = [n for n in names if n in existing]
+    if clash:
+        raise AlreadyExistsError(f"tag {clash[0]!r} exists already")
+    start = conn.execute(
+        select(func.coalesce(func.max(tags.c.position), -1)).where(tags.c.project_id == project_id)
+    ).scalar_one()
+    now = utcnow()
+    if names:
+        conn.execute(
+            insert(tags),
+            [
+                {"project_id": project_id, "name": n, "position": start + 1 + i, "created_at": now}
+                for i, n in enumerate(names)
+            ],
+        )
+
+
+def _load(conn: Connection, row: Any) -> Project:
+    tag_rows = conn.execute(
+        select(tags.c.id, tags.c.name, tags.c.position, tags.c.retired)
+        .where(tags.c.project_id == row.id)
+        .order_by(tags.c.position)
+    ).all()
+    return Project(
+        id=row.id,
+        name=row.name,
+        tags=tuple(Tag(r.id, r.name, r.position, bool(r.retired)) for r in tag_rows),
+        id_column=row.id_column,
+        display_columns=tuple(row.display_columns or ()),
+        seed=row.seed,
+        current_run_id=row.current_run_id,
+        settings=dict(row.settings or {}),
+    )
+
+
+def get_project(conn: Connection, *, name: str) -> Project:
+    row = conn.execute(select(projects).where(projects.c.name == name)).first()
+    if row is None:
+        known = list_project_names(conn)
+        hint = f"; known projects: {', '.join(known)}" if known else "; create it with `labelloop init`"
+        raise NotFoundError(f"no project named {name!r}{hint}")
+    return _load(conn, row)
+
+
+def get_project_by_id(conn: Connection, *, project_id: int) -> Project:
+    row = conn.execute(select(projects).where(projects.c.id == project_id)).first()
+    if row is None:
+        raise NotFoundError(f"no project with id {project_id}")
+    return _load(conn, row)
+
+
+def list_project_names(conn: Connection) -> list[str]:
+    return list(conn.execute(select(projects.c.name).order_by(projects.c.name)).scalars())
+
+
+def update_settings(conn: Connection, *, project_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``values`` into the project's settings and return the new settings."""
+    check_settings(values)
+    current = conn.execute(select(projects.c.settings).where(projects.c.id == project_id)).scalar_one()
+    merged = {**(current or {}), **values}
+    conn.execute(update(projects).where(projects.c.id == project_id).values(settings=merged))
+    return merged
+
+
+def set_import_columns(
+    conn: Connection, *, project_id: int, id_column: str, display_columns: list[str]
+) -> None:
+    """Remember the id column's name and the display columns (new ones appended in order)."""
+    current = conn.execute(
+        select(projects.c.display_columns).where(projects.c.id == project_id)
+    ).scalar_one()
+    merged = list(current or [])
+    merged += [c for c in display_columns if c not in merged]
+    conn.execute(
+        update(projects)
+        .where(projects.c.id == project_id)
+        .values(id_column=id_column, display_columns=merged)
+    )

@@ -1,0 +1,277 @@
+"""The database schema (SQLAlchemy Core), the single source of truth of labelloop.
+
+Alembic migrations under ``store/migrations`` must produce exactly this schema
+(``tests/store/test_migrations.py`` compares them).
+
+Design notes for 1M items per project:
+- ``items`` carries the item's label state (``n_labels``, ``label_tag_id``, ``label_source``)
+  so that progress, export and the queue never aggregate annotations on the hot path.
+- ``ix_items_open`` is a partial index over the items that still need a label, in their
+  seeded random order: the queue before any model and the audit draw read it directly, and it
+  shrinks as labelling progresses.
+- ``item_scores`` holds one row per unlabelled item and model run; the queue reads the
+  current run (``projects.current_run_id``) through ``ix_item_scores_run_priority``. A round
+  writes a new run's rows in bulk and then switches the pointer in one short transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if getattr(dialect, "name", "") == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigID = BigInteger().with_variant(Integer(), "sqlite")
+
+ROLES = ("admin", "labeller")
+ANNOTATION_SOURCES = ("human", "import", "review")
+ASSIGNMENT_STATES = ("leased", "labelled", "skipped")
+RUN_STATES = ("running", "complete", "failed")
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("role IN ('admin', 'labeller')", name="role"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    # SHA-256 of a 256-bit random token: tokens carry full entropy, so a fast hash is safe and
+    # keeps bearer authentication cheap on every request.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("name", String(100), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(100), nullable=False),
+    Column("client", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_login_failures_lookup", "username", "client", "created_at"),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    # Name of the id column in the imported files; export writes the external id under it.
+    Column("id_column", String(200), nullable=False, server_default="id"),
+    # Ordered display field names, as imported; export writes them in this order.
+    Column("display_columns", JSONType, nullable=False),
+    Column("settings", JSONType, nullable=False),
+    Column("seed", Integer, nullable=False),
+    # The model run whose scores the queue serves; not a foreign key, to keep the two tables
+    # free of a cycle. Switched in one short transaction at the end of a round.
+    Column("current_run_id", Integer, nullable=True),
+    Column("retrain_requested_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("retired", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("external_id", String(512), nullable=False),
+    Column("display", JSONType, nullable=False),
+    Column("text", Text, nullable=False),
+    # Seeded pseudo-random key: the serving order before any model, and the audit draw.
+    Column("rand", BigInteger, nullable=False),
+    # Human (or imported) labels so far, and how many distinct labellers the item needs.
+    Column("n_labels", Integer, nullable=False, server_default=text("0")),
+    Column("target_labels", Integer, nullable=False, server_default=text("1")),
+    # The item's final label by the project's rule (adjudicated > majority > single), kept
+    # up to date by every write to annotations; label_source is 'human', 'conflict' or null.
+    Column("label_tag_id", Integer, ForeignKey("tags.id"), nullable=True),
+    Column("label_source", String(20), nullable=True),
+    Column("adjudicated_tag_id", Integer, ForeignKey("tags.id"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("project_id", "external_id"),
+    Index(
+        "ix_items_open",
+        "project_id",
+        "rand",
+        sqlite_where=text("n_labels < target_labels"),
+        postgresql_where=text("n_labels < target_labels"),
+    ),
+    Index("ix_items_label", "project_id", "label_tag_id"),
+)
+
+annotations = Table(
+    "annotations",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    # Null for labels brought in by `import --label-column`.
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("tag_id", Integer, ForeignKey("tags.id"), nullable=False),
+    Column("source", String(20), nullable=False),
+    # Served as an audit item (drawn uniformly at random, not by priority).
+    Column("is_audit", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("item_id", "user_id"),
+    CheckConstraint("source IN ('human', 'import', 'review')", name="source"),
+    Index("ix_annotations_project_user", "project_id", "user_id", "created_at"),
+    Index("ix_annotations_project_created", "project_id", "created_at"),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("is_audit", Boolean, nullable=False, server_default=text("false")),
+    Column("leased_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("item_id", "user_id"),
+    CheckConstraint("state IN ('leased', 'labelled', 'skipped')", name="state"),
+    Index("ix_assignments_user_state", "project_id", "user_id", "state"),
+    Index("ix_assignments_item_state", "item_id", "state", "expires_at"),
+)
+
+model_runs = Table(
+    "model_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("strategy", String(100), nullable=False),
+    Column("labels_used", Integer, nullable=False, server_default=text("0")),
+    Column("metrics", JSONType, nullable=True),
+    Column("path", String(1000), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("project_id", "version"),
+    CheckConstraint("status IN ('running', 'complete', 'failed')", name="status"),
+)
+
+item_scores = Table(
+    "item_scores",
+    metadata,
+    # No foreign keys: a round bulk-writes up to a million rows, and rows of old runs are
+    # deleted with their run by the orchestrator.
+    Column("run_id", Integer, primary_key=True),
+    Column("item_id", BigID, primary_key=True),
+    Column("priority", Float, nullable=False),
+    Column("predicted_tag_id", Integer, nullable=True),
+    Column("confidence", Float, nullable=True),
+    Index("ix_item_scores_run_priority", "run_id", "priority"),
+)
+
+orchestrator_locks = Table(
+    "orchestrator_locks",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("action", String(100), nullable=False),
+    Column("details", JSONType, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_audit_log_project_created", "project_id", "created_at"),
+)

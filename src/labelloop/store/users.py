@@ -1,0 +1,164 @@
+"""Users (admins and labellers), argon2 password hashes and hashed API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, insert, select, update
+
+from labelloop.errors import AlreadyExistsError, AuthError, InvalidInputError, NotFoundError
+from labelloop.store.engine import insert_ignore
+from labelloop.store.schema import ROLES, api_tokens, meta, users, utcnow
+
+_hasher = PasswordHasher()
+TOKEN_PREFIX = "ll_"
+MIN_PASSWORD_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    role: str
+    disabled: bool
+    created_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _user(row: object) -> User:
+    return User(row.id, row.name, row.role, bool(row.disabled), row.created_at)  # type: ignore[attr-defined]
+
+
+def validate_user_name(name: str) -> None:
+    if not name or len(name) > 100 or name != name.strip() or any(ord(c) < 33 for c in name):
+        raise InvalidInputError(f"invalid user name {name!r}: 1-100 characters without spaces or control characters")
+
+
+def validate_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInputError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 1024:
+        raise InvalidInputError("password too long: at most 1024 characters")
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def create_user(conn: Connection, *, name: str, role: str, password: str) -> User:
+    validate_user_name(name)
+    if role not in ROLES:
+        raise InvalidInputError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    validate_password(password)
+    if conn.execute(select(users.c.id).where(users.c.name == name)).first():
+        raise AlreadyExistsError(f"user {name!r} exists already")
+    conn.execute(
+        insert(users).values(name=name, role=role, password_hash=_hasher.hash(password), created_at=utcnow())
+    )
+    return get_user(conn, name=name)
+
+
+def get_user(conn: Connection, *, name: str) -> User:
+    row = conn.execute(select(users).where(users.c.name == name)).first()
+    if row is None:
+        raise NotFoundError(f"no user named {name!r}")
+    return _user(row)
+
+
+def get_user_by_id(conn: Connection, *, user_id: int) -> User:
+    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    if row is None:
+        raise NotFoundError(f"no user with id {user_id}")
+    return _user(row)
+
+
+def list_users(conn: Connection) -> list[User]:
+    return [_user(r) for r in conn.execute(select(users).order_by(users.c.name))]
+
+
+def set_password(conn: Connection, *, user_id: int, password: str) -> None:
+    validate_password(password)
+    conn.execute(update(users).where(users.c.id == user_id).values(password_hash=_hasher.hash(password)))
+
+
+def set_disabled(conn: Connection, *, user_id: int, disabled: bool) -> None:
+    conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled))
+
+
+def authenticate_password(conn: Connection, *, name: str, password: str) -> User:
+    """Return the user if ``password`` is right and the account is enabled; else AuthError."""
+    row = conn.execute(select(users).where(users.c.name == name)).first()
+    if row is None:
+        # Spend the same time as a real check, so names cannot be probed by timing.
+        _hasher.hash(password)
+        raise AuthError("wrong user name or password")
+    try:
+        _hasher.verify(row.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise AuthError("wrong user name or password") from None
+    if row.disabled:
+        raise AuthError("this account is disabled")
+    if _hasher.check_needs_rehash(row.password_hash):
+        conn.execute(update(users).where(users.c.id == row.id).values(password_hash=_hasher.hash(password)))
+    return _user(row)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(conn: Connection, *, user_id: int, name: str = "") -> str:
+    """Create an API token; returns the token itself, which is never stored (only its hash)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    conn.execute(
+        insert(api_tokens).values(user_id=user_id, token_hash=hash_token(token), name=name[:100], created_at=utcnow())
+    )
+    return token
+
+
+def authenticate_token(conn: Connection, *, token: str) -> User:
+    row = conn.execute(
+        select(users).join(api_tokens, api_tokens.c.user_id == users.c.id).where(
+            api_tokens.c.token_hash == hash_token(token)
+        )
+    ).first()
+    if row is None:
+        raise AuthError("invalid API token")
+    if row.disabled:
+        raise AuthError("this account is disabled")
+    return _user(row)
+
+
+def list_tokens(conn: Connection, *, user_id: int) -> list[dict[str, object]]:
+    rows = conn.execute(
+        select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.created_at, api_tokens.c.last_used_at)
+        .where(api_tokens.c.user_id == user_id)
+        .order_by(api_tokens.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def revoke_token(conn: Connection, *, user_id: int, token_id: int) -> None:
+    result = conn.execute(
+        api_tokens.delete().where(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id)
+    )
+    if result.rowcount == 0:
+        raise NotFoundError(f"no token {token_id} for this user")
+
+
+def get_or_create_secret(conn: Connection, *, key: str = "session_secret") -> str:
+    """A random secret kept in the database, shared by every worker (created on first use)."""
+    value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+    if value is None:
+        # Two workers may start at once: the first insert wins, both read the winner.
+        conn.execute(insert_ignore(conn, meta).values(key=key, value=secrets.token_urlsafe(48)))
+        value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar_one()
+    return value
