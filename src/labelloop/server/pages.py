@@ -1,0 +1,7 @@
+"""Labeller-facing HTML pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
