@@ -1,0 +1,268 @@
+"""The data browser's queries (keyset pagination, filters, search) and tag edits, on both databases."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from labelloop.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from labelloop.store import reading, writing
+from labelloop.store import browse
+from labelloop.store import projects as store_projects
+from labelloop.store import users as store_users
+from labelloop.store.items import rand_key
+from labelloop.store.labels import refresh_items
+from labelloop.store.schema import annotations, audit_log, item_scores, items, model_runs, projects, utcnow
+
+
+def add_items(conn, project, texts, *, prefix="x"):
+    now = utcnow()
+    rows = [
+        {
+            "project_id": project.id,
+            "external_id": f"{prefix}{i}",
+            "display": {"title": t.split("\n")[0], "body": t},
+            "text": t,
+            "rand": rand_key(project.seed, f"{prefix}{i}"),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i, t in enumerate(texts)
+    ]
+    conn.execute(insert(items), rows)
+    return list(
+        conn.execute(select(items.c.id).where(items.c.project_id == project.id).order_by(items.c.id)).scalars()
+    )
+
+
+def label(conn, project, item_id, tag, *, user_id=None, source="human", when=None):
+    now = when or utcnow()
+    conn.execute(
+        insert(annotations).values(
+            project_id=project.id, item_id=item_id, user_id=user_id, tag_id=project.tag_id(tag),
+            source=source, created_at=now, updated_at=now,
+        )
+    )
+    refresh_items(conn, item_ids=[item_id])
+
+
+def add_run(conn, project, scores):
+    """scores: {item_id: (priority, confidence)}; makes the run current."""
+    run_id = conn.execute(
+        insert(model_runs).values(
+            project_id=project.id, version=1, status="complete", model_name="m", strategy="margin",
+            created_at=utcnow(),
+        )
+    ).inserted_primary_key[0]
+    conn.execute(
+        insert(item_scores),
+        [
+            {"run_id": run_id, "item_id": i, "priority": p, "confidence": c,
+             "predicted_tag_id": project.tag_id("A")}
+            for i, (p, c) in scores.items()
+        ],
+    )
+    conn.execute(update(projects).where(projects.c.id == project.id).values(current_run_id=run_id))
+    return run_id
+
+
+@pytest.fixture
+def proj(engine):
+    with writing(engine) as conn:
+        return store_projects.create_project(conn, name="p", labels=["A", "B", "C"], seed=1)
+
+
+def all_pages(engine, name, **kw):
+    seen, pages, cursor = [], 0, None
+    while True:
+        with reading(engine) as conn:
+            project = store_projects.get_project(conn, name=name)
+            page = browse.browse_items(conn, project=project, after=cursor, **kw)
+        seen += page.rows
+        pages += 1
+        assert len(page.rows) <= kw.get("limit", 50)
+        if page.next_cursor is None:
+            return seen, pages
+        assert page.rows, "a page with a next cursor must not be empty"
+        cursor = page.next_cursor
+
+
+def test_keyset_by_id_returns_every_item_once_in_order(engine, proj):
+    with writing(engine) as conn:
+        ids = add_items(conn, proj, [f"text {i}" for i in range(23)])
+    rows, pages = all_pages(engine, "p", limit=5)
+    assert [r.id for r in rows] == ids
+    assert pages == 5
+    # an exact multiple of the page size ends without an empty extra page
+    rows, pages = all_pages(engine, "p", limit=23)
+    assert len(rows) == 23 and pages == 1
+
+
+@pytest.mark.parametrize("sort", ["priority", "confidence"])
+def test_keyset_by_score_sees_every_item_once_with_ties_and_unscored_last(engine, proj, sort):
+    rng = random.Random(4)
+    with writing(engine) as conn:
+        ids = add_items(conn, proj, [f"text {i}" for i in range(40)])
+        # many ties (few distinct values), some items without a score, some with null confidence
+        scores = {
+            i: (float(rng.choice([0.5, 1.0, 2.25, 3.0])), rng.choice([None, 0.1, 0.7, 0.9]))
+            for i in ids
+            if rng.random() < 0.8
+        }
+        add_run(conn, proj, scores)
+    rows, _ = all_pages(engine, "p", sort=sort, limit=3)
+    assert sorted(r.id for r in rows) == ids and len(rows) == len(ids)
+    if sort == "priority":
+        keyed = sorted((-p, i) for i, (p, _c) in scores.items())
+    else:
+        keyed = sorted((c, i) for i, (_p, c) in scores.items() if c is not None)
+    unscored = sorted(set(ids) - {i for _, i in keyed})
+    assert [r.id for r in rows] == [i for _, i in keyed] + unscored
+    scored_row = next(r for r in rows if r.id in scores)
+    assert (scored_row.priority, scored_row.confidence) == scores[scored_row.id]
+    assert scored_row.predicted == "A"
+
+
+def test_score_sort_without_a_model_run_falls_back_to_id_order(engine, proj):
+    with writing(engine) as conn:
+        ids = add_items(conn, proj, ["a", "b", "c", "d"])
+    rows, pages = all_pages(engine, "p", sort="priority", limit=3)
+    assert [r.id for r in rows] == ids and pages == 2
+    assert rows[0].priority is None
+
+
+def test_filters(engine, proj):
+    with writing(engine) as conn:
+        ann = store_users.create_user(conn, name="ann", role="labeller", password="password1")
+        bob = store_users.create_user(conn, name="bob", role="labeller", password="password2")
+        ids = add_items(conn, proj, [f"t{i}" for i in range(8)])
+        label(conn, proj, ids[0], "A", user_id=ann.id)
+        label(conn, proj, ids[1], "B", user_id=ann.id)
+        label(conn, proj, ids[1], "B", user_id=bob.id)
+        label(conn, proj, ids[2], "A", user_id=ann.id)
+        label(conn, proj, ids[2], "C", user_id=bob.id)  # a tie: conflict
+        label(conn, proj, ids[3], "C", source="import")
+
+    def find(**kw):
+        with reading(engine) as conn:
+            project = store_projects.get_project(conn, name="p")
+            return [r.id for r in browse.browse_items(conn, project=project, **kw).rows]
+
+    assert find(tag="A") == [ids[0]]
+    assert find(tag="B") == [ids[1]]
+    assert find(tag="C") == [ids[3]]
+    assert find(source="conflict") == [ids[2]]
+    assert find(source="import") == [ids[3]]
+    assert find(source="human") == ids[:3]
+    assert find(labelled=True) == ids[:4]
+    assert find(labelled=False) == ids[4:]
+    assert find(labeller="bob") == [ids[1], ids[2]]
+    assert find(labeller="ann", tag="B") == [ids[1]]
+    with reading(engine) as conn:
+        project = store_projects.get_project(conn, name="p")
+        row = browse.browse_items(conn, project=project, labeller="bob", limit=1).rows[0]
+    assert row.annotations == [("ann", "B", "human"), ("bob", "B", "human")]
+    assert row.label == "B" and row.n_labels == 2
+    for bad in ({"tag": "nope"}, {"source": "robot"}, {"labeller": "nobody"}, {"sort": "rand"}, {"limit": 0}):
+        with pytest.raises(InvalidInputError):
+            find(**bad)
+
+
+def test_search_treats_wildcards_literally_and_ignores_case(engine, proj):
+    texts = ["100% sure", "100 percent", "snake_case", "snakeXcase", "back\\slash", "Hello World", "x"]
+    with writing(engine) as conn:
+        ids = add_items(conn, proj, texts)
+
+    def find(term):
+        with reading(engine) as conn:
+            project = store_projects.get_project(conn, name="p")
+            return [texts[ids.index(r.id)] for r in browse.browse_items(conn, project=project, search=term).rows]
+
+    assert find("0%") == ["100% sure"]
+    assert find("%") == ["100% sure"]
+    assert find("e_c") == ["snake_case"]
+    assert find("_") == ["snake_case"]
+    assert find("k\\s") == ["back\\slash"]
+    assert find("hello w") == ["Hello World"]
+    assert find("'; DROP TABLE items; --") == []
+    assert find("x9") == []
+    # the external id is searched too
+    assert find("x6") == ["x"]
+
+
+def test_search_paging_combines_with_the_cursor(engine, proj):
+    with writing(engine) as conn:
+        ids = add_items(conn, proj, [("needle " if i % 3 == 0 else "hay ") + str(i) for i in range(30)])
+    rows, pages = all_pages(engine, "p", search="needle", limit=4)
+    assert [r.id for r in rows] == ids[::3]
+    assert pages == 3
+
+
+def test_bad_cursor_is_a_clear_error(engine, proj):
+    with reading(engine) as conn:
+        for cursor, sort in (("zz", "id"), ("s1.0:4", "id"), ("i3", "priority"), ("sabc:1", "priority")):
+            with pytest.raises(InvalidInputError, match="cursor"):
+                browse.browse_items(conn, project=proj, after=cursor, sort=sort)
+
+
+def test_rename_tag_keeps_labels_and_is_audited(engine, proj):
+    with writing(engine) as conn:
+        admin = store_users.create_user(conn, name="root", role="admin", password="password1")
+        ids = add_items(conn, proj, ["a", "b"])
+        label(conn, proj, ids[0], "A", user_id=admin.id)
+        browse.rename_tag(conn, project=proj, old="A", new="Advocacy", user_id=admin.id)
+    with reading(engine) as conn:
+        project = store_projects.get_project(conn, name="p")
+        assert project.tag_names == ["Advocacy", "B", "C"]
+        assert browse.browse_items(conn, project=project, tag="Advocacy").rows[0].label == "Advocacy"
+        log = browse.audit_entries(conn, project_id=project.id)
+    assert log[0]["action"] == "tag.rename" and log[0]["user"] == "root"
+    assert log[0]["details"]["from"] == "A" and log[0]["details"]["to"] == "Advocacy"
+
+    with pytest.raises(AlreadyExistsError):
+        with writing(engine) as conn:
+            browse.rename_tag(conn, project=project, old="B", new="C", user_id=admin.id)
+    with pytest.raises(NotFoundError):
+        with writing(engine) as conn:
+            browse.rename_tag(conn, project=project, old="Z", new="Y", user_id=admin.id)
+    with pytest.raises(InvalidInputError):
+        with writing(engine) as conn:
+            browse.rename_tag(conn, project=project, old="B", new=" padded", user_id=admin.id)
+    with reading(engine) as conn:
+        assert store_projects.get_project(conn, name="p").tag_names == ["Advocacy", "B", "C"]
+        assert len(conn.execute(select(audit_log.c.id)).all()) == 1
+
+
+def test_add_tag_is_audited_and_duplicates_refused(engine, proj):
+    with writing(engine) as conn:
+        browse.add_tag(conn, project=proj, name="D", user_id=None)
+    with pytest.raises(AlreadyExistsError):
+        with writing(engine) as conn:
+            browse.add_tag(conn, project=proj, name="D", user_id=None)
+    with reading(engine) as conn:
+        assert store_projects.get_project(conn, name="p").tag_names == ["A", "B", "C", "D"]
+        assert [e["action"] for e in browse.audit_entries(conn, project_id=proj.id)] == ["tag.add"]
+
+
+def test_labeller_counts_and_labels_per_day(engine, proj):
+    now = utcnow()
+    with writing(engine) as conn:
+        ann = store_users.create_user(conn, name="ann", role="labeller", password="password1")
+        bob = store_users.create_user(conn, name="bob", role="labeller", password="password2")
+        ids = add_items(conn, proj, [f"t{i}" for i in range(6)])
+        label(conn, proj, ids[0], "A", user_id=ann.id, when=now - timedelta(days=2))
+        label(conn, proj, ids[1], "A", user_id=ann.id)
+        label(conn, proj, ids[2], "B", user_id=ann.id)
+        label(conn, proj, ids[3], "B", user_id=bob.id, when=now - timedelta(days=2))
+        label(conn, proj, ids[4], "C", source="import")
+    with reading(engine) as conn:
+        counts = browse.labeller_counts(conn, project_id=proj.id, now=now)
+        per_day = browse.labels_per_day(conn, project_id=proj.id, days=7, now=now)
+    assert counts == [{"name": "ann", "total": 3, "today": 2}, {"name": "bob", "total": 1, "today": 0}]
+    assert len(per_day) == 7
+    assert list(per_day.values())[-1] == 2 and list(per_day.values())[-3] == 2
+    assert sum(per_day.values()) == 4
+    assert list(per_day)[-1] == now.strftime("%Y-%m-%d")
