@@ -95,13 +95,20 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
     console = Console()
-    table = Table(title=f"{proj.name}: {summary['labelled']:,} of {summary['items']:,} items labelled")
+    share = summary["labelled"] / summary["items"] if summary["items"] else 0.0
+    console.print(
+        f"{proj.name}: {summary['labelled']:,} of {summary['items']:,} items labelled ({share:.1%})",
+        soft_wrap=True,
+    )
+    table = Table()
     table.add_column("tag")
     table.add_column("labels", justify="right")
+    table.add_column("share", justify="right")
+    total = max(summary["labelled"], 1)
     for tag, count in summary["labels"].items():
-        table.add_row(tag, f"{count:,}")
+        table.add_row(tag, f"{count:,}", f"{count / total:.1%}")
     if summary["conflicts"]:
-        table.add_row("(conflicts)", f"{summary['conflicts']:,}")
+        table.add_row("(conflicts)", f"{summary['conflicts']:,}", "")
     console.print(table)
 
 
@@ -150,3 +157,21 @@ def settings_cmd() -> None:
     for name, default, doc in Settings.documentation():
         click.echo(f"{name} (default: {default})\n    {doc}")
 
+
+@main.command()
+@db_option
+def migrate(db_url: str | None) -> None:
+    """Bring the database schema up to date (also done automatically on first use)."""
+    engine_for(db_url)
+    click.echo("database schema is up to date")
+
+
+@main.command()
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+def backup(target: Path, db_url: str | None) -> None:
+    """Write a consistent copy of a live SQLite database to TARGET (PostgreSQL: use pg_dump)."""
+    from labelloop.store.backup import backup_sqlite
+
+    size = backup_sqlite(engine_for(db_url), target=target)
+    click.echo(f"backed up {size:,} bytes to {target}")
