@@ -1,0 +1,111 @@
+"""Server-side charts for the admin pages: matplotlib (Agg backend), PNG bytes.
+
+matplotlib is imported on the first chart, not with the app, and no pyplot state is used: each
+chart is a stand-alone ``Figure`` on an Agg canvas, cleared after rendering, so concurrent
+requests in worker threads do not share anything.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+INK = "#1f2933"
+MUTED = "#7b8794"
+GRID = "#e4e7eb"
+ACCENT = "#2f6fde"
+PALETTE = ("#2f6fde", "#e8833a", "#3a9d5d", "#c94f7c", "#7a5cc4", "#c9a227", "#2aa3a3", "#8c6d5a", "#5f6b7a")
+
+_setup_lock = threading.Lock()
+_ready = False
+
+
+def _figure(width: float, height: float) -> Any:
+    """A new Figure on the Agg canvas (selecting the Agg backend on first use)."""
+    global _ready
+    with _setup_lock:
+        if not _ready:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            _ready = True
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", facecolor="white", metadata={"Software": None})
+    finally:
+        fig.clear()  # release the artists now; the figure is not registered anywhere else
+    return buf.getvalue()
+
+
+def _style(ax: Any) -> None:
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.spines["bottom"].set_color(GRID)
+    ax.tick_params(colors=MUTED, labelsize=9, length=0)
+    ax.set_axisbelow(True)
+
+
+def balance_png(counts: Mapping[str, int], *, title: str = "Labels per tag") -> bytes:
+    """Horizontal bars: final labels per tag, in tag order, with counts and shares."""
+    names = list(counts)
+    values = [int(counts[n]) for n in names]
+    total = sum(values)
+    fig = _figure(7.0, max(1.6, 0.42 * len(names) + 0.9))
+    ax = fig.add_subplot()
+    _style(ax)
+    if not names:
+        ax.text(0.5, 0.5, "no tags", ha="center", va="center", color=MUTED, transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        y = list(range(len(names)))[::-1]
+        colours = [PALETTE[i % len(PALETTE)] for i in range(len(names))]
+        ax.barh(y, values, color=colours, height=0.62)
+        ax.set_yticks(y, labels=[_short(n) for n in names], color=INK, fontsize=10)
+        top = max(values) if values and max(values) > 0 else 1
+        ax.set_xlim(0, top * 1.22)
+        for yi, v in zip(y, values):
+            share = f"  {v:,}  ({v / total:.0%})" if total else "  0"
+            ax.text(v, yi, share, va="center", ha="left", fontsize=9, color=INK)
+        ax.xaxis.grid(True, color=GRID, linewidth=0.8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title(f"{title} ({total:,} labelled)", loc="left", fontsize=11, color=INK, pad=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def activity_png(per_day: Mapping[str, int], *, title: str = "Labels per day") -> bytes:
+    """Vertical bars: human labels per day (``YYYY-MM-DD`` keys, oldest first)."""
+    days = list(per_day)
+    values = [int(per_day[d]) for d in days]
+    fig = _figure(7.0, 2.6)
+    ax = fig.add_subplot()
+    _style(ax)
+    x = list(range(len(days)))
+    ax.bar(x, values, color=ACCENT, width=0.75)
+    step = max(1, len(days) // 8)
+    ax.set_xticks(x[::-1][::step][::-1], labels=[days[i][5:] for i in x[::-1][::step][::-1]], fontsize=8)
+    ax.yaxis.grid(True, color=GRID, linewidth=0.8)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    if not any(values):
+        ax.set_ylim(0, 1)
+    ax.set_title(f"{title} (last {len(days)} days, UTC)", loc="left", fontsize=11, color=INK, pad=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _short(name: str, width: int = 28) -> str:
+    """Shortened, and with ``$`` escaped so that matplotlib never reads a tag name as math."""
+    name = name if len(name) <= width else name[: width - 1] + "…"
+    return name.replace("$", r"\$")
