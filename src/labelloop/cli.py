@@ -158,6 +158,90 @@ def settings_cmd() -> None:
         click.echo(f"{name} (default: {default})\n    {doc}")
 
 
+def _column_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [c.strip() for c in value.split(",") if c.strip()]
+
+
+@main.command("import")
+@click.argument("project")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--id-column", required=True, help="Column with each item's unique id.")
+@click.option("--text-columns", required=True,
+              help="Comma-separated columns the model reads, joined with a blank line, e.g. title,body.")
+@click.option("--display-columns", default=None,
+              help="Comma-separated columns shown to labellers, in order (default: the text columns).")
+@click.option("--label-column", default=None, help="Column with existing labels (empty cells: unlabelled).")
+@click.option("--add-labels", is_flag=True, help="Add unknown tags of --label-column to the project.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of a CSV or JSONL file.")
+@click.option("--update", is_flag=True, help="Replace display and text of ids already present (else skip them).")
+@db_option
+def import_cmd(project: str, file: Path, id_column: str, text_columns: str, display_columns: str | None,
+               label_column: str | None, add_labels: bool, encoding: str, update: bool, db_url: str | None) -> None:
+    """Import items from FILE (.csv, .jsonl or .parquet) into PROJECT: all rows or, on any error, none."""
+    from labelloop.io import ImportOptions, import_file
+
+    options = ImportOptions(
+        id_column=id_column, text_columns=_column_list(text_columns) or [],
+        display_columns=_column_list(display_columns), label_column=label_column,
+        add_labels=add_labels, update=update,
+    )
+    settings = settings_for(db_url)
+    result = import_file(open_engine(settings.database_url), project=project, path=file, options=options,
+                         settings=settings, encoding=encoding, show_progress=True)
+    click.echo(result.summary())
+
+
+@main.command("export")
+@click.argument("project")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--with-predictions", is_flag=True,
+              help="Fill items without a human label with the current model's prediction.")
+@click.option("--min-confidence", type=float, default=None,
+              help="With --with-predictions: leave predictions below this probability unlabelled.")
+@db_option
+def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: float | None,
+               db_url: str | None) -> None:
+    """Export PROJECT's items and final labels to OUT (.csv, .jsonl or .parquet)."""
+    from labelloop.io import export_project
+
+    settings = settings_for(db_url)
+    result = export_project(open_engine(settings.database_url), project=project, path=out,
+                            with_predictions=with_predictions, min_confidence=min_confidence,
+                            chunk_rows=settings.import_chunk_rows, show_progress=True)
+    click.echo(f"exported {result.rows:,} items to {result.path}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port to serve on.")
+@click.option("--no-serve", is_flag=True, help="Only set up the project and the admin user.")
+@db_option
+def demo(host: str, port: int, no_serve: bool, db_url: str | None) -> None:
+    """Create project bbc-news (2,225 BBC articles, unlabelled) and user admin, then serve."""
+    from labelloop.io.demo_data import DEMO_ADMIN, DEMO_PROJECT, setup_demo
+
+    settings = settings_for(db_url)
+    engine = open_engine(settings.database_url)
+    setup = setup_demo(engine, settings)
+    engine.dispose()
+    if setup.imported is not None:
+        click.echo(f"created project {DEMO_PROJECT!r} with {setup.imported.imported:,} unlabelled articles")
+    else:
+        click.echo(f"project {DEMO_PROJECT!r} exists already; left as it is")
+    if setup.admin_password is not None:
+        click.echo(f"created admin {DEMO_ADMIN!r}; password (shown once): {setup.admin_password}")
+    else:
+        click.echo(f"user {DEMO_ADMIN!r} exists already; log in with its password")
+    if no_serve:
+        return
+    from labelloop.server import serve
+
+    click.echo(f"serving on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
+    serve(settings, host=host, port=port, workers=1, orchestrate=True)
+
+
 @main.command()
 @db_option
 def migrate(db_url: str | None) -> None:

@@ -1,0 +1,154 @@
+"""Bulk writes of imported items, per backend, inside the caller's transaction.
+
+- SQLite: the raw ``sqlite3`` cursor's ``executemany`` (``INSERT ... ON CONFLICT DO NOTHING``;
+  with ``update``, an ``UPDATE`` by external id first).
+- PostgreSQL: psycopg 3 ``COPY`` into a temporary staging table, then one
+  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` per chunk (and one ``UPDATE ... FROM``).
+
+Both run on the SQLAlchemy connection's own driver connection, so everything stays in the one
+import transaction and a failure rolls all of it back. All values are bound parameters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, false, func, insert, literal, null, select, text
+
+from labelloop.store.engine import is_sqlite
+from labelloop.store.schema import annotations, items
+
+#: (external id, display JSON text, model text, rand key, label tag id or None)
+ItemRow = tuple[str, str, str, int, int | None]
+
+# Namespace of the per-project advisory lock taken by imports on PostgreSQL.
+_PG_IMPORT_LOCK = 0x6C6C696D
+
+_ITEM_COLUMNS = (
+    "project_id, external_id, display, text, rand, n_labels, label_tag_id, label_source, "
+    "created_at, updated_at"
+)
+
+
+class ItemWriter:
+    """Writes chunks of new items; returns (inserted, updated) per chunk."""
+
+    def write(self, rows: list[ItemRow]) -> tuple[int, int]:
+        raise NotImplementedError
+
+
+class SqliteItemWriter(ItemWriter):
+    def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool):
+        self._cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        stamp = items.c.created_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        self._now = stamp(now) if stamp else now
+        self._project_id = project_id
+        self._update = update
+
+    def write(self, rows: list[ItemRow]) -> tuple[int, int]:
+        cursor, pid, now = self._cursor, self._project_id, self._now
+        updated = 0
+        if self._update:
+            cursor.executemany(
+                "UPDATE items SET display = ?, text = ?, updated_at = ? "
+                "WHERE project_id = ? AND external_id = ?",
+                [(display, body, now, pid, ext) for ext, display, body, _, _ in rows],
+            )
+            updated = max(cursor.rowcount, 0)
+        cursor.executemany(
+            f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (project_id, external_id) DO NOTHING",
+            [
+                (pid, ext, display, body, rand, 0, None, None, now, now)
+                if tag is None
+                else (pid, ext, display, body, rand, 1, tag, "human", now, now)
+                for ext, display, body, rand, tag in rows
+            ],
+        )
+        return max(cursor.rowcount, 0), updated
+
+
+class PostgresItemWriter(ItemWriter):
+    _STAGE = "labelloop_import_stage"
+
+    def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool):
+        self._raw: Any = conn.connection.driver_connection
+        self._params = {"p": project_id, "now": now}
+        self._update = update
+        with self._raw.cursor() as cur:
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {self._STAGE} (external_id text NOT NULL, "
+                "display jsonb NOT NULL, text text NOT NULL, rand bigint NOT NULL, label_tag_id integer) "
+                "ON COMMIT DROP"
+            )
+            cur.execute(f"TRUNCATE {self._STAGE}")
+
+    def write(self, rows: list[ItemRow]) -> tuple[int, int]:
+        stage = self._STAGE
+        with self._raw.cursor() as cur:
+            with cur.copy(f"COPY {stage} (external_id, display, text, rand, label_tag_id) FROM STDIN") as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+            updated = 0
+            if self._update:
+                cur.execute(
+                    f"UPDATE items AS i SET display = s.display, text = s.text, updated_at = %(now)s "
+                    f"FROM {stage} AS s WHERE i.project_id = %(p)s AND i.external_id = s.external_id",
+                    self._params,
+                )
+                updated = max(cur.rowcount, 0)
+            cur.execute(
+                f"INSERT INTO items ({_ITEM_COLUMNS}) "
+                "SELECT %(p)s, external_id, display, text, rand, "
+                "CASE WHEN label_tag_id IS NULL THEN 0 ELSE 1 END, label_tag_id, "
+                "CASE WHEN label_tag_id IS NULL THEN NULL ELSE 'human' END, %(now)s, %(now)s "
+                f"FROM {stage} ON CONFLICT (project_id, external_id) DO NOTHING",
+                self._params,
+            )
+            inserted = max(cur.rowcount, 0)
+            cur.execute(f"TRUNCATE {stage}")
+        return inserted, updated
+
+
+def make_writer(conn: Connection, *, project_id: int, now: datetime, update: bool) -> ItemWriter:
+    cls = SqliteItemWriter if is_sqlite(conn) else PostgresItemWriter
+    return cls(conn, project_id=project_id, now=now, update=update)
+
+
+def lock_project_for_import(conn: Connection, *, project_id: int) -> None:
+    """Serialise imports into one project (SQLite's write lock does it already)."""
+    if not is_sqlite(conn):
+        conn.execute(text("SELECT pg_advisory_xact_lock(:ns, :p)"), {"ns": _PG_IMPORT_LOCK, "p": project_id})
+
+
+def max_item_id(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(items.c.id), 0))).scalar_one())
+
+
+def add_import_annotations(conn: Connection, *, project_id: int, after_id: int, now: datetime) -> int:
+    """One 'import' annotation (no user) per labelled item this import created; returns how many.
+
+    Items created by the import are the project's items with ids above ``after_id`` (the largest
+    id before the import; imports into a project are serialised)."""
+    stamp = literal(now, type_=annotations.c.created_at.type)
+    chosen = select(
+        items.c.project_id,
+        items.c.id,
+        null(),
+        items.c.label_tag_id,
+        literal("import"),
+        false(),
+        stamp,
+        stamp,
+    ).where(items.c.project_id == project_id, items.c.id > after_id, items.c.label_tag_id.is_not(None))
+    result = conn.execute(
+        insert(annotations)
+        .from_select(
+            ["project_id", "item_id", "user_id", "tag_id", "source", "is_audit", "created_at", "updated_at"],
+            chosen,
+        )
+        .execution_options(preserve_rowcount=True)
+    )
+    return max(result.rowcount or 0, 0)

@@ -1,0 +1,225 @@
+"""Streaming export of a project's items and final labels (CSV, JSONL, Parquet).
+
+One row per item: the external id under the id column's original name, the display fields in
+the project's order, ``label`` (final label, empty if none) and ``label_source`` (``human``,
+``conflict`` or empty). With predictions, items without a human final label get the current
+model's prediction (``label_source = model``; no label below ``min_confidence``), plus the
+columns ``confidence`` and ``model_version``.
+
+Rows are read with a streaming cursor (server-side on PostgreSQL) and written per chunk, into
+a temporary file next to the target that is renamed at the end: a failure never leaves a half
+file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, select
+
+from labelloop.errors import InvalidInputError, NotFoundError
+from labelloop.io.progress import ProgressBar
+from labelloop.store import projects as store_projects
+from labelloop.store import reading
+from labelloop.store.projects import Project
+from labelloop.store.schema import item_scores, items, model_runs
+
+FORMATS = (".csv", ".jsonl", ".parquet")
+LABEL_COLUMNS = ("label", "label_source")
+PREDICTION_COLUMNS = ("confidence", "model_version")
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    rows: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What an export reads: the project, its column names and the model run, if any."""
+
+    project: Project
+    columns: tuple[str, ...]
+    run_id: int | None
+    model_version: int | None
+    min_confidence: float | None
+
+
+def plan_export(conn: Connection, *, project: Project, with_predictions: bool = False,
+                min_confidence: float | None = None) -> ExportPlan:
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise InvalidInputError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
+    if min_confidence is not None and not with_predictions:
+        raise InvalidInputError("--min-confidence only applies with --with-predictions")
+    columns = (project.id_column, *project.display_columns, *LABEL_COLUMNS)
+    if with_predictions:
+        columns += PREDICTION_COLUMNS
+    clash = sorted({c for c in columns if columns.count(c) > 1})
+    if clash:
+        raise InvalidInputError(
+            f"cannot export project {project.name!r}: column name {clash[0]!r} is used twice "
+            f"(columns: {', '.join(columns)})"
+        )
+    run_id = version = None
+    if with_predictions:
+        run_id = project.current_run_id
+        if run_id is not None:
+            version = conn.execute(select(model_runs.c.version).where(model_runs.c.id == run_id)).scalar()
+        if run_id is None or version is None:
+            raise NotFoundError(
+                f"project {project.name!r} has no current model yet, so there are no predictions to "
+                "export; export without --with-predictions, or wait for the first training round"
+            )
+    return ExportPlan(project, columns, run_id, version, min_confidence)
+
+
+def export_rows(conn: Connection, plan: ExportPlan, *, chunk_rows: int = 20_000) -> Iterator[list[tuple[Any, ...]]]:
+    """Chunks of rows (tuples in ``plan.columns`` order; None for an empty cell)."""
+    project = plan.project
+    names = {t.id: t.name for t in project.tags}
+    display_columns = project.display_columns
+    cols = [items.c.external_id, items.c.display, items.c.label_tag_id, items.c.label_source]
+    query = select(*cols)
+    if plan.run_id is not None:
+        query = select(*cols, item_scores.c.predicted_tag_id, item_scores.c.confidence).select_from(
+            items.outerjoin(
+                item_scores, and_(item_scores.c.item_id == items.c.id, item_scores.c.run_id == plan.run_id)
+            )
+        )
+    query = query.where(items.c.project_id == project.id).order_by(items.c.id)
+    result = conn.execute(query.execution_options(stream_results=True, yield_per=max(1, chunk_rows)))
+    with_predictions, version, floor = plan.run_id is not None, plan.model_version, plan.min_confidence
+    for part in result.partitions():
+        out = []
+        for row in part:
+            display = row[1] or {}
+            shown = tuple(_shown(display.get(c)) for c in display_columns)
+            label = names.get(row[2]) if row[2] is not None else None
+            source = row[3] if row[3] in ("human", "conflict") else None
+            if source == "conflict":
+                label = None
+            if not with_predictions:
+                out.append((row[0], *shown, label, source))
+                continue
+            confidence = model = None
+            if source != "human" and row[4] is not None:
+                confidence, model = row[5], version
+                if floor is None or (confidence is not None and confidence >= floor):
+                    label, source = names.get(row[4]), "model"
+            out.append((row[0], *shown, label, source, confidence, model))
+        yield out
+
+
+def _shown(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def export_project(engine: Engine, *, project: str, path: str | os.PathLike[str], with_predictions: bool = False,
+                   min_confidence: float | None = None, chunk_rows: int = 20_000,
+                   show_progress: bool = False) -> ExportResult:
+    """Write ``project`` to ``path`` (.csv, .jsonl or .parquet) and return the row count.
+
+    With ``show_progress`` a progress bar (rows written) goes to stderr."""
+    target = check_target(path)
+    with reading(engine) as conn:
+        proj = store_projects.get_project(conn, name=project)
+        plan = plan_export(conn, project=proj, with_predictions=with_predictions, min_confidence=min_confidence)
+        chunks = export_rows(conn, plan, chunk_rows=chunk_rows)
+        if not show_progress:
+            return ExportResult(write_atomically(target, plan.columns, chunks), target)
+        total = conn.execute(select(func.count()).where(items.c.project_id == proj.id)).scalar_one()
+        with ProgressBar(f"exporting {target.name}", total=total, unit="rows") as bar:
+            return ExportResult(write_atomically(target, plan.columns, chunks, progress=bar.advance), target)
+
+
+def check_target(path: str | os.PathLike[str]) -> Path:
+    target = Path(path)
+    if target.suffix.lower() not in FORMATS:
+        raise InvalidInputError(
+            f"{target}: unknown export format {target.suffix or '(no extension)'!r}; use one of {', '.join(FORMATS)}"
+        )
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise InvalidInputError(f"{target}: the folder {str(parent)!r} does not exist")
+    if target.is_dir():
+        raise InvalidInputError(f"{target}: is a folder")
+    return target
+
+
+def write_atomically(target: Path, columns: tuple[str, ...], chunks: Iterator[list[tuple[Any, ...]]],
+                     *, progress: Progress | None = None) -> int:
+    """Write chunks to a temporary file beside ``target``, then rename it into place."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
+                                    prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        writer = {".csv": _write_csv, ".jsonl": _write_jsonl, ".parquet": _write_parquet}[target.suffix.lower()]
+        rows = writer(tmp, columns, chunks, progress)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return rows
+
+
+def _counting(chunks: Iterator[list[tuple[Any, ...]]], progress: Progress | None) -> Iterator[list[tuple[Any, ...]]]:
+    for chunk in chunks:
+        yield chunk
+        if progress:
+            progress(len(chunk))
+
+
+def _write_csv(tmp: Path, columns: tuple[str, ...], chunks: Iterator[list[tuple[Any, ...]]],
+               progress: Progress | None) -> int:
+    n = 0
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for chunk in _counting(chunks, progress):
+            writer.writerows(chunk)
+            n += len(chunk)
+    return n
+
+
+def _write_jsonl(tmp: Path, columns: tuple[str, ...], chunks: Iterator[list[tuple[Any, ...]]],
+                 progress: Progress | None) -> int:
+    n = 0
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for chunk in _counting(chunks, progress):
+            f.write("".join(dumps(dict(zip(columns, row))) + "\n" for row in chunk))
+            n += len(chunk)
+    return n
+
+
+def _write_parquet(tmp: Path, columns: tuple[str, ...], chunks: Iterator[list[tuple[Any, ...]]],
+                   progress: Progress | None) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"confidence": pa.float64(), "model_version": pa.int64()}
+    n_text = len(columns) - (2 if columns[-1] == "model_version" else 0)
+    schema = pa.schema(
+        [pa.field(c, pa.string()) for c in columns[:n_text]] + [pa.field(c, types[c]) for c in columns[n_text:]]
+    )
+    n = 0
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for chunk in _counting(chunks, progress):
+            arrays = [pa.array(list(values), type=f.type) for values, f in zip(zip(*chunk), schema)]
+            writer.write_batch(pa.record_batch(arrays, schema=schema))
+            n += len(chunk)
+        if n == 0:
+            writer.write_table(schema.empty_table())
+    return n

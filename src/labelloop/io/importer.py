@@ -1,0 +1,254 @@
+"""Streaming import of items (and existing labels) into a project, all in one transaction.
+
+Any problem with the input raises :class:`~labelloop.errors.InputFileError` naming the file,
+line and field; since the whole import is one ``writing`` transaction, the database is then
+left exactly as it was. Memory stays constant apart from a dict of the ids seen (duplicates).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, select
+
+from labelloop.config import Settings
+from labelloop.errors import InvalidInputError
+from labelloop.io.bulk import (
+    ItemRow,
+    add_import_annotations,
+    lock_project_for_import,
+    make_writer,
+    max_item_id,
+)
+from labelloop.io.progress import ProgressBar
+from labelloop.io.readers import open_file
+from labelloop.io.records import RecordSource
+from labelloop.store import projects as store_projects
+from labelloop.store import writing
+from labelloop.store.items import rand_key
+from labelloop.store.schema import items, tags, utcnow
+
+MAX_EXTERNAL_ID = items.c.external_id.type.length or 512
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to read items from a file's columns."""
+
+    id_column: str
+    text_columns: Sequence[str]
+    display_columns: Sequence[str] | None = None  # default: the text columns
+    label_column: str | None = None
+    add_labels: bool = False  # unknown tags extend the project's tags instead of failing
+    update: bool = False  # an existing id gets its display/text replaced instead of skipped
+
+    def checked(self) -> ImportOptions:
+        text_cols = [self.text_columns] if isinstance(self.text_columns, str) else list(self.text_columns)
+        display = self.display_columns
+        display = text_cols if display is None else ([display] if isinstance(display, str) else list(display))
+        if not self.id_column:
+            raise InvalidInputError("name the id column (--id-column)")
+        if not text_cols or any(not c for c in text_cols):
+            raise InvalidInputError("name at least one text column (--text-columns a,b)")
+        if not display or any(not c for c in display):
+            raise InvalidInputError("display columns must not be empty (leave them out to show the text columns)")
+        for name, cols in (("text", text_cols), ("display", display)):
+            if len(set(cols)) != len(cols):
+                raise InvalidInputError(f"a {name} column is named twice: {', '.join(cols)}")
+        return ImportOptions(
+            self.id_column, tuple(text_cols), tuple(display), self.label_column or None,
+            self.add_labels, self.update,
+        )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: int
+    skipped: int
+    updated: int
+    labels: int
+    new_tags: tuple[str, ...] = field(default=())
+
+    def summary(self) -> str:
+        """One line such as ``imported 3,155 items (0 skipped as already present, 0 labels)``."""
+        if self.updated:
+            detail = f"{self.updated:,} updated, {self.skipped:,} skipped"
+        else:
+            detail = f"{self.skipped:,} skipped as already present"
+        text = f"imported {self.imported:,} items ({detail}, {self.labels:,} labels)"
+        if self.new_tags:
+            text += f"; new tags: {', '.join(self.new_tags)}"
+        return text
+
+
+def import_file(engine: Engine, *, project: str, path: str | os.PathLike[str], options: ImportOptions,
+                settings: Settings, encoding: str = "utf-8", show_progress: bool = False) -> ImportResult:
+    """Import a CSV, JSONL or Parquet file into ``project`` (one transaction).
+
+    With ``show_progress`` a progress bar (bytes read, or rows for Parquet) goes to stderr."""
+    source = open_file(path, encoding=encoding, max_field_bytes=settings.max_field_bytes,
+                       chunk_rows=settings.import_chunk_rows)
+    with source:
+        if not show_progress:
+            return import_source(engine, project=project, source=source, options=options, settings=settings)
+        with ProgressBar(f"importing {Path(path).name}", total=source.total(), unit=source.unit) as bar:
+            return import_source(engine, project=project, source=source, options=options,
+                                 settings=settings, progress=bar.set)
+
+
+def import_source(engine: Engine, *, project: str, source: RecordSource, options: ImportOptions,
+                  settings: Settings, progress: Progress | None = None) -> ImportResult:
+    """Import any record source into ``project`` in one write transaction."""
+    options = options.checked()
+    wanted_columns(source, options)  # fail on a missing column before taking the write lock
+    with writing(engine) as conn:
+        proj = store_projects.get_project(conn, name=project)
+        return import_into(conn, project=proj, source=source, options=options, settings=settings,
+                           progress=progress)
+
+
+def wanted_columns(source: RecordSource, options: ImportOptions) -> list[str]:
+    """The columns to read: id, text, display, label (each once), checked against the source."""
+    named = [("id", options.id_column)] + [("text", c) for c in options.text_columns]
+    named += [("display", c) for c in options.display_columns or ()]
+    if options.label_column:
+        named.append(("label", options.label_column))
+    available = source.columns()
+    for role, column in named:
+        if column not in available:
+            raise source.error(
+                f"no {role} column {column!r}; available columns: {', '.join(available)}",
+                line=source.header_line(), field=column,
+            )
+        if available.count(column) > 1:
+            raise source.error(f"column {column!r} appears more than once", line=source.header_line(),
+                               field=column)
+    return list(dict.fromkeys(column for _, column in named))
+
+
+def import_into(conn: Connection, *, project: store_projects.Project, source: RecordSource,
+                options: ImportOptions, settings: Settings, progress: Progress | None = None) -> ImportResult:
+    """Import into ``project`` on an open write transaction (the caller commits or rolls back)."""
+    options = options.checked()
+    wanted = wanted_columns(source, options)
+    lock_project_for_import(conn, project_id=project.id)
+    now = utcnow()
+    after_id = max_item_id(conn)
+    writer = make_writer(conn, project_id=project.id, now=now, update=options.update)
+    labels = _TagResolver(conn, project, source, options)
+    chunk_rows = max(1, settings.import_chunk_rows)
+    check = _FieldCheck(source, wanted, settings.max_field_bytes)
+    text_pos = [wanted.index(c) for c in options.text_columns]
+    display_pos = [wanted.index(c) for c in options.display_columns or ()]
+    display_keys = [json.dumps(c, ensure_ascii=False) + ": " for c in options.display_columns or ()]
+    label_pos = wanted.index(options.label_column) if options.label_column else None
+    encode = json.encoder.encode_basestring  # type: ignore[attr-defined]  # JSON string, UTF-8 kept
+    id_field, seed = options.id_column, project.seed
+    seen: dict[str, int] = {}
+    chunk: list[ItemRow] = []
+    inserted = updated = 0
+
+    for line, values in source.rows(wanted):
+        check(line, values)
+        external_id = values[0]
+        if not external_id.strip():
+            raise source.error("empty id", line=line, field=id_field)
+        if len(external_id) > MAX_EXTERNAL_ID:
+            raise source.error(f"id longer than {MAX_EXTERNAL_ID} characters", line=line, field=id_field)
+        first = seen.setdefault(external_id, line)
+        if first != line:
+            raise source.error(f"duplicate id {external_id!r}: also on line {first}", line=line, field=id_field)
+        parts = [values[i] for i in text_pos]
+        body = "\n\n".join([p for p in parts if p.strip()]) if len(parts) > 1 else parts[0]
+        display = "{" + ", ".join([k + encode(values[i]) for k, i in zip(display_keys, display_pos)]) + "}"
+        tag_id = labels.resolve(values[label_pos], line) if label_pos is not None else None
+        chunk.append((external_id, display, body, rand_key(seed, external_id), tag_id))
+        if len(chunk) >= chunk_rows:
+            done = writer.write(chunk)
+            inserted, updated = inserted + done[0], updated + done[1]
+            chunk = []
+            if progress:
+                progress(source.position())
+    if chunk:
+        done = writer.write(chunk)
+        inserted, updated = inserted + done[0], updated + done[1]
+    if progress:
+        progress(source.position())
+    if not seen:
+        raise source.error("no data rows" + (" after the header" if source.header_line() == 1 else ""))
+    n_labels = add_import_annotations(conn, project_id=project.id, after_id=after_id, now=now) if label_pos is not None else 0
+    store_projects.set_import_columns(
+        conn, project_id=project.id, id_column=options.id_column, display_columns=list(options.display_columns or ())
+    )
+    return ImportResult(inserted, len(seen) - inserted - updated, updated, n_labels, tuple(labels.added))
+
+
+class _FieldCheck:
+    """Rejects NUL characters and fields over ``max_field_bytes`` (UTF-8), naming the field."""
+
+    def __init__(self, source: RecordSource, wanted: Sequence[str], max_bytes: int):
+        self.source, self.wanted, self.max_bytes = source, list(wanted), max_bytes
+        self.quick = max_bytes // 4  # at most 4 UTF-8 bytes per character
+
+    def __call__(self, line: int, values: Sequence[str]) -> None:
+        quick = self.quick
+        for value in values:
+            if len(value) > quick or "\x00" in value:
+                self._slow(line, values)
+                return
+
+    def _slow(self, line: int, values: Sequence[str]) -> None:
+        for name, value in zip(self.wanted, values):
+            if "\x00" in value:
+                raise self.source.error("contains a NUL character (\\x00)", line=line, field=name)
+            if len(value) > self.quick and len(value.encode("utf-8", "surrogatepass")) > self.max_bytes:
+                raise self.source.error(
+                    f"field longer than the limit of {self.max_bytes:,} bytes (LABELLOOP_MAX_FIELD_BYTES)",
+                    line=line, field=name,
+                )
+
+
+class _TagResolver:
+    """Maps label cells to tag ids; unknown tags are an error, or added with ``add_labels``."""
+
+    def __init__(self, conn: Connection, project: store_projects.Project, source: RecordSource,
+                 options: ImportOptions):
+        self.conn, self.project, self.source = conn, project, source
+        self.field = options.label_column
+        self.add = options.add_labels
+        self.ids = {t.name: t.id for t in project.tags if not t.retired}
+        self.retired = {t.name for t in project.tags if t.retired}
+        self.added: list[str] = []
+
+    def resolve(self, cell: str, line: int) -> int | None:
+        tag_id = self.ids.get(cell)
+        if tag_id is not None:
+            return tag_id
+        name = cell.strip()
+        if not name:
+            return None
+        if name in self.ids:
+            return self.ids[name]
+        if name in self.retired:
+            raise self.source.error(f"tag {name!r} is retired in project {self.project.name!r}",
+                                    line=line, field=self.field)
+        if not self.add:
+            known = ", ".join(self.ids) or "(none)"
+            raise self.source.error(
+                f"unknown tag {name!r}; project {self.project.name!r} has: {known} "
+                "(use --add-labels to add new tags)", line=line, field=self.field,
+            )
+        try:
+            store_projects.add_tags(self.conn, project_id=self.project.id, names=[name])
+        except InvalidInputError as exc:
+            raise self.source.error(f"cannot add tag: {exc}", line=line, field=self.field) from None
+        self.ids[name] = self.conn.execute(
+            select(tags.c.id).where(tags.c.project_id == self.project.id, tags.c.name == name)
+        ).scalar_one()
+        self.added.append(name)
+        return self.ids[name]
