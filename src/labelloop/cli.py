@@ -188,8 +188,12 @@ def import_cmd(project: str, file: Path, id_column: str, text_columns: str, disp
         add_labels=add_labels, update=update,
     )
     settings = settings_for(db_url)
-    result = import_file(open_engine(settings.database_url), project=project, path=file, options=options,
-                         settings=settings, encoding=encoding, show_progress=True)
+    engine = open_engine(settings.database_url)
+    try:
+        result = import_file(engine, project=project, path=file, options=options, settings=settings,
+                             encoding=encoding, show_progress=True)
+    finally:
+        engine.dispose()
     click.echo(result.summary())
 
 
@@ -207,9 +211,13 @@ def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: 
     from labelloop.io import export_project
 
     settings = settings_for(db_url)
-    result = export_project(open_engine(settings.database_url), project=project, path=out,
-                            with_predictions=with_predictions, min_confidence=min_confidence,
-                            chunk_rows=settings.import_chunk_rows, show_progress=True)
+    engine = open_engine(settings.database_url)
+    try:
+        result = export_project(engine, project=project, path=out, with_predictions=with_predictions,
+                                min_confidence=min_confidence, chunk_rows=settings.import_chunk_rows,
+                                show_progress=True)
+    finally:
+        engine.dispose()
     click.echo(f"exported {result.rows:,} items to {result.path}")
 
 
@@ -224,8 +232,10 @@ def demo(host: str, port: int, no_serve: bool, db_url: str | None) -> None:
 
     settings = settings_for(db_url)
     engine = open_engine(settings.database_url)
-    setup = setup_demo(engine, settings)
-    engine.dispose()
+    try:
+        setup = setup_demo(engine, settings)
+    finally:
+        engine.dispose()
     if setup.imported is not None:
         click.echo(f"created project {DEMO_PROJECT!r} with {setup.imported.imported:,} unlabelled articles")
     else:
@@ -240,6 +250,23 @@ def demo(host: str, port: int, no_serve: bool, db_url: str | None) -> None:
 
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
     serve(settings, host=host, port=port, workers=1, orchestrate=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port to serve on.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes (each with its own single database writer).")
+@click.option("--orchestrate", is_flag=True, help="Also run the orchestrator (retraining) in this process.")
+@db_option
+def serve(host: str, port: int, workers: int, orchestrate: bool, db_url: str | None) -> None:
+    """Serve the labelling pages and the JSON API (OpenAPI at /docs) until Ctrl+C."""
+    from labelloop.server import serve as run_server
+
+    settings = settings_for(db_url)
+    engine_for(db_url).dispose()  # migrate once here, not in every worker
+    click.echo(f"serving on http://{host}:{port}/ with {workers} worker(s) (Ctrl+C to stop)", err=True)
+    run_server(settings, host=host, port=port, workers=workers, orchestrate=orchestrate)
 
 
 @main.command()

@@ -90,10 +90,10 @@ class _LineFile:
             yield text.lstrip("\ufeff") if self.count == 1 else text
 
     def _decode_error(self, exc: UnicodeDecodeError, line: int) -> InputFileError:
-        hint = " (is it UTF-8? give the file's encoding with --encoding, e.g. --encoding cp1252)"
         return InputFileError(
             self.name,
-            f"not valid {self.encoding} text at byte {exc.start + 1} of the line{hint}",
+            f"not valid {self.encoding} text (byte {exc.start + 1} of the line); if the file is in "
+            "another encoding, give it with --encoding, e.g. --encoding cp1252",
             line=line,
         )
 
