@@ -1,7 +1,222 @@
-"""Admin HTML pages and their form POSTs."""
+"""Admin HTML pages and their form POSTs (admins only: labellers get 403).
+
+- ``GET /admin``: every project's progress, labels per labeller, model runs and charts.
+- ``GET /admin/projects/{project}/charts/{balance,activity}.png``: server-rendered charts.
+- ``GET /admin/projects/{project}/browse``: the data browser (search, filters, keyset pages).
+- ``GET|POST /admin/projects/{project}/tags``: add and rename tags (audit-logged).
+- ``/admin/users``: see :mod:`labelloop.server.admin_users`.
+
+Every POST needs the session's CSRF token (form field ``csrf_token``); a successful POST
+redirects back (303) with a short notice code, a failed one re-renders the page with the error.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hashlib
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
-router = APIRouter()
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from labelloop.errors import LabelloopError
+from labelloop.server import admin_users, charts
+from labelloop.server.deps import CsrfChecked, EngineDep, PageAdmin, ProjectDep
+from labelloop.server.pages import HtmlRoute, error_status, render
+from labelloop.store import browse, reading, writing
+from labelloop.store import projects as store_projects
+from labelloop.store import users as store_users
+from labelloop.store.labels import label_counts
+from labelloop.store.projects import Project
+from labelloop.store.stats import project_stats
+from labelloop.store.users import User
+
+router = APIRouter(prefix="/admin", route_class=HtmlRoute)
+router.include_router(admin_users.router)
+
+CHART_MAX_AGE = 30  # seconds a browser may reuse a chart before asking again (ETag: 304)
+PAGE_SIZES = (25, 50, 100, 200)
+NOTICES = {"tag-added": "Tag added.", "tag-renamed": "Tag renamed; its labels follow it."}
+
+
+def project_url(project: Project, *rest: str) -> str:
+    return "/admin/projects/" + quote(project.name, safe="") + "".join("/" + r for r in rest)
+
+
+# ---- overview -----------------------------------------------------------------------------
+@router.get("", response_class=HTMLResponse)
+def overview(request: Request, user: PageAdmin, engine: EngineDep) -> HTMLResponse:
+    """Every project: items, progress, labels per labeller (today and in total), latest model."""
+    cards = []
+    with reading(engine) as conn:
+        for name in store_projects.list_project_names(conn):
+            project = store_projects.get_project(conn, name=name)
+            stats = project_stats(conn, project=project)
+            runs = browse.model_runs_of(conn, project_id=project.id, limit=1)
+            cards.append(
+                {
+                    "project": project,
+                    "stats": stats,
+                    "labellers": browse.labeller_counts(conn, project_id=project.id),
+                    "run": runs[0] if runs else None,
+                    "url": project_url(project),
+                }
+            )
+    return render(request, "admin/overview.html", {"cards": cards, "nav": "admin"}, user=user)
+
+
+def _png(request: Request, png: bytes) -> Response:
+    etag = '"' + hashlib.sha256(png).hexdigest()[:32] + '"'
+    headers = {"Cache-Control": f"private, max-age={CHART_MAX_AGE}", "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(png, media_type="image/png", headers=headers)
+
+
+@router.get("/projects/{project}/charts/balance.png", response_class=Response)
+def balance_chart(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
+    """Final labels per tag (PNG)."""
+    with reading(engine) as conn:
+        counts = label_counts(conn, project_id=project.id)
+    per_tag = {t.name: counts.get(t.id, 0) for t in project.tags if not t.retired or counts.get(t.id)}
+    return _png(request, charts.balance_png(per_tag))
+
+
+@router.get("/projects/{project}/charts/activity.png", response_class=Response)
+def activity_chart(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
+    """Human labels per day over the last 30 days (PNG)."""
+    with reading(engine) as conn:
+        per_day = browse.labels_per_day(conn, project_id=project.id, days=30)
+    return _png(request, charts.activity_png(per_day))
+
+
+# ---- data browser ---------------------------------------------------------------------------
+@router.get("/projects/{project}/browse", response_class=HTMLResponse)
+def browse_page(
+    request: Request,
+    project: ProjectDep,
+    user: PageAdmin,
+    engine: EngineDep,
+    q: str = "",
+    tag: str = "",
+    source: str = "",
+    labelled: str = "",
+    labeller: str = "",
+    sort: str = "id",
+    after: str = "",
+    size: int = 50,
+    page: int = 1,
+) -> HTMLResponse:
+    """Items matching the filters, one keyset page at a time ("next" carries the cursor)."""
+    filters = {"q": q.strip(), "tag": tag, "source": source, "labelled": labelled, "labeller": labeller,
+               "sort": sort, "size": size if size in PAGE_SIZES else 50}
+    error = None
+    result = None
+    with reading(engine) as conn:
+        names = [u.name for u in store_users.list_users(conn)]
+        try:
+            result = browse.browse_items(
+                conn,
+                project=project,
+                search=filters["q"],
+                tag=tag or None,
+                source=source or None,
+                labelled={"yes": True, "no": False}.get(labelled),
+                labeller=labeller or None,
+                sort=sort,
+                after=after or None,
+                limit=filters["size"],
+            )
+        except LabelloopError as exc:
+            error = str(exc)
+    query = {k: v for k, v in filters.items() if v not in ("", None)}
+    next_url = None
+    if result is not None and result.next_cursor:
+        next_url = "?" + urlencode({**query, "after": result.next_cursor, "page": max(page, 1) + 1})
+    context = {
+        "project": project,
+        "url": project_url(project),
+        "filters": filters,
+        "rows": result.rows if result else [],
+        "next_url": next_url,
+        "first_url": "?" + urlencode(query) if after else None,
+        "page": max(page, 1),
+        "error": error,
+        "users": names,
+        "sources": browse.SOURCES,
+        "sorts": list(browse.SORTS),
+        "page_sizes": PAGE_SIZES,
+        "columns": list(project.display_columns),
+        "nav": "admin",
+        "tab": "browse",
+    }
+    return render(request, "admin/browse.html", context, user=user, status=400 if error else 200)
+
+
+# ---- tags -----------------------------------------------------------------------------------
+def _tags_page(
+    request: Request, engine: Any, project: Project, user: User, *, error: str | None = None,
+    status: int = 200, form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    with reading(engine) as conn:
+        project = store_projects.get_project(conn, name=project.name)
+        counts = label_counts(conn, project_id=project.id)
+        log = browse.audit_entries(conn, project_id=project.id, limit=30)
+    context = {
+        "project": project,
+        "url": project_url(project),
+        "tags": [(t, counts.get(t.id, 0)) for t in project.tags],
+        "log": log,
+        "error": error,
+        "notice": NOTICES.get(request.query_params.get("done", "")),
+        "form": form or {},
+        "nav": "admin",
+        "tab": "tags",
+    }
+    return render(request, "admin/tags.html", context, user=user, status=status)
+
+
+@router.get("/projects/{project}/tags", response_class=HTMLResponse)
+def tags_page(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> HTMLResponse:
+    """The project's tags with their label counts, the add and rename forms, the audit log."""
+    return _tags_page(request, engine, project, user)
+
+
+def _tag_change(request: Request, engine: Any, project: Project, user: User, change: Any, done: str,
+                form: dict[str, str]) -> Response:
+    try:
+        with writing(engine) as conn:
+            change(conn)
+    except LabelloopError as exc:
+        return _tags_page(request, engine, project, user, error=str(exc), status=error_status(exc), form=form)
+    cache = getattr(request.app.state, "project_cache", None)
+    if cache is not None:
+        cache.clear()  # the labelling routes see the new tags at once in this process
+    return RedirectResponse(project_url(project, "tags") + "?done=" + done, status_code=303)
+
+
+@router.post("/projects/{project}/tags", response_class=HTMLResponse)
+def add_tag(
+    request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked,
+    name: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    """Append a tag at the end of the project's order."""
+    return _tag_change(
+        request, engine, project, user,
+        lambda conn: browse.add_tag(conn, project=project, name=name, user_id=user.id),
+        "tag-added", {"name": name},
+    )
+
+
+@router.post("/projects/{project}/tags/rename", response_class=HTMLResponse)
+def rename_tag(
+    request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked,
+    old: Annotated[str, Form(max_length=1000)],
+    new: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    """Rename a tag in place (labels refer to its id, so they follow)."""
+    return _tag_change(
+        request, engine, project, user,
+        lambda conn: browse.rename_tag(conn, project=project, old=old, new=new, user_id=user.id),
+        "tag-renamed", {"old": old, "new": new},
+    )

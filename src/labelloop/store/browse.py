@@ -41,6 +41,7 @@ from labelloop.store.schema import (
     item_scores,
     items,
     model_runs,
+    projects,
     tags,
     users,
     utcnow,
@@ -283,6 +284,17 @@ def labeller_counts(conn: Connection, *, project_id: int, now: datetime | None =
         .order_by(func.count().desc(), users.c.name)
     )
     return [{"name": r.name, "total": int(r.total), "today": int(r.today)} for r in rows]
+
+
+def label_totals_of_user(conn: Connection, *, user_id: int) -> dict[str, int]:
+    """The user's human labels per project name (projects without any are left out)."""
+    rows = conn.execute(
+        select(projects.c.name, func.count())
+        .join_from(annotations, projects, projects.c.id == annotations.c.project_id)
+        .where(annotations.c.user_id == user_id, annotations.c.source == "human")
+        .group_by(projects.c.name)
+    )
+    return {name: int(n) for name, n in rows}
 
 
 def labels_per_day(conn: Connection, *, project_id: int, days: int = 30, now: datetime | None = None) -> dict[str, int]:

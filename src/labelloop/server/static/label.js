@@ -1,0 +1,361 @@
+/* labelloop: the labelling page. Hand-written, no framework, no network beyond this server.
+ *
+ * Every piece of item text is put on the page with textContent (never innerHTML), so markdown
+ * or HTML in a post shows as the text it is.
+ *
+ * Prefetch. The server holds at most one lease per labeller and project, and /next returns
+ * that same item while the lease lives, so the next item cannot be claimed before the current
+ * one is finished. The page therefore pipelines: on a key press it posts the label and, right
+ * behind it without waiting, asks for the next item. The server's single writer usually runs
+ * both in the same group commit, so the next item arrives with the label's answer, one round
+ * trip after the key press. If the /next request overtook the label (it then returns the item
+ * just labelled), the page asks once more. Keys pressed while an item is being replaced are
+ * ignored rather than applied to an item nobody has seen.
+ *
+ * Leases are renewed every half lease while the page shows an item, and at once when the tab
+ * becomes visible again; a lost lease fetches the next item with a notice.
+ */
+(function () {
+  "use strict";
+
+  const cfg = JSON.parse(document.getElementById("label-config").textContent);
+  const $ = (id) => document.getElementById(id);
+  const card = $("item-card");
+  const scroller = $("item-scroll");
+  const titleEl = $("item-title");
+  const fieldsEl = $("item-fields");
+  const refEl = $("item-ref");
+  const stateEl = $("item-state");
+  const statusEl = $("status");
+  const doneEl = $("done");
+  const controls = $("controls");
+  const skipBtn = $("skip");
+  const undoBtn = $("undo");
+  const tagButtons = Array.from(document.querySelectorAll(".tag-btn"));
+
+  let current = null; // {item: {id, external_id, display}, lease: {expires_at}}
+  let busy = false; // a request that replaces the current item is in flight
+  let loadingTimer = null;
+  let renewTimer = null;
+  let statsTimer = null;
+  let lastRenew = 0;
+  const stats = Object.assign({ items: 0, labelled: 0, yours_today: 0, yours_total: 0 }, cfg.stats);
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET") headers["X-CSRF-Token"] = cfg.csrf;
+    const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(cfg.api + path, init);
+    } catch (err) {
+      throw new ApiError(0, "network error: is the server reachable?");
+    }
+    if (response.status === 401) {
+      window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+      throw new ApiError(401, "logged out");
+    }
+    if (response.status === 204) return null;
+    let data = {};
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = {};
+    }
+    if (!response.ok) {
+      const detail = typeof data.detail === "string" ? data.detail : "request refused (" + response.status + ")";
+      throw new ApiError(response.status, detail);
+    }
+    return data;
+  }
+
+  // ---- showing things ---------------------------------------------------------------------
+  function say(text, kind) {
+    statusEl.textContent = text || "";
+    statusEl.className = "status" + (kind ? " " + kind : "");
+  }
+
+  function text(value) {
+    if (value === null || value === undefined) return "";
+    return typeof value === "string" ? value : String(value);
+  }
+
+  function fieldOrder(display) {
+    const keys = Object.keys(display);
+    const cols = cfg.columns.filter((c) => keys.includes(c));
+    keys.forEach((k) => { if (!cols.includes(k)) cols.push(k); });
+    return cols;
+  }
+
+  function addField(name, value) {
+    const section = document.createElement("section");
+    section.className = "field";
+    if (name !== null) {
+      const heading = document.createElement("h3");
+      heading.className = "field-name";
+      heading.textContent = name;
+      section.appendChild(heading);
+    }
+    const body = document.createElement("div");
+    body.className = "field-text";
+    if (value) {
+      body.textContent = value;
+    } else {
+      body.textContent = "(empty)";
+      body.classList.add("empty");
+    }
+    section.appendChild(body);
+    fieldsEl.appendChild(section);
+  }
+
+  function setLoading(on) {
+    clearTimeout(loadingTimer);
+    if (on) {
+      loadingTimer = setTimeout(() => { card.classList.add("loading"); card.setAttribute("aria-busy", "true"); }, 120);
+    } else {
+      card.classList.remove("loading");
+      card.setAttribute("aria-busy", "false");
+    }
+  }
+
+  function enable(on) {
+    tagButtons.forEach((b) => { b.disabled = !on; });
+    skipBtn.disabled = !on;
+  }
+
+  function show(data) {
+    current = data;
+    const display = data.item.display || {};
+    const cols = fieldOrder(display);
+    fieldsEl.replaceChildren();
+    if (cols.length > 1) {
+      const title = text(display[cols[0]]);
+      titleEl.textContent = title || "(no title)";
+      titleEl.classList.toggle("untitled", !title);
+      titleEl.hidden = false;
+      cols.slice(1).forEach((c) => addField(c, text(display[c])));
+    } else {
+      // A single display field is the text itself: shown as a body, not as a bold title.
+      titleEl.textContent = "";
+      titleEl.hidden = true;
+      addField(null, cols.length ? text(display[cols[0]]) : "");
+    }
+    refEl.textContent = "#" + data.item.external_id;
+    refEl.title = "external id " + data.item.external_id;
+    stateEl.textContent = "";
+    tagButtons.forEach((b) => b.classList.remove("chosen"));
+    scroller.scrollTop = 0;
+    card.hidden = false;
+    controls.hidden = false;
+    doneEl.hidden = true;
+    setLoading(false);
+    enable(true);
+    scheduleRenew();
+  }
+
+  function showDone() {
+    current = null;
+    clearTimeout(renewTimer);
+    setLoading(false);
+    card.hidden = true;
+    doneEl.hidden = false;
+    enable(false);
+    say("");
+  }
+
+  function renderStats() {
+    const pct = stats.items ? (100 * stats.labelled) / stats.items : 0;
+    $("progress-fill").style.width = Math.min(100, pct).toFixed(1) + "%";
+    const fmt = (n) => Number(n).toLocaleString("en-US");
+    $("progress-text").textContent =
+      fmt(stats.labelled) + " / " + fmt(stats.items) + " labelled (" + Math.floor(pct) + "%)";
+    $("progress-mine").textContent =
+      "you: " + fmt(stats.yours_today) + " today · " + fmt(stats.yours_total) + " total";
+  }
+
+  // Local counts move at once; the server's figures follow a moment later (at most one
+  // stats request every few seconds, however fast the labelling).
+  function bump(delta) {
+    stats.labelled = Math.max(0, stats.labelled + delta);
+    stats.yours_today = Math.max(0, stats.yours_today + delta);
+    stats.yours_total = Math.max(0, stats.yours_total + delta);
+    renderStats();
+    if (!statsTimer) statsTimer = setTimeout(refreshStats, 2500);
+  }
+
+  async function refreshStats() {
+    statsTimer = null;
+    try {
+      const s = await api("GET", "/stats");
+      ["items", "labelled", "yours_today", "yours_total"].forEach((k) => { if (k in s) stats[k] = s[k]; });
+      renderStats();
+    } catch (err) {
+      /* progress is informative only; the next action tries again */
+    }
+  }
+
+  // ---- actions ------------------------------------------------------------------------------
+  function handleNext(data) {
+    if (data === null) showDone();
+    else show(data);
+  }
+
+  async function loadNext() {
+    busy = true;
+    setLoading(true);
+    try {
+      handleNext(await api("POST", "/next"));
+    } catch (err) {
+      say("Could not load the next item: " + err.message, "error");
+      setLoading(false);
+    } finally {
+      busy = false;
+    }
+  }
+
+  // Finish the current item with `finish` (a request) and show the next one: the /next
+  // request leaves right behind the finishing one (see the prefetch note at the top).
+  async function finishAndAdvance(finish, doneText) {
+    if (busy || !current) return false;
+    busy = true;
+    const item = current.item;
+    setLoading(true);
+    const finished = finish(item).then(() => null, (err) => err);
+    const next = api("POST", "/next").then((data) => ({ data }), (error) => ({ error }));
+    const finishError = await finished;
+    try {
+      const answer = await next;
+      if (answer.error) throw answer.error;
+      let data = answer.data;
+      if (!finishError && data !== null && data.item.id === item.id) {
+        data = await api("POST", "/next"); // the /next request overtook the finishing one
+      }
+      if (finishError) say("Not saved: " + finishError.message, "error");
+      else say(doneText(item), "ok");
+      handleNext(data);
+    } catch (err) {
+      say((finishError ? "Not saved: " + finishError.message + ". " : "") +
+          "Could not load the next item: " + err.message, "error");
+      setLoading(false);
+      tagButtons.forEach((b) => b.classList.remove("chosen"));
+    } finally {
+      busy = false;
+    }
+    return finishError === null;
+  }
+
+  async function label(tag, button) {
+    if (busy || !current) return;
+    if (button) button.classList.add("chosen");
+    const saved = await finishAndAdvance(
+      (item) => api("POST", "/items/" + item.id + "/labels", { label: tag }),
+      (item) => "Saved #" + item.external_id + " as " + tag
+    );
+    if (saved) bump(+1);
+  }
+
+  async function skip() {
+    if (busy || !current) return;
+    await finishAndAdvance(
+      (item) => api("POST", "/items/" + item.id + "/skip"),
+      (item) => "Skipped #" + item.external_id
+    );
+  }
+
+  async function undo() {
+    if (busy) return;
+    busy = true;
+    setLoading(true);
+    try {
+      const data = await api("POST", "/undo");
+      bump(-1);
+      show(data);
+      stateEl.textContent = "label undone: choose again";
+      say("Undone #" + data.item.external_id, "ok");
+    } catch (err) {
+      setLoading(false);
+      say(err.status === 404 ? "Nothing to undo" : "Undo failed: " + err.message, "error");
+    } finally {
+      busy = false;
+    }
+  }
+
+  // ---- lease renewal ----------------------------------------------------------------------
+  function scheduleRenew() {
+    clearTimeout(renewTimer);
+    lastRenew = Date.now();
+    const every = Math.max(5, cfg.lease_seconds / 2) * 1000;
+    renewTimer = setTimeout(renew, every);
+  }
+
+  async function renew() {
+    if (!current) return;
+    if (busy) {
+      scheduleRenew();
+      return;
+    }
+    const item = current.item;
+    try {
+      const lease = await api("POST", "/items/" + item.id + "/renew");
+      if (current && current.item.id === item.id) current.lease = lease;
+      scheduleRenew();
+    } catch (err) {
+      if (err.status === 409 && current && current.item.id === item.id) {
+        say("Your hold on #" + item.external_id + " ran out and it went to someone else.", "error");
+        await loadNext();
+      } else {
+        scheduleRenew();
+      }
+    }
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && current && Date.now() - lastRenew > 30000) renew();
+  });
+
+  // ---- input --------------------------------------------------------------------------------
+  tagButtons.forEach((b) => b.addEventListener("click", () => label(b.dataset.tag, b)));
+  skipBtn.addEventListener("click", skip);
+  undoBtn.addEventListener("click", undo);
+  $("check-again").addEventListener("click", loadNext);
+
+  const byKey = {};
+  tagButtons.forEach((b) => { if (b.dataset.key) byKey[b.dataset.key] = b; });
+
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
+    const t = e.target;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+    const key = e.key;
+    if (byKey[key]) {
+      e.preventDefault();
+      if (!e.repeat && current && !byKey[key].disabled) label(byKey[key].dataset.tag, byKey[key]);
+    } else if (key === "s" || key === "S") {
+      e.preventDefault();
+      if (!e.repeat) skip();
+    } else if (key === "u" || key === "U" || key === "Backspace") {
+      e.preventDefault();
+      if (!e.repeat) undo();
+    } else if (key === "ArrowDown" || key === "ArrowUp" || key === "PageDown" || key === "PageUp" || key === " ") {
+      // scroll the item, not the (fixed) page
+      e.preventDefault();
+      const page = scroller.clientHeight * 0.85;
+      const step = { ArrowDown: 60, ArrowUp: -60, PageDown: page, PageUp: -page, " ": e.shiftKey ? -page : page }[key];
+      scroller.scrollBy({ top: step });
+    }
+  });
+
+  renderStats();
+  loadNext();
+})();
