@@ -1,0 +1,176 @@
+"""The orchestrator's loops: one project from the command line, or every project in the server.
+
+``labelloop orchestrate PROJECT`` (:func:`orchestrate`) takes the project's lock and keeps it,
+checking every ``interval`` seconds whether a round is due (:func:`labelloop.store.runs.round_due`:
+no version yet, ``min_new_labels`` new labels, new items, or an admin's "retrain now").
+A second orchestrator on the same project logs ``waiting: another orchestrator holds project
+X (holder ...)`` and waits for the lock; with ``once=True`` it fails at once with
+:class:`LockedError` instead. ``once=True`` runs exactly one round now, due or not.
+
+``labelloop serve --orchestrate`` runs :func:`run_forever` in a background thread: each pass
+visits every project, takes its lock only if free (another process's orchestrator keeps it
+otherwise), recovers, runs a round if one is due and releases the lock.
+
+A stop (SIGTERM/SIGINT set the ``stop`` event) abandons a round in progress cleanly before
+its switch; a crash is recovered when the lock is next taken (:func:`recover`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from labelloop.config import Settings
+from labelloop.errors import LabelloopError, LockedError
+from labelloop.orchestrator.lock import HEARTBEAT_SECONDS, ProjectLock, describe
+from labelloop.orchestrator.round import RoundResult, recover, run_round
+from labelloop.store import open_engine, reading
+from labelloop.store import projects as store_projects
+from labelloop.store import runs as store_runs
+
+log = logging.getLogger("labelloop.orchestrator")
+
+
+def summary(result: RoundResult) -> str:
+    """One log line about a round."""
+    if result.status != "complete":
+        return f"{result.project}: round abandoned ({result.message}); version unchanged"
+    t = result.timings
+    what = "cold-start order" if result.state != "model" else "model"
+    cv = result.cv
+    score = f", CV accuracy {cv['accuracy']:.3f} macro-F1 {cv['macro_f1']:.3f}" if cv else ""
+    why = f" ({result.message})" if result.state != "model" and result.message else ""
+    return (
+        f"{result.project}: version {result.version} serving ({what}{why}), {result.labels_used} labels, "
+        f"{result.scored} items scored{score}; {t.get('total', 0):.1f}s "
+        f"(model {result.model_seconds:.1f}s, write {t.get('write', 0):.1f}s)"
+    )
+
+
+def orchestrate(
+    engine: Engine,
+    settings: Settings,
+    *,
+    project: str,
+    once: bool = False,
+    interval: float | None = None,
+    min_new_labels: int | None = None,
+    model: str | None = None,
+    strategy: str | None = None,
+    stop: threading.Event | None = None,
+    heartbeat: float = HEARTBEAT_SECONDS,
+    on_round: Callable[[RoundResult], None] | None = None,
+) -> list[RoundResult]:
+    """Work on ``project`` until ``stop`` is set (or one round with ``once``); returns the rounds."""
+    stop = stop or threading.Event()
+    interval = settings.orchestrate_interval if interval is None else interval
+    with reading(engine) as conn:
+        proj = store_projects.get_project(conn, name=project)
+    lock = ProjectLock(engine, project_id=proj.id, project_name=proj.name, heartbeat=heartbeat)
+    owner = lock.try_acquire()
+    if owner is not None and once:
+        raise LockedError(
+            f"another orchestrator holds project {proj.name!r} ({describe(owner)}); "
+            "without --once this command waits for it"
+        )
+    if owner is not None:
+        log.info("waiting: another orchestrator holds project %s (%s)", proj.name, describe(owner))
+        while owner is not None:
+            if stop.wait(min(interval, heartbeat)):
+                return []
+            owner = lock.try_acquire()
+        log.info("%s: lock taken over; starting", proj.name)
+    results: list[RoundResult] = []
+    try:
+        failed = recover(engine, project_id=proj.id)
+        if failed:
+            log.warning("%s: marked interrupted run(s) %s as failed; the last complete version serves",
+                        proj.name, failed)
+        while not stop.is_set():
+            reason = "--once" if once else _due(engine, proj.name, min_new_labels)
+            if reason is not None:
+                log.info("%s: round starting (%s)", proj.name, reason)
+                try:
+                    result = run_round(engine, settings, project=proj.name, model=model, strategy=strategy,
+                                       stop=stop, lock=lock)
+                except LabelloopError:
+                    if once:
+                        raise
+                    log.exception("%s: round failed; the previous version keeps serving", proj.name)
+                    result = None
+                except Exception:
+                    if once:
+                        raise
+                    log.exception("%s: round crashed; the previous version keeps serving", proj.name)
+                    result = None
+                if result is not None:
+                    log.info(summary(result))
+                    results.append(result)
+                    if on_round is not None:
+                        on_round(result)
+                if lock.lost:
+                    raise LockedError(f"lost the orchestrator lock of project {proj.name!r}")
+            if once:
+                break
+            stop.wait(interval)
+    finally:
+        lock.release()
+    return results
+
+
+def _due(engine: Engine, project: str, min_new_labels: int | None) -> str | None:
+    with reading(engine) as conn:
+        proj = store_projects.get_project(conn, name=project)
+        threshold = int(min_new_labels if min_new_labels is not None else proj.setting("min_new_labels"))
+        return store_runs.round_due(conn, project=proj, min_new_labels=threshold)
+
+
+def run_pass(engine: Engine, settings: Settings, *, stop: threading.Event | None = None) -> list[RoundResult]:
+    """Visit every project once: with its lock free, recover and run a round if one is due."""
+    results = []
+    with reading(engine) as conn:
+        names = store_projects.list_project_names(conn)
+    for name in names:
+        if stop is not None and stop.is_set():
+            break
+        try:
+            with reading(engine) as conn:
+                proj = store_projects.get_project(conn, name=name)
+            lock = ProjectLock(engine, project_id=proj.id, project_name=proj.name)
+            if lock.try_acquire() is not None:
+                continue  # another orchestrator works on it
+            try:
+                recover(engine, project_id=proj.id)
+                reason = _due(engine, name, None)
+                if reason is not None:
+                    log.info("%s: round starting (%s)", name, reason)
+                    result = run_round(engine, settings, project=name, stop=stop, lock=lock)
+                    log.info(summary(result))
+                    results.append(result)
+            finally:
+                lock.release()
+        except Exception:
+            log.exception("%s: round failed; the previous version keeps serving", name)
+    return results
+
+
+def run_forever(settings: Settings, stop_event: threading.Event, *, engine: Engine | None = None) -> None:
+    """The server's background orchestrator: a pass over all projects every
+    ``settings.orchestrate_interval`` seconds until ``stop_event`` is set."""
+    own = engine is None
+    engine = engine or open_engine(settings.database_url)
+    log.info("orchestrator started (checking every %.0fs)", settings.orchestrate_interval)
+    try:
+        while not stop_event.is_set():
+            try:
+                run_pass(engine, settings, stop=stop_event)
+            except Exception:
+                log.exception("orchestrator pass failed")
+            stop_event.wait(settings.orchestrate_interval)
+    finally:
+        if own:
+            engine.dispose()
+        log.info("orchestrator stopped")

@@ -1,0 +1,336 @@
+"""The model-run registry: versions, the atomic switch, recovery, and the orchestrator lock row.
+
+A round (see :mod:`labelloop.orchestrator`) goes through these states::
+
+    start_run()          new model_runs row, status 'running' (its score rows are written next,
+                         invisible to the queue, which only reads projects.current_run_id)
+    switch_to_run()      ONE short transaction: status 'complete', projects.current_run_id
+    fail_run()           status 'failed'; its score rows are deleted (store.scores)
+
+A run left 'running' by a crash is found by :func:`interrupted_runs` once the next orchestrator
+holds the project's lock, and failed. Bulk score writes and deletes live in
+:mod:`labelloop.store.scores`.
+
+The lock row (``orchestrator_locks``) names the orchestrator working on a project and carries
+a heartbeat. On SQLite it *is* the lock (a row whose heartbeat is older than ``stale_after``
+may be taken over); on PostgreSQL the lock is an advisory lock and the row only tells others
+who holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from labelloop.errors import ConflictError, NotFoundError
+from labelloop.store.projects import Project
+from labelloop.store.schema import item_scores, items, model_runs, orchestrator_locks, projects, utcnow
+
+RUN_COLUMNS = (
+    model_runs.c.id, model_runs.c.project_id, model_runs.c.version, model_runs.c.status,
+    model_runs.c.model_name, model_runs.c.strategy, model_runs.c.labels_used, model_runs.c.metrics,
+    model_runs.c.path, model_runs.c.error, model_runs.c.created_at, model_runs.c.finished_at,
+)
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One row of ``model_runs``. ``metrics["state"]`` is ``"model"`` when a classifier was
+    trained, ``"not_enough_labels"`` when the round served the cold-start order instead."""
+
+    id: int
+    project_id: int
+    version: int
+    status: str
+    model_name: str
+    strategy: str
+    labels_used: int
+    metrics: dict[str, Any] | None
+    path: str | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def has_model(self) -> bool:
+        return bool(self.metrics) and self.metrics.get("state") == "model"
+
+    @property
+    def cv(self) -> dict[str, Any] | None:
+        return (self.metrics or {}).get("cv")
+
+
+def _run(row: Any) -> ModelRun:
+    return ModelRun(*row)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def start_run(
+    conn: Connection,
+    *,
+    project_id: int,
+    model_name: str,
+    strategy: str,
+    labels_used: int,
+    now: datetime | None = None,
+) -> ModelRun:
+    """Add the project's next version, status 'running'. Commit before writing its scores."""
+    version = conn.execute(
+        select(func.coalesce(func.max(model_runs.c.version), 0) + 1).where(model_runs.c.project_id == project_id)
+    ).scalar_one()
+    run_id = conn.execute(
+        insert(model_runs).values(
+            project_id=project_id, version=version, status="running", model_name=model_name,
+            strategy=strategy, labels_used=labels_used, created_at=now or utcnow(),
+        )
+    ).inserted_primary_key[0]
+    return get_run(conn, run_id=run_id)
+
+
+def get_run(conn: Connection, *, run_id: int) -> ModelRun:
+    row = conn.execute(select(*RUN_COLUMNS).where(model_runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFoundError(f"no model run with id {run_id}")
+    return _run(row)
+
+
+def list_runs(conn: Connection, *, project_id: int, limit: int | None = None) -> list[ModelRun]:
+    """The project's runs, newest version first."""
+    query = select(*RUN_COLUMNS).where(model_runs.c.project_id == project_id).order_by(model_runs.c.version.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [_run(r) for r in conn.execute(query)]
+
+
+def current_run(conn: Connection, *, project_id: int) -> ModelRun | None:
+    """The run the queue serves (``projects.current_run_id``), read fresh from the database."""
+    run_id = conn.execute(select(projects.c.current_run_id).where(projects.c.id == project_id)).scalar_one_or_none()
+    return None if run_id is None else get_run(conn, run_id=run_id)
+
+
+def current_model(conn: Connection, *, project_id: int) -> dict[str, Any] | None:
+    """The serving model for ``status --json``: version, created_at, labels_used, cv
+    (accuracy, macro_f1; null without cross-validation) and path; None before the first
+    complete round that trained a model (a cold-start order is not a model)."""
+    run = current_run(conn, project_id=project_id)
+    if run is None or not run.has_model:
+        return None
+    cv = run.cv
+    return {
+        "version": run.version,
+        "created_at": run.created_at.isoformat(),
+        "labels_used": run.labels_used,
+        "cv": None if cv is None else {"accuracy": cv["accuracy"], "macro_f1": cv["macro_f1"]},
+        "path": run.path,
+    }
+
+
+def switch_to_run(
+    conn: Connection,
+    *,
+    project_id: int,
+    run_id: int,
+    metrics: dict[str, Any],
+    path: str | None,
+    now: datetime | None = None,
+) -> ModelRun | None:
+    """The atomic switch: mark the run complete and make it the project's current run.
+
+    Call inside one short write transaction. Raises ConflictError when the run is no longer
+    'running' (another orchestrator took the project over and failed it). Returns the run
+    that was current before (None if none)."""
+    done = conn.execute(
+        update(model_runs)
+        .where(model_runs.c.id == run_id, model_runs.c.status == "running")
+        .values(status="complete", metrics=metrics, path=path, finished_at=now or utcnow())
+    )
+    if done.rowcount != 1:
+        raise ConflictError(f"model run {run_id} is no longer running; not switching to it")
+    previous = current_run(conn, project_id=project_id)
+    conn.execute(update(projects).where(projects.c.id == project_id).values(current_run_id=run_id))
+    return previous
+
+
+def set_run_path(conn: Connection, *, run_id: int, path: str) -> None:
+    """Record the model file of a running run (so a crash can delete it)."""
+    conn.execute(update(model_runs).where(model_runs.c.id == run_id).values(path=path))
+
+
+def fail_run(conn: Connection, *, run_id: int, error: str, metrics: dict[str, Any] | None = None,
+             now: datetime | None = None) -> None:
+    """Mark a running run failed (its score rows must then be deleted: store.scores)."""
+    values: dict[str, Any] = {"status": "failed", "error": error[:4000], "finished_at": now or utcnow()}
+    if metrics is not None:
+        values["metrics"] = metrics
+    conn.execute(update(model_runs).where(model_runs.c.id == run_id, model_runs.c.status == "running").values(**values))
+
+
+def interrupted_runs(conn: Connection, *, project_id: int) -> list[int]:
+    """Ids of the project's runs still 'running' (only meaningful while holding its lock)."""
+    return list(
+        conn.execute(
+            select(model_runs.c.id).where(model_runs.c.project_id == project_id, model_runs.c.status == "running")
+        ).scalars()
+    )
+
+
+def runs_with_stale_scores(conn: Connection, *, project_id: int) -> list[int]:
+    """Runs of the project, other than the current one, that still have score rows."""
+    current = conn.execute(select(projects.c.current_run_id).where(projects.c.id == project_id)).scalar_one()
+    run_ids = select(model_runs.c.id).where(
+        model_runs.c.project_id == project_id, model_runs.c.status != "running"
+    )
+    if current is not None:
+        run_ids = run_ids.where(model_runs.c.id != current)
+    has_rows = select(item_scores.c.run_id).where(item_scores.c.run_id == model_runs.c.id).exists()
+    return list(conn.execute(run_ids.where(has_rows)).scalars())
+
+
+def paths_in_use(conn: Connection, *, project_id: int) -> set[str]:
+    """Model file paths of the project's current and running runs (never to be pruned)."""
+    current = conn.execute(select(projects.c.current_run_id).where(projects.c.id == project_id)).scalar_one()
+    cond = model_runs.c.status == "running"
+    if current is not None:
+        cond = or_(cond, model_runs.c.id == current)
+    rows = conn.execute(
+        select(model_runs.c.path).where(model_runs.c.project_id == project_id, cond, model_runs.c.path.is_not(None))
+    )
+    return set(rows.scalars())
+
+
+# ----------------------------------------------------------------------------- when to train
+
+
+def request_retrain(conn: Connection, *, project_id: int, now: datetime | None = None) -> datetime:
+    """Ask the orchestrator for a round now ("retrain now"); returns the request time."""
+    now = now or utcnow()
+    result = conn.execute(update(projects).where(projects.c.id == project_id).values(retrain_requested_at=now))
+    if result.rowcount != 1:
+        raise NotFoundError(f"no project with id {project_id}")
+    return now
+
+
+def count_human_labels(conn: Connection, *, project_id: int) -> int:
+    """Items with a final human label (the training set size)."""
+    return conn.execute(
+        select(func.count()).where(
+            items.c.project_id == project_id, items.c.label_tag_id.is_not(None), items.c.label_source == "human"
+        )
+    ).scalar_one()
+
+
+def round_due(conn: Connection, *, project: Project, min_new_labels: int) -> str | None:
+    """Why a round should run now, or None: no version yet, an admin's retrain request newer
+    than the last run, at least ``min_new_labels`` new labels since the current version, or
+    items added since it (they have no score yet)."""
+    latest = conn.execute(
+        select(func.max(model_runs.c.created_at)).where(model_runs.c.project_id == project.id)
+    ).scalar_one()
+    requested = conn.execute(
+        select(projects.c.retrain_requested_at).where(projects.c.id == project.id)
+    ).scalar_one()
+    if requested is not None and (latest is None or requested > latest):
+        return "retrain requested"
+    current = current_run(conn, project_id=project.id)
+    if current is None:
+        return "no version yet"
+    labels_now = count_human_labels(conn, project_id=project.id)
+    if labels_now - current.labels_used >= min_new_labels:
+        return f"{labels_now - current.labels_used} new labels"
+    items_then = (current.metrics or {}).get("items_total")
+    items_now = conn.execute(select(func.count()).where(items.c.project_id == project.id)).scalar_one()
+    if items_then is not None and items_now != items_then:
+        return f"{items_now - items_then:+d} items since version {current.version}"
+    return None
+
+
+# ----------------------------------------------------------------------------- snapshot
+
+
+def label_snapshot(conn: Connection, *, project_id: int) -> dict[str, np.ndarray]:
+    """The training labels and the items that are *not* to be scored, in one read.
+
+    Returns ``train_ids`` / ``train_tags`` (items with a final human label; conflicts
+    excluded) and ``closed_ids``: items needing no more labels and having a final label. Every
+    other item of the project is in the pool to score (its label may still be wanted)."""
+    rows = conn.execute(
+        select(items.c.id, items.c.label_tag_id, items.c.label_source, items.c.n_labels < items.c.target_labels)
+        .where(items.c.project_id == project_id, or_(items.c.n_labels > 0, items.c.label_tag_id.is_not(None)))
+        .order_by(items.c.id)
+    ).all()
+    train = [(r[0], r[1]) for r in rows if r[1] is not None and r[2] == "human"]
+    closed = [r[0] for r in rows if r[1] is not None and not r[3]]
+    return {
+        "train_ids": np.array([t[0] for t in train], dtype=np.int64),
+        "train_tags": np.array([t[1] for t in train], dtype=np.int64),
+        "closed_ids": np.array(closed, dtype=np.int64),
+    }
+
+
+# ----------------------------------------------------------------------------- lock row
+
+
+def claim_lock_row(
+    conn: Connection, *, project_id: int, holder: str, stale_after: float, now: datetime | None = None
+) -> tuple[str, datetime] | None:
+    """Take the project's lock row if it is free, stale (heartbeat older than ``stale_after``
+    seconds) or ours already. Returns None when taken, else the live (holder, heartbeat_at).
+    Call in a write transaction (on SQLite, BEGIN IMMEDIATE makes check-and-set atomic)."""
+    now = now or utcnow()
+    row = conn.execute(
+        select(orchestrator_locks.c.holder, orchestrator_locks.c.heartbeat_at)
+        .where(orchestrator_locks.c.project_id == project_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        conn.execute(insert(orchestrator_locks).values(project_id=project_id, holder=holder, heartbeat_at=now))
+        return None
+    if row.holder != holder and row.heartbeat_at > now - timedelta(seconds=stale_after):
+        return (row.holder, row.heartbeat_at)
+    conn.execute(
+        update(orchestrator_locks)
+        .where(orchestrator_locks.c.project_id == project_id)
+        .values(holder=holder, heartbeat_at=now)
+    )
+    return None
+
+
+def heartbeat_lock_row(conn: Connection, *, project_id: int, holder: str, now: datetime | None = None) -> bool:
+    """Refresh our heartbeat; False if the row is no longer ours (we lost the lock)."""
+    result = conn.execute(
+        update(orchestrator_locks)
+        .where(and_(orchestrator_locks.c.project_id == project_id, orchestrator_locks.c.holder == holder))
+        .values(heartbeat_at=now or utcnow())
+    )
+    return result.rowcount == 1
+
+
+def holds_lock_row(conn: Connection, *, project_id: int, holder: str) -> bool:
+    found = conn.execute(
+        select(orchestrator_locks.c.holder).where(orchestrator_locks.c.project_id == project_id)
+    ).scalar_one_or_none()
+    return found == holder
+
+
+def release_lock_row(conn: Connection, *, project_id: int, holder: str) -> None:
+    conn.execute(
+        orchestrator_locks.delete().where(
+            orchestrator_locks.c.project_id == project_id, orchestrator_locks.c.holder == holder
+        )
+    )
+
+
+def lock_holder(conn: Connection, *, project_id: int) -> tuple[str, datetime] | None:
+    """(holder, last heartbeat) of the project's lock row, if any (it may be stale)."""
+    row = conn.execute(
+        select(orchestrator_locks.c.holder, orchestrator_locks.c.heartbeat_at).where(
+            orchestrator_locks.c.project_id == project_id
+        )
+    ).first()
+    return None if row is None else (row.holder, row.heartbeat_at)
