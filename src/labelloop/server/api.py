@@ -1,0 +1,167 @@
+"""The JSON API of the labelling pages (and of scripts with a bearer token). OpenAPI at /docs.
+
+Every route needs a logged-in user (401); writes from a session cookie also need the
+``X-CSRF-Token`` header. The labelling writes go through the process's single writer
+(:mod:`labelloop.server.dispatch`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from labelloop.server.deps import AdminUser, CachedProjectDep, CurrentUser, SettingsDep, check_csrf, current_user
+from labelloop.server.schemas import (
+    ErrorPublic,
+    LabelCreate,
+    LabelPublic,
+    NextPublic,
+    LeasePublic,
+    ProjectPublic,
+    StatsPublic,
+    UserPublic,
+)
+from labelloop.store import queue as store_queue
+from labelloop.store import reading
+from labelloop.store import projects as store_projects
+from labelloop.store import users as store_users
+from labelloop.store.projects import Project
+from labelloop.store.stats import project_stats, projects_overview
+
+
+async def require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise HTTPException(415, "send the body as JSON (Content-Type: application/json)")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorPublic} for code in (401, 403, 404, 409, 413, 415, 422)
+}
+
+router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(current_user)], responses=ERRORS)
+writes = [Depends(check_csrf)]
+
+
+def _next_public(lease: store_queue.Lease) -> dict[str, Any]:
+    return {
+        "item": {"id": lease.item_id, "external_id": lease.external_id, "display": lease.display},
+        "lease": {"expires_at": lease.expires_at},
+    }
+
+
+@router.get("/me", response_model=UserPublic)
+async def me(user: CurrentUser) -> dict[str, Any]:
+    """Who you are."""
+    return {"id": user.id, "name": user.name, "role": user.role}
+
+
+@router.get("/users", response_model=list[UserPublic])
+async def list_users(request: Request, _admin: AdminUser) -> list[dict[str, Any]]:
+    """Every user (admins only)."""
+
+    def load() -> list[dict[str, Any]]:
+        with reading(request.app.state.engine) as conn:
+            return [{"id": u.id, "name": u.name, "role": u.role} for u in store_users.list_users(conn)]
+
+    return await run_in_threadpool(load)
+
+
+@router.get("/projects", response_model=list[ProjectPublic])
+async def list_projects(request: Request) -> list[dict[str, Any]]:
+    """Every project with its tags and progress."""
+
+    def load() -> list[dict[str, Any]]:
+        with reading(request.app.state.engine) as conn:
+            overview = projects_overview(conn)
+            for entry in overview:
+                entry["tags"] = store_projects.get_project(conn, name=entry["name"]).tag_names
+            return overview
+
+    return await run_in_threadpool(load)
+
+
+@router.get("/projects/{project}/stats", response_model=StatsPublic)
+async def stats(request: Request, project: CachedProjectDep, user: CurrentUser) -> dict[str, Any]:
+    """Progress: items, labelled, per tag, per labeller, yours today and in total."""
+
+    def load() -> dict[str, Any]:
+        with reading(request.app.state.engine) as conn:
+            return project_stats(conn, project=project, user_id=user.id)
+
+    return await run_in_threadpool(load)
+
+
+def _lease_seconds(project: Project, settings: Any) -> int:
+    return store_queue.lease_seconds_for(project, settings.lease_seconds)
+
+
+@router.post(
+    "/projects/{project}/next",
+    response_model=NextPublic,
+    dependencies=writes,
+    responses={204: {"description": "Nothing is left for you to label in this project."}},
+)
+async def next_item(
+    request: Request, project: CachedProjectDep, user: CurrentUser, settings: SettingsDep
+) -> Any:
+    """The item to label next, leased to you (the same one again while your lease lives)."""
+    dispatcher = request.app.state.dispatcher
+    seconds = _lease_seconds(project, settings)
+    lease = await dispatcher.run(
+        lambda conn: dispatcher.claim_next(conn, project=project, user_id=user.id, lease_seconds=seconds)
+    )
+    if lease is None:
+        return Response(status_code=204)
+    return _next_public(lease)
+
+
+@router.post(
+    "/projects/{project}/items/{item_id}/labels",
+    response_model=LabelPublic,
+    status_code=201,
+    dependencies=[*writes, Depends(require_json)],
+)
+async def label_item(
+    request: Request, project: CachedProjectDep, user: CurrentUser, item_id: int, body: LabelCreate
+) -> dict[str, Any]:
+    """Label an item leased to you with one of the project's tags."""
+    await request.app.state.dispatcher.run(
+        lambda conn: store_queue.label_item(conn, project=project, user_id=user.id, item_id=item_id, tag=body.label)
+    )
+    return {"item_id": item_id, "label": body.label}
+
+
+@router.post("/projects/{project}/items/{item_id}/skip", status_code=204, dependencies=writes)
+async def skip_item(request: Request, project: CachedProjectDep, user: CurrentUser, item_id: int) -> Response:
+    """Pass on an item leased to you: it goes to others, never back to you."""
+    dispatcher = request.app.state.dispatcher
+    await dispatcher.run(lambda conn: dispatcher.skip(conn, project=project, user_id=user.id, item_id=item_id))
+    return Response(status_code=204)
+
+
+@router.post("/projects/{project}/items/{item_id}/renew", response_model=LeasePublic, dependencies=writes)
+async def renew(
+    request: Request, project: CachedProjectDep, user: CurrentUser, item_id: int, settings: SettingsDep
+) -> dict[str, Any]:
+    """Extend your lease on an item (the page calls this while it is open)."""
+    seconds = _lease_seconds(project, settings)
+    expires = await request.app.state.dispatcher.run(
+        lambda conn: store_queue.renew_lease(
+            conn, project=project, user_id=user.id, item_id=item_id, lease_seconds=seconds
+        )
+    )
+    return {"expires_at": expires}
+
+
+@router.post("/projects/{project}/undo", response_model=NextPublic, dependencies=writes)
+async def undo(request: Request, project: CachedProjectDep, user: CurrentUser, settings: SettingsDep) -> Any:
+    """Undo your last label in the project: the item comes back to you, leased (404: none)."""
+    seconds = _lease_seconds(project, settings)
+    dispatcher = request.app.state.dispatcher
+    lease = await dispatcher.run(
+        lambda conn: dispatcher.undo(conn, project=project, user_id=user.id, lease_seconds=seconds)
+    )
+    return _next_public(lease)

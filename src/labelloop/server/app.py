@@ -1,0 +1,162 @@
+"""The FastAPI application: :func:`create_app` (nothing is created at import time)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from labelloop.config import Settings
+from labelloop.errors import (
+    AlreadyExistsError,
+    AuthError,
+    ConflictError,
+    InvalidInputError,
+    LabelloopError,
+    LockedError,
+    NotEnoughLabelsError,
+    NotFoundError,
+)
+from labelloop.server import admin, api, auth, pages
+from labelloop.server.caches import AuthCache, ProjectCache
+from labelloop.server.deps import LoginRequired
+from labelloop.server.dispatch import Dispatcher
+from labelloop.store import open_engine
+
+HERE = Path(__file__).parent
+API_MAX_BODY = 64 * 1024
+FORM_MAX_BODY = 16 * 1024 * 1024
+
+STATUS = [
+    (NotFoundError, 404),
+    (AlreadyExistsError, 409),
+    (ConflictError, 409),
+    (LockedError, 409),
+    (NotEnoughLabelsError, 409),
+    (InvalidInputError, 422),
+    (AuthError, 401),
+]
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON with ``<``, ``>`` and ``&`` escaped (``\\u003c``...): inert even if sniffed as HTML."""
+
+    def render(self, content: Any) -> bytes:
+        raw = super().render(content)
+        return raw.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
+
+
+def status_of(exc: LabelloopError) -> int:
+    for cls, code in STATUS:
+        if isinstance(exc, cls):
+            return code
+    return 400
+
+
+class BodyLimit:
+    """Answer 413 to request bodies over the limit (64 KiB for /api, 16 MiB elsewhere)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = API_MAX_BODY if scope["path"].startswith("/api/") else FORM_MAX_BODY
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > limit:
+                    await _too_large(send, limit)
+                    return
+        seen = 0
+        rejected = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen, rejected
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    rejected = True
+                    if not started:
+                        await _too_large(send, limit)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if rejected:
+                return
+            started = True
+            await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = b'{"detail":"request body too large: at most %d bytes"}' % limit
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = await run_in_threadpool(open_engine, settings.database_url)
+    app.state.engine = engine
+    app.state.session_secret = await run_in_threadpool(auth.session_secret, settings, engine)
+    app.state.auth_cache = AuthCache(engine)
+    app.state.project_cache = ProjectCache(engine)
+    app.state.dispatcher = Dispatcher(engine)
+    app.state.dispatcher.start()
+    try:
+        yield
+    finally:
+        app.state.dispatcher.stop()
+        engine.dispose()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The labelling server for ``settings``; the engine is opened (and migrated) at startup."""
+    app = FastAPI(
+        title="labelloop",
+        summary="Label texts with a team and a model in the loop.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        default_response_class=SafeJSONResponse,
+    )
+    app.state.settings = settings
+    app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.add_middleware(auth.LazySessionMiddleware)
+    app.add_middleware(BodyLimit)
+
+    @app.exception_handler(LabelloopError)
+    async def labelloop_error(request: Request, exc: LabelloopError) -> JSONResponse:
+        return SafeJSONResponse({"detail": str(exc)}, status_code=status_of(exc))
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(exc.location, status_code=303)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, Any]:
+        """Liveness: 200 when the server runs (no authentication)."""
+        return {"status": "ok"}
+
+    app.mount("/static", StaticFiles(directory=str(HERE / "static"), check_dir=False), name="static")
+    app.include_router(auth.router)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.include_router(admin.router)
+    return app

@@ -1,0 +1,183 @@
+"""FastAPI dependencies shared by the JSON API and the HTML pages (Annotated aliases).
+
+- :data:`SettingsDep`, :data:`EngineDep`: the app's settings and engine.
+- :data:`CurrentUser`: the user of a session cookie or of ``Authorization: Bearer <token>``;
+  401 JSON when missing or bad. :data:`AdminUser`: the same, 403 for labellers.
+- :data:`PageUser`, :data:`PageAdmin`: for HTML pages: without a session they redirect to
+  ``/login?next=<path>`` (PageAdmin answers 403 to labellers).
+- :data:`ProjectDep`: the ``{project}`` path parameter as a :class:`Project` (404 if unknown).
+- :func:`csrf_token` for templates; :data:`CsrfChecked` for form POSTs (field ``csrf_token``)
+  and cookie-authenticated JSON POSTs (header ``X-CSRF-Token``); bearer requests need none.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from labelloop.config import Settings
+from labelloop.errors import AuthError, NotFoundError
+from labelloop.store import reading
+from labelloop.store import projects as store_projects
+from labelloop.store.projects import Project
+from labelloop.store.users import User
+
+CSRF_SESSION_KEY = "csrf"
+USER_SESSION_KEY = "uid"
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies without a session: the app answers with a redirect to /login."""
+
+    def __init__(self, next_path: str):
+        self.next_path = next_path
+
+    @property
+    def location(self) -> str:
+        return "/login?next=" + quote(self.next_path, safe="/")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise HTTPException(401, "malformed Authorization header: use 'Bearer <token>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return value.strip()
+
+
+async def _resolve_user(request: Request) -> User | None:
+    """The request's user, or None when it carries no credentials; bad credentials: 401."""
+    cached = getattr(request.state, "user", None)
+    if cached is not None:
+        return cached
+    cache = request.app.state.auth_cache
+    token = _bearer(request)
+    try:
+        if token is not None:
+            user = await cache.by_token(token)
+            request.state.via_token = True
+        else:
+            uid = request.session.get(USER_SESSION_KEY) if "session" in request.scope else None
+            if uid is None:
+                return None
+            user = await cache.by_id(int(uid))
+            request.state.via_token = False
+    except AuthError as exc:
+        if token is None:
+            request.session.clear()
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    request.state.user = user
+    return user
+
+
+async def current_user(request: Request) -> User:
+    user = await _resolve_user(request)
+    if user is None:
+        raise HTTPException(401, "not authenticated: log in or send 'Authorization: Bearer <token>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    if not user.is_admin:
+        raise HTTPException(403, "this needs an admin account")
+    return user
+
+
+def _next_path(request: Request) -> str:
+    path = request.url.path
+    return path + ("?" + request.url.query if request.url.query else "")
+
+
+async def page_user(request: Request) -> User:
+    try:
+        user = await _resolve_user(request)
+    except HTTPException:
+        user = None
+    if user is None:
+        raise LoginRequired(_next_path(request))
+    return user
+
+
+async def page_admin(user: Annotated[User, Depends(page_user)]) -> User:
+    if not user.is_admin:
+        raise HTTPException(403, "this page needs an admin account")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(admin_user)]
+PageUser = Annotated[User, Depends(page_user)]
+PageAdmin = Annotated[User, Depends(page_admin)]
+
+
+def _load_project(engine: Engine, name: str) -> Project:
+    with reading(engine) as conn:
+        return store_projects.get_project(conn, name=name)
+
+
+async def get_project(request: Request, project: str) -> Project:
+    """Fresh from the database on every request (admin pages see their own changes)."""
+    try:
+        return await run_in_threadpool(_load_project, request.app.state.engine, project)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+async def get_cached_project(request: Request, project: str) -> Project:
+    """The project from a short per-process cache (the labelling hot path)."""
+    try:
+        return await request.app.state.project_cache.get(project)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+ProjectDep = Annotated[Project, Depends(get_project)]
+CachedProjectDep = Annotated[Project, Depends(get_cached_project)]
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token (created on first use); put it in every form."""
+    token = request.session.get(CSRF_SESSION_KEY)
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session[CSRF_SESSION_KEY] = token
+    return token
+
+
+async def check_csrf(request: Request) -> None:
+    """Cookie-authenticated writes must echo the session's CSRF token (header or form field)."""
+    if request.headers.get("authorization"):
+        return  # bearer tokens are not sent by browsers on their own: no CSRF risk
+    expected = request.session.get(CSRF_SESSION_KEY) if "session" in request.scope else None
+    given = request.headers.get("x-csrf-token")
+    if given is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            value = (await request.form()).get("csrf_token")
+            given = value if isinstance(value, str) else None
+    if not expected or not given or not secrets.compare_digest(expected, given):
+        raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+
+
+CsrfChecked = Annotated[None, Depends(check_csrf)]

@@ -1,0 +1,204 @@
+"""One database writer per process, with group commit and a buffer of queue candidates.
+
+The labelling routes are async; their writes (claims, labels, skips, renewals, undo) go to a
+single writer thread which takes every operation waiting, runs each in its own SAVEPOINT
+inside *one* write transaction, commits once, and only then answers the callers. So requests
+never wait on each other's locks inside a process, and one commit serves many requests.
+
+Claims use a per-project buffer of candidate item ids, refilled in queue order from the
+index (:func:`labelloop.store.queue.candidates`); every claim is still checked and made in
+the database (:func:`labelloop.store.queue.try_claim`), so several processes stay correct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue as queue_mod
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from labelloop.errors import LabelloopError
+from labelloop.store import queue as store_queue
+from labelloop.store import writing
+from labelloop.store.projects import Project
+from labelloop.store.schema import utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+BUFFER_SIZE = 256
+BUFFER_MAX_AGE = 5.0  # seconds: refill to pick up items whose leases expired or were skipped
+
+Op = Callable[[Connection], Any]
+
+
+class _Candidates:
+    """Candidate item ids of one project and model run, in queue order."""
+
+    def __init__(self, run_id: int | None):
+        self.run_id = run_id
+        self.ids: deque[int] = deque()
+        self.filled_at = 0.0
+        self.exhausted = False
+
+
+class Dispatcher:
+    """Runs store operations on one writer thread, batched into shared transactions."""
+
+    def __init__(self, engine: Engine, *, max_batch: int = MAX_BATCH):
+        self.engine = engine
+        self.max_batch = max_batch
+        self._jobs: queue_mod.SimpleQueue[tuple[Op, Future[Any]] | None] = queue_mod.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._buffers: dict[int, _Candidates] = {}
+        self.batches = 0
+        self.operations = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="labelloop-writer", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)
+            thread.join(timeout=10)
+
+    # -- submitting ------------------------------------------------------------------------
+    async def run(self, op: Op) -> Any:
+        """Run ``op(conn)`` in the writer's transaction; its result once committed."""
+        if self._thread is None:
+            self.start()
+        future: Future[Any] = Future()
+        self._jobs.put((op, future))
+        return await asyncio.wrap_future(future)
+
+    # -- the writer thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue_mod.Empty:
+                    break
+                if more is None:
+                    self._jobs.put(None)
+                    break
+                batch.append(more)
+            self._execute(batch)
+
+    def _execute(self, batch: list[tuple[Op, Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with writing(self.engine) as conn:
+                for op, _future in batch:
+                    outcomes.append(self._one(conn, op))
+        except Exception as exc:  # the commit (or BEGIN) failed: retry one by one
+            self._buffers.clear()
+            if len(batch) > 1 and isinstance(exc, DBAPIError):
+                log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
+                for job in batch:
+                    self._execute([job])
+                return
+            for _op, future in batch:
+                future.set_exception(exc)
+            return
+        self.batches += 1
+        self.operations += len(batch)
+        for (_op, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _one(self, conn: Connection, op: Op) -> tuple[bool, Any]:
+        try:
+            with conn.begin_nested():
+                return True, op(conn)
+        except LabelloopError as exc:
+            return False, exc
+        except DBAPIError:
+            raise  # a database failure (deadlock, lost connection): the whole batch is retried
+        except Exception as exc:  # a bug in one operation must not sink the others
+            log.exception("operation failed")
+            return False, exc
+
+    # -- claims through the candidate buffer (writer thread only) --------------------------
+    def claim_next(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int) -> Any:
+        now = utcnow()
+        lease = store_queue.renew_current(
+            conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now
+        )
+        if lease is not None:
+            return lease
+        buf = self._buffers.get(project.id)
+        if buf is None or buf.run_id != project.current_run_id or time.monotonic() - buf.filled_at > BUFFER_MAX_AGE:
+            buf = self._refill(conn, project, now)
+        for _round in range(2):
+            kept: list[int] = []
+            try:
+                while buf.ids:
+                    item_id = buf.ids.popleft()
+                    result = store_queue.try_claim(
+                        conn, project=project, user_id=user_id, item_id=item_id,
+                        lease_seconds=lease_seconds, now=now,
+                    )
+                    if isinstance(result, store_queue.Lease):
+                        return result
+                    if result == "not_for_you":
+                        kept.append(item_id)
+                        if len(kept) >= 64:
+                            break  # this user skipped a lot: ask the database directly
+            finally:
+                buf.ids.extendleft(reversed(kept))
+            if len(kept) >= 64 or buf.exhausted:
+                break
+            buf = self._refill(conn, project, now)
+        # Whatever the buffer holds is not for this user: the exact query decides.
+        return store_queue.next_item(
+            conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now
+        )
+
+    def skip(self, conn: Connection, *, project: Project, user_id: int, item_id: int) -> None:
+        """Skip the item; it goes back to the front of this process's candidates for others."""
+        store_queue.skip_item(conn, project=project, user_id=user_id, item_id=item_id)
+        self._give_back(project, item_id)
+
+    def undo(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int) -> Any:
+        """Undo the user's last label; the lease they held meanwhile goes back to the candidates."""
+        held = store_queue.current_lease(conn, project=project, user_id=user_id)
+        lease = store_queue.undo_last(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
+        if held is not None and held.item_id != lease.item_id:
+            self._give_back(project, held.item_id)
+        return lease
+
+    def _give_back(self, project: Project, item_id: int) -> None:
+        buf = self._buffers.get(project.id)
+        if buf is not None and item_id not in buf.ids:
+            buf.ids.appendleft(item_id)
+
+    def _refill(self, conn: Connection, project: Project, now: Any) -> _Candidates:
+        buf = _Candidates(project.current_run_id)
+        ids = store_queue.candidates(conn, project=project, now=now, limit=BUFFER_SIZE)
+        buf.ids.extend(ids)
+        buf.exhausted = len(ids) < BUFFER_SIZE
+        buf.filled_at = time.monotonic()
+        self._buffers[project.id] = buf
+        return buf

@@ -1,0 +1,192 @@
+"""The JSON API over HTTP (in process): the labelling cycle, errors and input limits."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import func, select
+
+from labelloop.store import reading, writing
+from labelloop.store import projects as store_projects
+from labelloop.store import users as store_users
+from labelloop.store.schema import annotations, assignments, items
+
+
+API = "/api/projects/news"
+TAGS = ["Sport", "Politics", "Tech"]  # as in conftest
+
+
+def test_healthz_needs_no_auth_and_everything_else_does(client, world):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    for method, path in [
+        ("GET", "/api/me"), ("GET", "/api/projects"), ("GET", f"{API}/stats"), ("POST", f"{API}/next"),
+        ("POST", f"{API}/items/1/labels"), ("POST", f"{API}/items/1/skip"), ("POST", f"{API}/undo"),
+        ("POST", f"{API}/items/1/renew"), ("GET", "/api/users"),
+    ]:
+        response = client.request(method, path)
+        assert response.status_code == 401, (method, path)
+        assert "not authenticated" in response.json()["detail"]
+    bad = client.get("/api/me", headers={"Authorization": "Bearer ll_nope"})
+    assert bad.status_code == 401 and bad.json()["detail"] == "invalid API token"
+    assert client.get("/api/me", headers={"Authorization": "Basic abc"}).status_code == 401
+
+
+def test_me_projects_and_admin_only_routes(client, world):
+    me = client.get("/api/me", headers=world.auth("ann")).json()
+    assert me == {"id": world.ids["ann"], "name": "ann", "role": "labeller"}
+    projects = client.get("/api/projects", headers=world.auth("ann")).json()
+    assert projects == [{"name": "news", "tags": TAGS, "items": 5, "labelled": 0, "remaining": 5}]
+    assert client.get("/api/users", headers=world.auth("ann")).status_code == 403
+    users = client.get("/api/users", headers=world.auth("boss")).json()
+    assert [u["name"] for u in users] == ["ann", "bob", "boss"]
+
+
+def test_label_cycle_to_the_end(client, world, engine):
+    seen = []
+    while True:
+        response = client.post(f"{API}/next", headers=world.auth("ann"))
+        if response.status_code == 204:
+            break
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == {"item", "lease"} and set(body["item"]) == {"id", "external_id", "display"}
+        assert body["item"]["display"]["title"].startswith("title ")
+        # asking again while holding the lease gives the same item
+        assert client.post(f"{API}/next", headers=world.auth("ann")).json()["item"] == body["item"]
+        tag = TAGS[len(seen) % 3]
+        created = client.post(f"{API}/items/{body['item']['id']}/labels", json={"label": tag}, headers=world.auth("ann"))
+        assert created.status_code == 201 and created.json() == {"item_id": body["item"]["id"], "label": tag}
+        seen.append(body["item"]["id"])
+    assert len(set(seen)) == 5
+    stats = client.get(f"{API}/stats", headers=world.auth("ann")).json()
+    assert stats["items"] == 5 and stats["labelled"] == 5 and stats["remaining"] == 0
+    assert stats["per_tag"] == {"Sport": 2, "Politics": 2, "Tech": 1}
+    assert stats["per_labeller"] == {"ann": 5}
+    assert (stats["yours_today"], stats["yours_total"]) == (5, 5)
+    assert client.get(f"{API}/stats", headers=world.auth("bob")).json()["yours_total"] == 0
+    assert client.post(f"{API}/next", headers=world.auth("bob")).status_code == 204
+    with reading(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(annotations)).scalar_one() == 5
+
+
+def test_errors_409_422_404(client, world, engine):
+    item = client.post(f"{API}/next", headers=world.auth("ann")).json()["item"]
+    url = f"{API}/items/{item['id']}/labels"
+    unknown = client.post(url, json={"label": "Gossip"}, headers=world.auth("ann"))
+    assert unknown.status_code == 422 and "unknown tag 'Gossip'" in unknown.json()["detail"]
+    other = client.post(url, json={"label": "Tech"}, headers=world.auth("bob"))
+    assert other.status_code == 409 and "not leased to you" in other.json()["detail"]
+    assert client.post(url, json={}, headers=world.auth("ann")).status_code == 422
+    assert client.post(url, json={"label": "Tech", "extra": 1}, headers=world.auth("ann")).status_code == 422
+    assert client.post(url, json={"label": ""}, headers=world.auth("ann")).status_code == 422
+    assert client.post(url, content=b"{not json", headers={**world.auth("ann"), "content-type": "application/json"}).status_code == 422
+    assert client.post(url, content=b"label=Tech", headers={**world.auth("ann"), "content-type": "text/plain"}).status_code == 415
+    assert client.post(f"{API}/items/999999/labels", json={"label": "Tech"}, headers=world.auth("ann")).status_code == 404
+    assert client.post("/api/projects/nope/next", headers=world.auth("ann")).status_code == 404
+    assert client.post(f"{API}/items/abc/labels", json={"label": "Tech"}, headers=world.auth("ann")).status_code == 422
+    with reading(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(annotations)).scalar_one() == 0
+    assert client.post(url, json={"label": "Tech"}, headers=world.auth("ann")).status_code == 201
+    again = client.post(url, json={"label": "Sport"}, headers=world.auth("ann"))
+    assert again.status_code == 409 and "already" in again.json()["detail"]
+
+
+def test_oversize_bodies_are_refused(client, world):
+    item = client.post(f"{API}/next", headers=world.auth("ann")).json()["item"]
+    big = json.dumps({"label": "x" * 100_000})
+    response = client.post(f"{API}/items/{item['id']}/labels", content=big,
+                           headers={**world.auth("ann"), "content-type": "application/json"})
+    assert response.status_code == 413 and "too large" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: counted while streaming
+        for _ in range(100):
+            yield b"x" * 1000
+
+    streamed = client.post(f"{API}/items/{item['id']}/labels", content=chunks(),
+                           headers={**world.auth("ann"), "content-type": "application/json"})
+    assert streamed.status_code == 413
+
+
+def test_skip_and_undo(client, world):
+    ann = world.auth("ann")
+    first = client.post(f"{API}/next", headers=ann).json()["item"]
+    assert client.post(f"{API}/items/{first['id']}/skip", headers=ann).status_code == 204
+    second = client.post(f"{API}/next", headers=ann).json()["item"]
+    assert second["id"] != first["id"]
+    assert client.post(f"{API}/items/{first['id']}/labels", json={"label": "Tech"}, headers=ann).status_code == 409
+    # bob gets the item ann skipped (it is first in the queue order)
+    assert client.post(f"{API}/next", headers=world.auth("bob")).json()["item"]["id"] == first["id"]
+
+    assert client.post(f"{API}/undo", headers=ann).status_code == 404  # nothing labelled yet
+    client.post(f"{API}/items/{second['id']}/labels", json={"label": "Sport"}, headers=ann)
+    third = client.post(f"{API}/next", headers=ann).json()["item"]
+    undone = client.post(f"{API}/undo", headers=ann)
+    assert undone.status_code == 200 and undone.json()["item"]["id"] == second["id"]
+    assert client.post(f"{API}/next", headers=ann).json()["item"]["id"] == second["id"]
+    assert client.post(f"{API}/items/{second['id']}/labels", json={"label": "Tech"}, headers=ann).status_code == 201
+    stats = client.get(f"{API}/stats", headers=ann).json()
+    assert stats["per_tag"] == {"Sport": 0, "Politics": 0, "Tech": 1} and stats["yours_total"] == 1
+    # the lease ann held on `third` before undoing was given back: it goes to the next asker
+    assert client.post(f"{API}/next", headers=ann).json()["item"]["id"] == third["id"]
+
+
+def test_short_leases_expire_and_renew(world, engine, db_url):
+    from fastapi.testclient import TestClient
+
+    from labelloop.server import create_app
+
+    settings = world.settings.__class__(**{**world.settings.__dict__, "lease_seconds": 1})
+    with writing(engine) as conn:  # one item only
+        conn.execute(items.delete().where(items.c.external_id != "e0"))
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        ann, bob = world.auth("ann"), world.auth("bob")
+        item = client.post(f"{API}/next", headers=ann).json()
+        assert client.post(f"{API}/next", headers=bob).status_code == 204
+        time.sleep(0.6)
+        renewed = client.post(f"{API}/items/{item['item']['id']}/renew", headers=ann)
+        assert renewed.status_code == 200 and renewed.json()["expires_at"] > item["lease"]["expires_at"]
+        time.sleep(0.6)  # past the first expiry, within the renewed one
+        assert client.post(f"{API}/next", headers=bob).status_code == 204
+        time.sleep(0.6)
+        taken = client.post(f"{API}/next", headers=bob)
+        assert taken.status_code == 200 and taken.json()["item"]["id"] == item["item"]["id"]
+        late = client.post(f"{API}/items/{item['item']['id']}/labels", json={"label": "Tech"}, headers=ann)
+        assert late.status_code == 409 and "expired" in late.json()["detail"]
+        assert client.post(f"{API}/items/{item['item']['id']}/renew", headers=ann).status_code == 409
+
+
+def test_untrusted_text_comes_back_json_escaped(client, world, engine):
+    name, tag = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>"
+    with writing(engine) as conn:
+        user = store_users.create_user(conn, name=name, role="labeller", password="password123")
+        token = store_users.create_token(conn, user_id=user.id)
+        store_projects.add_tags(conn, project_id=world.project.id, names=[tag])
+    auth = {"Authorization": f"Bearer {token}"}
+    me = client.get("/api/me", headers=auth)
+    assert me.headers["content-type"].startswith("application/json")
+    assert b"<script>" not in me.content and me.json()["name"] == name
+    item = client.post(f"{API}/next", headers=auth).json()["item"]
+    assert client.post(f"{API}/items/{item['id']}/labels", json={"label": tag}, headers=auth).status_code == 201
+    stats = client.get(f"{API}/stats", headers=auth)
+    assert b"<img" not in stats.content and b"<script>" not in stats.content
+    assert stats.json()["per_tag"][tag] == 1 and stats.json()["per_labeller"] == {name: 1}
+
+
+def test_disabled_users_are_refused(client, world, engine):
+    assert client.get("/api/me", headers=world.auth("bob")).status_code == 200
+    with writing(engine) as conn:
+        store_users.set_disabled(conn, user_id=world.ids["bob"], disabled=True)
+    client.app.state.auth_cache.clear()  # else within the cache's two seconds
+    response = client.get("/api/me", headers=world.auth("bob"))
+    assert response.status_code == 401 and "disabled" in response.json()["detail"]
+
+
+def test_assignment_rows_record_who_had_what(client, world, engine):
+    got = {name: client.post(f"{API}/next", headers=world.auth(name)).json()["item"]["id"] for name in ("ann", "bob")}
+    assert got["ann"] != got["bob"]
+    with reading(engine) as conn:
+        rows = conn.execute(select(assignments.c.item_id, assignments.c.user_id, assignments.c.state)).all()
+    assert sorted(rows) == sorted(
+        [(got["ann"], world.ids["ann"], "leased"), (got["bob"], world.ids["bob"], "leased")]
+    )
