@@ -286,3 +286,54 @@ def backup(target: Path, db_url: str | None) -> None:
 
     size = backup_sqlite(engine_for(db_url), target=target)
     click.echo(f"backed up {size:,} bytes to {target}")
+
+
+@main.command("simulate")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--text-columns", required=True, help="Comma-separated columns the model reads, e.g. title,body.")
+@click.option("--label-column", required=True, help="Column with the true tag (the oracle).")
+@click.option("--strategy", "strategies", default="default,random", show_default=True,
+              help="Comma-separated configurations: default, superintendent, random, entropy, margin, "
+                   "least-confidence; each optionally +explore=F, +diverse, +no-diverse.")
+@click.option("--model", default=None, help="Model name (default: what a new project uses).")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Runs per strategy (seeds 0..N-1).")
+@click.option("--initial", type=int, default=10, show_default=True, help="Labels taken from the cold-start order.")
+@click.option("--batch", type=int, default=10, show_default=True, help="Labels taken per round.")
+@click.option("--budget", type=int, default=500, show_default=True, help="Labels per run in total.")
+@click.option("--test-fraction", type=float, default=0.3, show_default=True,
+              help="Share of FILE held out (stratified) as the test set.")
+@click.option("--test-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Use this file as the test set and all of FILE as the pool.")
+@click.option("--cv-every", type=int, default=1, show_default=True,
+              help="Cross-validate the labelled items every N rounds (0: never).")
+@click.option("--jobs", type=int, default=None, help="Worker processes (default: the available cores).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results.json"),
+              show_default=True, help="Where to write the results (JSON).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw the learning curves and the CV drift into this PNG.")
+def simulate_cmd(file: Path, text_columns: str, label_column: str, strategies: str, model: str | None, seeds: int,
+                 initial: int, batch: int, budget: int, test_fraction: float, test_file: Path | None,
+                 cv_every: int, jobs: int | None, out: Path, plot: Path | None) -> None:
+    """Simulate labelling FILE with its own labels as the oracle and compare strategies.
+
+    FILE is split (stratified) into a pool and a test set. Each strategy and seed labels
+    --initial items in cold-start order, then retrains, scores the test set and takes the next
+    --batch items of the serving order, up to --budget. No database is used.
+    """
+    from labelloop import simulate as sim
+    from labelloop.simulate.report import progress_bar, summary_table
+
+    queries = sim.parse_strategies(strategies)
+    columns = [c.strip() for c in text_columns.split(",") if c.strip()]
+    dataset = sim.load_dataset(file, text_columns=columns, label_column=label_column,
+                               test_fraction=test_fraction, test_file=test_file)
+    console = Console(stderr=True)
+    with progress_bar(console, f"simulating {file.name}") as hooks:
+        results = sim.simulate(dataset, queries, model=model, seeds=seeds, initial=initial, batch=batch,
+                               budget=budget, cv_every=cv_every, processes=jobs, progress=hooks)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if plot is not None:
+        sim.plot_results(results, plot)
+    Console(width=max(Console().width, 110)).print(summary_table(results))
+    click.echo(f"results written to {out}" + (f", plot to {plot}" if plot else ""), err=True)

@@ -73,7 +73,10 @@ def plot_results(results: dict[str, Any], path: str | Path, *, title: str | None
     curve_ax.set_title("test macro-F1 (mean; band = min-max over seeds)")
     drift_ax.set_title("drift of CV on the labelled items from the test score (mean over seeds)")
     curve_ax.legend(fontsize=7, loc="lower right")
-    drift_ax.legend(fontsize=7, loc="lower right")
+    if drift_ax.get_legend_handles_labels()[0]:
+        drift_ax.legend(fontsize=7, loc="lower right")
+    else:
+        drift_ax.text(0.5, 0.5, "no cross-validation in these runs", ha="center", transform=drift_ax.transAxes)
     dataset = Path(str(results["dataset"].get("file", ""))).name
     figure.suptitle(title or f"{dataset} - model {results['settings']['model']}")
     path.parent.mkdir(parents=True, exist_ok=True)

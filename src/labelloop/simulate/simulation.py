@@ -98,7 +98,12 @@ def simulate(
     full_pool, runs = outcomes[0], outcomes[1:]
     return {
         "version": RESULTS_VERSION,
-        "dataset": dataset.description,
+        "dataset": {
+            **dataset.description,
+            "pool_size": len(dataset.pool_texts),
+            "test_size": len(dataset.test_texts),
+            "tags": list(dataset.tags),
+        },
         "settings": {
             "model": model,
             "initial": initial,
