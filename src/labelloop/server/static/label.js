@@ -166,6 +166,7 @@
 
   function showDone() {
     current = null;
+    refEl.textContent = "";
     clearTimeout(renewTimer);
     setLoading(false);
     card.hidden = true;
