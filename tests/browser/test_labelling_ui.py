@@ -72,9 +72,11 @@ def site(db_url: str, tmp_path: Path, shared_datasets: Path, live_server_class):
     engine.dispose()
 
 
-def log_in(page, base: str, name: str, path: str) -> None:
+def log_in(page, base: str, name: str, path: str, screenshot: Path | None = None) -> None:
     page.goto(base + path)
     assert "/login?next=" in page.url  # pages need a session
+    if screenshot is not None:
+        page.screenshot(path=str(screenshot))
     page.fill('input[name="username"]', name)
     page.fill('input[name="password"]', PASSWORD)
     page.click('button[type="submit"]')
@@ -113,7 +115,7 @@ def test_label_undo_skip_progress_admin_and_phone(chromium, site, artefacts, db_
     page = desktop.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    log_in(page, base, "ann", "/projects/reddit/label")
+    log_in(page, base, "ann", "/projects/reddit/label", artefacts / f"login_{backend}.png")
     current = first_item(page)
     page.screenshot(path=str(artefacts / f"label_desktop_{backend}.png"))
 
@@ -207,9 +209,13 @@ def test_label_undo_skip_progress_admin_and_phone(chromium, site, artefacts, db_
     scroller = page.locator("#item-scroll")
     assert scroller.evaluate("e => e.scrollHeight > e.clientHeight")  # the long post scrolls ...
     assert page.get_by_role("button", name="Fine").is_visible()  # ... and the tags stay in view
+    page.screenshot(path=str(artefacts / f"label_hostile_{backend}.png"))
     page.keyboard.press("PageDown")
     page.wait_for_function("() => document.getElementById('item-scroll').scrollTop > 0")
-    page.screenshot(path=str(artefacts / f"label_hostile_{backend}.png"))
+    for path, name in (("/projects", "projects"), ("/admin/users", "admin_users"),
+                       ("/admin/projects/reddit/tags", "admin_tags")):
+        page.goto(base + path)
+        page.screenshot(path=str(artefacts / f"{name}_{backend}.png"), full_page=True)
     admin.close()
 
     # ---- a phone-width screen ----------------------------------------------------------------

@@ -61,7 +61,7 @@ def balance_png(counts: Mapping[str, int], *, title: str = "Labels per tag") -> 
     names = list(counts)
     values = [int(counts[n]) for n in names]
     total = sum(values)
-    fig = _figure(7.0, max(1.6, 0.42 * len(names) + 0.9))
+    fig = _figure(5.6, max(1.6, 0.4 * len(names) + 0.9))
     ax = fig.add_subplot()
     _style(ax)
     if not names:

@@ -326,9 +326,10 @@
   });
 
   // ---- input --------------------------------------------------------------------------------
-  tagButtons.forEach((b) => b.addEventListener("click", () => label(b.dataset.tag, b)));
-  skipBtn.addEventListener("click", skip);
-  undoBtn.addEventListener("click", undo);
+  // A clicked button gives its focus back, so that Enter or Space never label the next item.
+  tagButtons.forEach((b) => b.addEventListener("click", () => { b.blur(); label(b.dataset.tag, b); }));
+  skipBtn.addEventListener("click", () => { skipBtn.blur(); skip(); });
+  undoBtn.addEventListener("click", () => { undoBtn.blur(); undo(); });
   $("check-again").addEventListener("click", loadNext);
 
   const byKey = {};
