@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, select
 from labelloop.config import Settings
 from labelloop.errors import InvalidInputError
 from labelloop.io.bulk import (
+    BackgroundWriter,
     ItemRow,
     add_import_annotations,
     lock_project_for_import,
@@ -140,52 +141,81 @@ def import_into(conn: Connection, *, project: store_projects.Project, source: Re
     now = utcnow()
     after_id = max_item_id(conn)
     writer = make_writer(conn, project_id=project.id, now=now, update=options.update)
-    labels = _TagResolver(conn, project, source, options)
-    chunk_rows = max(1, settings.import_chunk_rows)
-    check = _FieldCheck(source, wanted, settings.max_field_bytes)
-    text_pos = [wanted.index(c) for c in options.text_columns]
-    display_pos = [wanted.index(c) for c in options.display_columns or ()]
-    display_keys = [json.dumps(c, ensure_ascii=False) + ": " for c in options.display_columns or ()]
-    label_pos = wanted.index(options.label_column) if options.label_column else None
-    encode = json.encoder.encode_basestring  # type: ignore[attr-defined]  # JSON string, UTF-8 kept
-    id_field, seed = options.id_column, project.seed
-    seen: dict[str, int] = {}
-    chunk: list[ItemRow] = []
-    inserted = updated = 0
-
-    for line, values in source.rows(wanted):
-        check(line, values)
-        external_id = values[0]
-        if not external_id.strip():
-            raise source.error("empty id", line=line, field=id_field)
-        if len(external_id) > MAX_EXTERNAL_ID:
-            raise source.error(f"id longer than {MAX_EXTERNAL_ID} characters", line=line, field=id_field)
-        first = seen.setdefault(external_id, line)
-        if first != line:
-            raise source.error(f"duplicate id {external_id!r}: also on line {first}", line=line, field=id_field)
-        parts = [values[i] for i in text_pos]
-        body = "\n\n".join([p for p in parts if p.strip()]) if len(parts) > 1 else parts[0]
-        display = "{" + ", ".join([k + encode(values[i]) for k, i in zip(display_keys, display_pos)]) + "}"
-        tag_id = labels.resolve(values[label_pos], line) if label_pos is not None else None
-        chunk.append((external_id, display, body, rand_key(seed, external_id), tag_id))
-        if len(chunk) >= chunk_rows:
-            done = writer.write(chunk)
-            inserted, updated = inserted + done[0], updated + done[1]
-            chunk = []
-            if progress:
-                progress(source.position())
-    if chunk:
-        done = writer.write(chunk)
-        inserted, updated = inserted + done[0], updated + done[1]
-    if progress:
-        progress(source.position())
-    if not seen:
+    try:
+        background = BackgroundWriter(writer)
+        labels = _TagResolver(conn, project, source, options, before_write=background.drain)
+        try:
+            n_rows = _feed(source, wanted, options, settings, project.seed, labels, background.put, progress)
+        except BaseException:
+            background.close(cancel=True)
+            raise
+        background.close()
+    finally:
+        writer.close()
+    if not n_rows:
         raise source.error("no data rows" + (" after the header" if source.header_line() == 1 else ""))
-    n_labels = add_import_annotations(conn, project_id=project.id, after_id=after_id, now=now) if label_pos is not None else 0
+    n_labels = 0
+    if options.label_column:
+        n_labels = add_import_annotations(conn, project_id=project.id, after_id=after_id, now=now)
     store_projects.set_import_columns(
         conn, project_id=project.id, id_column=options.id_column, display_columns=list(options.display_columns or ())
     )
-    return ImportResult(inserted, len(seen) - inserted - updated, updated, n_labels, tuple(labels.added))
+    inserted, updated = background.inserted, background.updated
+    return ImportResult(inserted, n_rows - inserted - updated, updated, n_labels, tuple(labels.added))
+
+
+def _feed(source: RecordSource, wanted: list[str], options: ImportOptions, settings: Settings, seed: int,
+          labels: _TagResolver, put: Callable[[list[ItemRow]], None], progress: Progress | None) -> int:
+    """Check and convert every record, handing chunks of item rows to ``put``; returns the count."""
+    chunk_rows = max(1, settings.import_chunk_rows)
+    check = _FieldCheck(source, wanted, settings.max_field_bytes)
+    quick = check.quick
+    text_pos = [wanted.index(c) for c in options.text_columns]
+    single_text = text_pos[0] if len(text_pos) == 1 else None
+    display_fields = [(json.dumps(c, ensure_ascii=False) + ": ", wanted.index(c)) for c in options.display_columns or ()]
+    label_pos = wanted.index(options.label_column) if options.label_column else None
+    encode = json.encoder.encode_basestring  # type: ignore[attr-defined]  # JSON string, UTF-8 kept
+    resolve, tag_ids = labels.resolve, labels.ids
+    id_field = options.id_column
+    seen: dict[str, int] = {}
+    setdefault = seen.setdefault
+    chunk: list[ItemRow] = []
+    append = chunk.append
+
+    for line, values in source.rows(wanted):
+        for value in values:
+            if len(value) > quick or "\x00" in value:
+                check.slow(line, values)
+        external_id = values[0]
+        if not external_id.strip() or len(external_id) > MAX_EXTERNAL_ID:
+            problem = "empty id" if not external_id.strip() else f"id longer than {MAX_EXTERNAL_ID} characters"
+            raise source.error(problem, line=line, field=id_field)
+        if setdefault(external_id, line) != line:
+            raise source.error(f"duplicate id {external_id!r}: also on line {seen[external_id]}",
+                               line=line, field=id_field)
+        if single_text is None:
+            body = "\n\n".join([p for p in [values[i] for i in text_pos] if p.strip()])
+        else:
+            body = values[single_text]
+        display = "{" + ", ".join([key + encode(values[i]) for key, i in display_fields]) + "}"
+        tag_id = None
+        if label_pos is not None:
+            cell = values[label_pos]
+            tag_id = tag_ids.get(cell)
+            if tag_id is None and cell:
+                tag_id = resolve(cell, line)
+        append((external_id, display, body, rand_key(seed, external_id), tag_id))
+        if len(chunk) >= chunk_rows:
+            put(chunk)
+            chunk = []
+            append = chunk.append
+            if progress:
+                progress(source.position())
+    if chunk:
+        put(chunk)
+    if progress:
+        progress(source.position())
+    return len(seen)
 
 
 class _FieldCheck:
@@ -195,14 +225,7 @@ class _FieldCheck:
         self.source, self.wanted, self.max_bytes = source, list(wanted), max_bytes
         self.quick = max_bytes // 4  # at most 4 UTF-8 bytes per character
 
-    def __call__(self, line: int, values: Sequence[str]) -> None:
-        quick = self.quick
-        for value in values:
-            if len(value) > quick or "\x00" in value:
-                self._slow(line, values)
-                return
-
-    def _slow(self, line: int, values: Sequence[str]) -> None:
+    def slow(self, line: int, values: Sequence[str]) -> None:
         for name, value in zip(self.wanted, values):
             if "\x00" in value:
                 raise self.source.error("contains a NUL character (\\x00)", line=line, field=name)
@@ -217,8 +240,9 @@ class _TagResolver:
     """Maps label cells to tag ids; unknown tags are an error, or added with ``add_labels``."""
 
     def __init__(self, conn: Connection, project: store_projects.Project, source: RecordSource,
-                 options: ImportOptions):
+                 options: ImportOptions, *, before_write: Callable[[], None]):
         self.conn, self.project, self.source = conn, project, source
+        self.before_write = before_write  # frees the connection from the background writer
         self.field = options.label_column
         self.add = options.add_labels
         self.ids = {t.name: t.id for t in project.tags if not t.retired}
@@ -243,6 +267,7 @@ class _TagResolver:
                 f"unknown tag {name!r}; project {self.project.name!r} has: {known} "
                 "(use --add-labels to add new tags)", line=line, field=self.field,
             )
+        self.before_write()
         try:
             store_projects.add_tags(self.conn, project_id=self.project.id, names=[name])
         except InvalidInputError as exc:
