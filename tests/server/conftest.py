@@ -4,20 +4,23 @@ an in-process HTTP client and a real Uvicorn server on a free loopback port."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import socket
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from labelloop.config import Settings
 from labelloop.server import create_app
+from labelloop.server.run import settings_environ
 from labelloop.store import writing
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
@@ -89,31 +92,42 @@ def client(world: World) -> Iterator[TestClient]:
 
 
 class LiveServer:
-    """A real Uvicorn server in a thread, on a free 127.0.0.1 port."""
+    """A real Uvicorn server in a subprocess (the worker app factory), on a free 127.0.0.1 port."""
 
     def __init__(self, settings: Settings):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **settings_environ(settings)}
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> LiveServer:
-        self.thread.start()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "labelloop.server.run:app_from_env",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+            env=self.env,
+        )
         deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
+        while True:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.__exit__()
                 raise RuntimeError("the server did not start")
-            time.sleep(0.02)
-        assert httpx.get(self.url + "/healthz").status_code == 200
-        return self
+            time.sleep(0.05)
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.sock.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 @pytest.fixture

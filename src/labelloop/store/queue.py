@@ -27,7 +27,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
 
 from labelloop.errors import ConflictError, NotFoundError
-from labelloop.store.labels import refresh_items
+from labelloop.store import rawsql as raw
+from labelloop.store.labels import final_label, refresh_items
 from labelloop.store.projects import Project
 from labelloop.store.schema import annotations, assignments, item_scores, items, utcnow
 
@@ -104,26 +105,46 @@ def candidates(
     return ids + list(conn.execute(query).scalars())[: limit - len(ids)]
 
 
+_CURRENT = """
+SELECT a.item_id, i.external_id, i.display, a.expires_at, a.is_audit
+FROM assignments a JOIN items i ON i.id = a.item_id
+WHERE a.project_id = :project AND a.user_id = :user AND a.state = 'leased' AND a.expires_at > :now
+ORDER BY a.leased_at DESC, a.id DESC LIMIT 1"""
+
+_LIVE_BY_OTHERS = """(SELECT count(*) FROM assignments o
+ WHERE o.item_id = :item AND o.state = 'leased' AND o.expires_at > :now AND o.user_id <> :user)"""
+
+_CLAIM_ITEM = """
+SELECT id, external_id, display, n_labels, target_labels FROM items
+WHERE id = :item AND project_id = :project"""
+
+_CLAIM_CHECK = f"""
+SELECT {_LIVE_BY_OTHERS},
+ (SELECT m.state FROM assignments m WHERE m.item_id = :item AND m.user_id = :user)"""
+
+_INSERT_LEASE = """
+INSERT INTO assignments (project_id, item_id, user_id, state, is_audit, leased_at, expires_at)
+VALUES (:project, :item, :user, 'leased', :audit, :now, :expires)"""
+
+_RENEW_OWN = """
+UPDATE assignments SET leased_at = :now, expires_at = :expires
+WHERE item_id = :item AND user_id = :user"""
+
+_HELD = f"""
+SELECT i.n_labels, i.target_labels, i.adjudicated_tag_id, a.id, a.state, a.expires_at, a.is_audit, {_LIVE_BY_OTHERS}
+FROM items i LEFT JOIN assignments a ON a.item_id = i.id AND a.user_id = :user
+WHERE i.id = :item AND i.project_id = :project"""
+
+
 def current_lease(
     conn: Connection, *, project: Project, user_id: int, now: datetime | None = None
 ) -> Lease | None:
     """The user's live lease in this project, if any (the newest if, unusually, several)."""
     now = now or utcnow()
-    row = conn.execute(
-        select(items.c.id, items.c.external_id, items.c.display, assignments.c.expires_at, assignments.c.is_audit)
-        .select_from(assignments.join(items, items.c.id == assignments.c.item_id))
-        .where(
-            assignments.c.project_id == project.id,
-            assignments.c.user_id == user_id,
-            assignments.c.state == "leased",
-            assignments.c.expires_at > now,
-        )
-        .order_by(assignments.c.leased_at.desc(), assignments.c.id.desc())
-        .limit(1)
-    ).first()
+    row = raw.one(conn, _CURRENT, {"project": project.id, "user": user_id, "now": raw.ts(conn, now)})
     if row is None:
         return None
-    return Lease(row.id, row.external_id, dict(row.display), row.expires_at, bool(row.is_audit))
+    return Lease(row[0], row[1], raw.from_json(row[2]), raw.from_ts(row[3]), bool(row[4]))
 
 
 def try_claim(
@@ -141,39 +162,25 @@ def try_claim(
     another), ``"full"`` (needs no more labellers now: nobody can have it) or ``"not_for_you"``
     (the user labelled or skipped it already)."""
     now = now or utcnow()
-    row = conn.execute(
-        select(items.c.id, items.c.external_id, items.c.display, items.c.n_labels, items.c.target_labels)
-        .where(items.c.id == item_id, items.c.project_id == project.id)
-        .with_for_update(skip_locked=True)
-    ).first()
+    params = {"item": item_id, "project": project.id, "user": user_id, "now": raw.ts(conn, now)}
+    row = raw.one(conn, _CLAIM_ITEM + raw.for_update(conn, skip_locked=True), params)
     if row is None:
-        exists_ = conn.execute(select(items.c.id).where(items.c.id == item_id, items.c.project_id == project.id))
-        return "busy" if exists_.first() is not None else "full"
-    if row.n_labels >= row.target_labels:
+        return "busy" if raw.one(conn, _CLAIM_ITEM, params) is not None else "full"
+    _id, external_id, display, n_labels, target = row
+    if n_labels >= target:
         return "full"
-    held = conn.execute(select(_live_leases_by_others(item_id, user_id, now))).scalar_one()
-    if row.n_labels + held >= row.target_labels:
+    held, mine = raw.one(conn, _CLAIM_CHECK, params)  # type: ignore[misc]
+    if n_labels + held >= target:
         return "full"
-    mine = conn.execute(
-        select(assignments.c.id, assignments.c.state).where(
-            assignments.c.item_id == item_id, assignments.c.user_id == user_id
-        )
-    ).first()
-    expires = now + timedelta(seconds=lease_seconds)
-    if mine is not None and mine.state != "leased":
+    if mine is not None and mine != "leased":
         return "not_for_you"
+    expires = now + timedelta(seconds=lease_seconds)
+    params["expires"] = raw.ts(conn, expires)
     if mine is not None:
-        conn.execute(
-            update(assignments).where(assignments.c.id == mine.id).values(leased_at=now, expires_at=expires)
-        )
+        raw.run(conn, _RENEW_OWN, params)
     else:
-        conn.execute(
-            insert(assignments).values(
-                project_id=project.id, item_id=item_id, user_id=user_id, state="leased",
-                leased_at=now, expires_at=expires,
-            )
-        )
-    return Lease(row.id, row.external_id, dict(row.display), expires)
+        raw.run(conn, _INSERT_LEASE, {**params, "audit": False})
+    return Lease(item_id, external_id, raw.from_json(display), expires)
 
 
 def renew_current(
@@ -185,7 +192,7 @@ def renew_current(
     if lease is None:
         return None
     expires = now + timedelta(seconds=lease_seconds)
-    _set_expiry(conn, item_id=lease.item_id, user_id=user_id, expires=expires)
+    _set_expiry(conn, item_id=lease.item_id, user_id=user_id, now=now, expires=expires)
     return Lease(lease.item_id, lease.external_id, lease.display, expires, lease.is_audit)
 
 
@@ -217,36 +224,57 @@ def next_item(
     raise ConflictError("too many concurrent claims: no item could be leased; try again")
 
 
-def _assignment(conn: Connection, *, project: Project, item_id: int, user_id: int) -> Any:
-    item = conn.execute(
-        select(items.c.id, items.c.n_labels, items.c.target_labels)
-        .where(items.c.id == item_id, items.c.project_id == project.id)
-        .with_for_update()
-    ).first()
-    if item is None:
+@dataclass(frozen=True)
+class _Held:
+    assignment_id: int
+    is_audit: bool
+    adjudicated_tag_id: int | None
+
+
+def _held(conn: Connection, *, project: Project, item_id: int, user_id: int, now: datetime) -> _Held:
+    """Lock the item and check that it is (still) the user's to label, skip or renew.
+
+    An expired lease is still honoured while nobody else has taken the item over.
+    NotFoundError for an unknown item, ConflictError otherwise."""
+    params = {"item": item_id, "project": project.id, "user": user_id, "now": raw.ts(conn, now)}
+    row = raw.one(conn, _HELD + (raw.for_update(conn) and " FOR UPDATE OF i"), params)
+    if row is None:
         raise NotFoundError(f"no item {item_id} in project {project.name!r}")
-    mine = conn.execute(
-        select(assignments).where(assignments.c.item_id == item_id, assignments.c.user_id == user_id)
-    ).first()
-    return item, mine
+    n_labels, target, adjudicated, assignment_id, state, expires_at, is_audit, held = row
+    if assignment_id is None:
+        raise ConflictError(f"item {item_id} is not leased to you: ask for the next item first")
+    if state == "labelled":
+        raise ConflictError(f"you have labelled item {item_id} already (undo it to change the label)")
+    if state == "skipped":
+        raise ConflictError(f"you skipped item {item_id}; it is no longer leased to you")
+    if raw.from_ts(expires_at) <= now and n_labels + held >= target:
+        raise ConflictError(
+            f"your lease on item {item_id} expired and the item went to someone else; ask for the next item"
+        )
+    return _Held(assignment_id, bool(is_audit), adjudicated)
 
 
-def _check_held(conn: Connection, *, project: Project, item: Any, mine: Any, user_id: int, now: datetime) -> None:
-    """Raise ConflictError unless the item is (still) the user's to label or skip.
+_ANNOTATE = """
+INSERT INTO annotations (project_id, item_id, user_id, tag_id, source, is_audit, created_at, updated_at)
+VALUES (:project, :item, :user, :tag, 'human', :audit, :now, :now)"""
 
-    An expired lease is still honoured while nobody else has taken the item over."""
-    if mine is None:
-        raise ConflictError(f"item {item.id} is not leased to you: ask for the next item first")
-    if mine.state == "labelled":
-        raise ConflictError(f"you have labelled item {item.id} already (undo it to change the label)")
-    if mine.state == "skipped":
-        raise ConflictError(f"you skipped item {item.id}; it is no longer leased to you")
-    if mine.expires_at <= now:
-        held = conn.execute(select(_live_leases_by_others(item.id, user_id, now))).scalar_one()
-        if item.n_labels + held >= item.target_labels:
-            raise ConflictError(
-                f"your lease on item {item.id} expired and the item went to someone else; ask for the next item"
-            )
+_FINISH = "UPDATE assignments SET state = :state, finished_at = :now WHERE id = :assignment"
+
+_ITEM_LABELS = "SELECT tag_id FROM annotations WHERE item_id = :item"
+
+_ITEM_STATE = """
+UPDATE items SET n_labels = :n, label_tag_id = :tag, label_source = :source, updated_at = :now
+WHERE id = :item"""
+
+
+def refresh_item(conn: Connection, *, item_id: int, adjudicated: int | None, now: datetime) -> None:
+    """:func:`labelloop.store.labels.refresh_items` for one item, on the hot path (same rule)."""
+    cursor = raw.execute(conn, _ITEM_LABELS, {"item": item_id})
+    tag_ids = [r[0] for r in cursor.fetchall()]
+    cursor.close()
+    tag_id, source = final_label(tag_ids, adjudicated)
+    raw.run(conn, _ITEM_STATE, {"n": len(tag_ids), "tag": tag_id, "source": source,
+                                "now": raw.ts(conn, now), "item": item_id})
 
 
 def label_item(
@@ -257,18 +285,12 @@ def label_item(
     Unknown or retired tag: InvalidInputError; item not leased to the user: ConflictError."""
     now = now or utcnow()
     tag_id = project.tag_id(tag)
-    item, mine = _assignment(conn, project=project, item_id=item_id, user_id=user_id)
-    _check_held(conn, project=project, item=item, mine=mine, user_id=user_id, now=now)
-    conn.execute(
-        insert(annotations).values(
-            project_id=project.id, item_id=item_id, user_id=user_id, tag_id=tag_id, source="human",
-            is_audit=mine.is_audit, created_at=now, updated_at=now,
-        )
-    )
-    conn.execute(
-        update(assignments).where(assignments.c.id == mine.id).values(state="labelled", finished_at=now)
-    )
-    refresh_items(conn, item_ids=[item_id])
+    held = _held(conn, project=project, item_id=item_id, user_id=user_id, now=now)
+    stamp = raw.ts(conn, now)
+    raw.run(conn, _ANNOTATE, {"project": project.id, "item": item_id, "user": user_id, "tag": tag_id,
+                              "audit": held.is_audit, "now": stamp})
+    raw.run(conn, _FINISH, {"state": "labelled", "now": stamp, "assignment": held.assignment_id})
+    refresh_item(conn, item_id=item_id, adjudicated=held.adjudicated_tag_id, now=now)
 
 
 def skip_item(
@@ -276,11 +298,8 @@ def skip_item(
 ) -> None:
     """The user passes on a leased item: it goes back to the queue for others, never to them."""
     now = now or utcnow()
-    item, mine = _assignment(conn, project=project, item_id=item_id, user_id=user_id)
-    _check_held(conn, project=project, item=item, mine=mine, user_id=user_id, now=now)
-    conn.execute(
-        update(assignments).where(assignments.c.id == mine.id).values(state="skipped", finished_at=now)
-    )
+    held = _held(conn, project=project, item_id=item_id, user_id=user_id, now=now)
+    raw.run(conn, _FINISH, {"state": "skipped", "now": raw.ts(conn, now), "assignment": held.assignment_id})
 
 
 def renew_lease(
@@ -294,19 +313,15 @@ def renew_lease(
 ) -> datetime:
     """Extend the user's lease on ``item_id`` to ``now + lease_seconds``; returns the new expiry."""
     now = now or utcnow()
-    item, mine = _assignment(conn, project=project, item_id=item_id, user_id=user_id)
-    _check_held(conn, project=project, item=item, mine=mine, user_id=user_id, now=now)
+    _held(conn, project=project, item_id=item_id, user_id=user_id, now=now)
     expires = now + timedelta(seconds=lease_seconds)
-    _set_expiry(conn, item_id=item_id, user_id=user_id, expires=expires)
+    _set_expiry(conn, item_id=item_id, user_id=user_id, now=now, expires=expires)
     return expires
 
 
-def _set_expiry(conn: Connection, *, item_id: int, user_id: int, expires: datetime) -> None:
-    conn.execute(
-        update(assignments)
-        .where(assignments.c.item_id == item_id, assignments.c.user_id == user_id)
-        .values(expires_at=expires)
-    )
+def _set_expiry(conn: Connection, *, item_id: int, user_id: int, now: datetime, expires: datetime) -> None:
+    raw.run(conn, "UPDATE assignments SET expires_at = :expires WHERE item_id = :item AND user_id = :user",
+            {"expires": raw.ts(conn, expires), "item": item_id, "user": user_id})
 
 
 def release_leases(conn: Connection, *, project: Project, user_id: int) -> int:
