@@ -170,12 +170,24 @@ def _work(job: Job) -> dict[str, Any]:
 
 
 def run_jobs(
-    shared: Shared, jobs: Sequence[Job], *, processes: int = 1, progress: Progress | None = None
+    shared: Shared,
+    jobs: Sequence[Job],
+    *,
+    processes: int = 1,
+    progress: Progress | None = None,
+    on_result: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``jobs`` (results in the same order), in up to ``processes`` worker processes."""
+    """Run ``jobs`` (results in the same order), in up to ``processes`` worker processes.
+
+    ``on_result(i, result)`` is called as soon as job ``i`` is done (e.g. to cache it)."""
     processes = max(1, min(processes, len(jobs)))
+    on_result = on_result or (lambda i, result: None)
     if processes == 1:
-        return [_execute(shared, job, progress) for job in jobs]
+        serial = []
+        for i, job in enumerate(jobs):
+            serial.append(_execute(shared, job, progress))
+            on_result(i, serial[-1])
+        return serial
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     progress_queue = context.Queue()
     results: dict[int, dict[str, Any]] = {}
@@ -187,7 +199,9 @@ def run_jobs(
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(progress_queue, progress)
             for future in done:
-                results[pending.pop(future)] = future.result()
+                i = pending.pop(future)
+                results[i] = future.result()
+                on_result(i, results[i])
         _drain(progress_queue, progress)
     return [results[i] for i in range(len(jobs))]
 

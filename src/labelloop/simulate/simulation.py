@@ -31,7 +31,7 @@ from labelloop.simulate.runner import Job, Shared, available_cores, compute_feat
 from labelloop.simulate.summary import TARGET_SHARE, summarize
 from labelloop.store.projects import PROJECT_SETTINGS_DEFAULTS
 
-__all__ = ["RESULTS_VERSION", "simulate"]
+__all__ = ["RESULTS_VERSION", "build_results", "simulate"]
 
 RESULTS_VERSION = 1
 
@@ -95,7 +95,13 @@ def simulate(
     outcomes = run_jobs(
         shared, jobs, processes=processes or available_cores(), progress=progress[1] if progress else None
     )
-    full_pool, runs = outcomes[0], outcomes[1:]
+    return build_results(dataset, shared, model=model, seeds=seeds, full_pool=outcomes[0], runs=outcomes[1:],
+                         seconds=time.perf_counter() - started)
+
+
+def build_results(dataset: Dataset, shared: Shared, *, model: str, seeds: int, full_pool: dict[str, Any],
+                  runs: list[dict[str, Any]], seconds: float | None = None) -> dict[str, Any]:
+    """The results document (see the module documentation) of finished runs."""
     return {
         "version": RESULTS_VERSION,
         "dataset": {
@@ -106,16 +112,16 @@ def simulate(
         },
         "settings": {
             "model": model,
-            "initial": initial,
-            "batch": batch,
-            "budget": budget,
+            "initial": shared.initial,
+            "batch": shared.batch,
+            "budget": shared.budget,
             "seeds": list(range(seeds)),
-            "cv_every": cv_every,
-            "class_weight": class_weight,
+            "cv_every": shared.cv_every,
+            "class_weight": shared.class_weight,
             "target_share": TARGET_SHARE,
         },
         "full_pool": full_pool,
         "runs": runs,
         "summary": summarize(runs, full_pool),
-        "seconds": round(time.perf_counter() - started, 3),
+        "seconds": None if seconds is None else round(seconds, 3),
     }

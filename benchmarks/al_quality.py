@@ -1,0 +1,314 @@
+"""Active-learning quality: every strategy and model, 3 seeds, on the shared labelled data sets.
+
+    .venv/bin/python benchmarks/al_quality.py [--plot] [--write-results] [--processes 2]
+
+Each (data set, model, strategy, seed) run is a `labelloop simulate` run (the orchestrator's
+own round code, an oracle answering from the file's labels), cached as JSON under
+`benchmarks/.cache/al_quality/`, so the benchmark resumes where it stopped; features are
+cached there too. Phases, cheapest and most important first: (1) default, random and the
+superintendent baseline with tf-idf, (2) the other strategies with tf-idf, (3) everything with
+embeddings, (4) ablations of the default (exploration, diversity, strategy).
+
+Prints JSON (per data set and model: full-pool scores and the summary of every strategy, plus
+the goal check); `--plot` draws `benchmarks/plots/al_<data set>_<model>.png`;
+`--write-results` replaces the "Active-learning quality" section of `benchmarks/RESULTS.md`.
+`--report-only` runs nothing and reports what is cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from labelloop.simulate.data import Dataset, load_dataset
+from labelloop.simulate.presets import parse_strategies
+from labelloop.simulate.runner import Job, Shared, available_cores, compute_features, run_jobs
+from labelloop.simulate.simulation import build_results
+from labelloop.store.projects import PROJECT_SETTINGS_DEFAULTS
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LABELLOOP_DATASETS", ROOT.parent / "shared" / "datasets"))
+CACHE = ROOT / "benchmarks" / ".cache" / "al_quality"
+PLOTS = ROOT / "benchmarks" / "plots"
+RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
+START, END = "<!-- al_quality:start -->", "<!-- al_quality:end -->"
+
+DATASETS: dict[str, dict[str, Any]] = {
+    "bbc_news": {"file": "bbc_news.csv", "text": ["title", "body"]},
+    "trec6": {"file": "trec6.csv", "text": ["text"]},
+    "sms_spam": {"file": "sms_spam.csv", "text": ["text"]},
+    "20ng": {"file": "20ng_train.csv", "test": "20ng_test.csv", "text": ["text"]},
+}
+CORE = ["default", "random", "superintendent"]
+OTHERS = ["margin", "entropy", "least-confidence"]
+ABLATIONS = [
+    "margin+diverse",                   # default without exploration
+    "margin+explore=0.1",               # default without diversity
+    "margin+explore=0.2+diverse",
+    "entropy+explore=0.1+diverse",
+    "least-confidence+explore=0.1+diverse",
+]
+TFIDF_ONLY = {"superintendent"}  # superintendent's baseline is defined with TF-IDF + logistic regression
+
+
+def phases(models: list[str]) -> list[tuple[str, list[str]]]:
+    main, extra = models[0], models[1:]
+    plan = [(main, CORE), (main, OTHERS)]
+    plan += [(m, [s for s in CORE + OTHERS if s not in TFIDF_ONLY]) for m in extra]
+    plan += [(main, ABLATIONS)]
+    return plan
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Group:
+    """One (data set, model): its dataset, cached features and cached runs."""
+
+    def __init__(self, name: str, model: str, args: argparse.Namespace):
+        self.name, self.model, self.args = name, model, args
+        spec = DATASETS[name]
+        self.dataset: Dataset = load_dataset(
+            SHARED / spec["file"], text_columns=spec["text"], label_column="label",
+            test_file=SHARED / spec["test"] if "test" in spec else None,
+        )
+        self.dir = CACHE / name / model
+        self.runs_dir = self.dir / f"budget{args.budget}_initial{args.initial}_batch{args.batch}_cv{args.cv_every}"
+
+    def features(self) -> tuple[Any, Any]:
+        paths = [self.dir / "pool.npz", self.dir / "test.npz"]
+        if all(p.exists() for p in paths):
+            return tuple(_load_matrix(p) for p in paths)  # type: ignore[return-value]
+        started = time.perf_counter()
+        pool, test = compute_features(self.dataset, [self.model])[self.model]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for path, matrix in zip(paths, (pool, test)):
+            _save_matrix(path, matrix)
+        log(f"{self.name}/{self.model}: features {pool.shape} in {time.perf_counter() - started:.0f}s")
+        return pool, test
+
+    def run_path(self, strategy: str, seed: int) -> Path:
+        return self.runs_dir / strategy / f"seed{seed}.json"
+
+    def shared(self) -> Shared:
+        return Shared(
+            features={self.model: self.features()}, pool_tags=self.dataset.pool_tags,
+            test_tags=self.dataset.test_tags, tags=self.dataset.tags, initial=self.args.initial,
+            batch=self.args.batch, budget=self.args.budget, cv_every=self.args.cv_every,
+            class_weight=PROJECT_SETTINGS_DEFAULTS["class_weight"],
+        )
+
+    def run(self, strategies: list[str]) -> None:
+        queries = parse_strategies(strategies)
+        full_path = self.dir / "full_pool.json"
+        jobs = [] if full_path.exists() else [Job(self.model)]
+        jobs += [Job(self.model, q, s) for q in queries for s in range(self.args.seeds)
+                 if not self.run_path(q.name, s).exists()]
+        if not jobs:
+            return
+        log(f"{self.name}/{self.model}: {len(jobs)} job(s) to run")
+
+        def save(i: int, result: dict[str, Any]) -> None:
+            job = jobs[i]
+            path = full_path if job.query is None else self.run_path(job.query.name, job.seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.with_suffix(".tmp").write_text(json.dumps(result))
+            path.with_suffix(".tmp").replace(path)
+            what = "full pool" if job.query is None else f"{job.query.name} seed {job.seed}"
+            final = result["macro_f1"] if job.query is None else result["curve"][-1][2]
+            seconds = result.get("seconds", 0.0)
+            log(f"{self.name}/{self.model}: {what} done (macro-F1 {final:.3f}, {seconds:.0f}s)")
+
+        run_jobs(self.shared(), jobs, processes=self.args.processes, on_result=save)
+
+    def results(self) -> dict[str, Any] | None:
+        """The results document of every cached run (None without the full-pool reference)."""
+        full_path = self.dir / "full_pool.json"
+        if not full_path.exists():
+            return None
+        runs = []
+        for strategy_dir in sorted(p for p in self.runs_dir.glob("*") if p.is_dir()):
+            for seed in range(self.args.seeds):
+                path = strategy_dir / f"seed{seed}.json"
+                if path.exists():
+                    runs.append(json.loads(path.read_text()))
+        shared = Shared({}, self.dataset.pool_tags, self.dataset.test_tags, self.dataset.tags, self.args.initial,
+                        self.args.batch, self.args.budget, self.args.cv_every, PROJECT_SETTINGS_DEFAULTS["class_weight"])
+        return build_results(self.dataset, shared, model=self.model, seeds=self.args.seeds,
+                             full_pool=json.loads(full_path.read_text()), runs=runs)
+
+
+def _save_matrix(path: Path, matrix: Any) -> None:
+    if sp.issparse(matrix):
+        sp.save_npz(path, matrix.tocsr(), compressed=False)
+    else:
+        np.savez(path, dense=np.asarray(matrix))
+
+
+def _load_matrix(path: Path) -> Any:
+    with np.load(path, allow_pickle=False) as data:
+        if "dense" in data.files:
+            return data["dense"]
+    return sp.load_npz(path).tocsr()
+
+
+def goal_check(documents: dict[str, dict[str, Any]], model: str) -> dict[str, Any]:
+    """The issue's goal for the default configuration, with model ``model``, per data set."""
+    per_dataset: dict[str, Any] = {}
+    ratios = []
+    for key, doc in documents.items():
+        name, doc_model = key.split("/")
+        summary = doc["summary"]
+        if doc_model != model or not {"default", "random"} <= set(summary):
+            continue
+        budget = doc["settings"]["budget"]
+        default, random = summary["default"], summary["random"]
+        entry: dict[str, Any] = {
+            "default_labels_to_95pct": default["labels_to_95pct"],
+            "random_labels_to_95pct": random["labels_to_95pct"],
+            "aulc_default": default["aulc_macro_f1"],
+            "aulc_random": random["aulc_macro_f1"],
+            "aulc_beats_random": default["aulc_macro_f1"] > random["aulc_macro_f1"],
+        }
+        if "superintendent" in summary:
+            entry["aulc_superintendent"] = summary["superintendent"]["aulc_macro_f1"]
+            entry["aulc_beats_superintendent"] = default["aulc_macro_f1"] > summary["superintendent"]["aulc_macro_f1"]
+        if default["labels_to_95pct"] is None:
+            entry["label_ratio"] = None  # the default never got there: the goal fails here
+            entry["label_ratio_note"] = "default does not reach 95% of full pool within the budget"
+        else:
+            random_need = random["labels_to_95pct"] if random["labels_to_95pct"] is not None else budget
+            entry["label_ratio"] = default["labels_to_95pct"] / random_need
+            if random["labels_to_95pct"] is None:
+                entry["label_ratio_note"] = f"upper bound: random needs more than the budget ({budget})"
+        ratios.append(entry["label_ratio"])
+        per_dataset[name] = entry
+    known = [r for r in ratios if r is not None]
+    return {
+        "model": model,
+        "per_dataset": per_dataset,
+        "mean_label_ratio": float(np.mean(known)) if known and len(known) == len(ratios) else None,
+        "label_ratio_goal_met": bool(known) and len(known) == len(ratios) and float(np.mean(known)) <= 0.5,
+        "aulc_goal_met": bool(per_dataset) and all(
+            e["aulc_beats_random"] and e.get("aulc_beats_superintendent", False) for e in per_dataset.values()
+        ),
+    }
+
+
+def markdown(documents: dict[str, dict[str, Any]], goals: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        START,
+        "## Active-learning quality (`benchmarks/al_quality.py`)",
+        "",
+        f"Command: `.venv/bin/python benchmarks/al_quality.py --plot --write-results --processes {args.processes}` "
+        f"(budget {args.budget}, {args.initial} cold-start labels, batches of {args.batch}, {args.seeds} seeds, "
+        f"CV every {args.cv_every} rounds). Machine: {available_cores()} cores ({platform.machine()}, "
+        f"Python {platform.python_version()}), shared with other jobs. Test sets: a stratified 30 % of each file "
+        "(split seed 0), `20ng_test.csv` for 20 newsgroups. AULC = area under the test macro-F1 curve divided by "
+        "the label range (mean over seeds); \"labels to 95 %\" = median over seeds of the labels needed to reach "
+        "95 % of the full-pool macro-F1 (\"-\": not within the budget). Plots: `benchmarks/plots/al_<data set>_<model>.png`.",
+        "",
+    ]
+    for key, doc in documents.items():
+        full = doc["full_pool"]
+        lines += [
+            f"### {key} (full pool: macro-F1 {full['macro_f1']:.3f}, accuracy {full['accuracy']:.3f}; "
+            f"pool {doc['dataset']['pool_size']:,}, test {doc['dataset']['test_size']:,})",
+            "",
+            "| strategy | seeds | AULC macro-F1 | labels to 95 % F1 | AULC accuracy | labels to 95 % acc. | macro-F1 at budget |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        ranked = sorted(doc["summary"].items(), key=lambda item: -item[1]["aulc_macro_f1"])
+        for name, entry in ranked:
+            def labels(value: float | None) -> str:
+                return "-" if value is None else f"{value:.0f}"
+
+            lines.append(
+                f"| {name} | {len(entry['seeds'])} | {entry['aulc_macro_f1']:.3f} ± {entry['aulc_macro_f1_std']:.3f} | "
+                f"{labels(entry['labels_to_95pct'])} | {entry['aulc_accuracy']:.3f} | "
+                f"{labels(entry['labels_to_95pct_accuracy'])} | {entry['final_macro_f1']:.3f} |"
+            )
+        lines.append("")
+    lines += ["### Goal check", "", "```json", json.dumps(goals, indent=1), "```", "", END]
+    return "\n".join(lines)
+
+
+def write_results_md(section: str) -> None:
+    """Replace our section of RESULTS.md (re-read just before writing: others append too)."""
+    text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "# Benchmark results\n"
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        after = rest.split(END, 1)[1]
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    RESULTS_MD.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--models", default="tfidf-logreg,embed-logreg", help="the first one gets the ablations")
+    parser.add_argument("--phases", default="1,2,3,4", help="which phases to run (see above)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget", type=int, default=500)
+    parser.add_argument("--initial", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--cv-every", type=int, default=5)
+    parser.add_argument("--processes", type=int, default=min(2, available_cores()))
+    parser.add_argument("--plot", action="store_true")
+    parser.add_argument("--write-results", action="store_true")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    names = [n for n in args.datasets.split(",") if n]
+    models = [m for m in args.models.split(",") if m]
+    wanted = {int(p) for p in args.phases.split(",") if p}
+    groups: dict[str, Group] = {}
+
+    def group(name: str, model: str) -> Group:
+        key = f"{name}/{model}"
+        if key not in groups:
+            groups[key] = Group(name, model, args)
+        return groups[key]
+
+    started = time.perf_counter()
+    if not args.report_only:
+        for number, (model, strategies) in enumerate(phases(models), start=1):
+            if number in wanted:
+                for name in names:
+                    group(name, model).run(strategies)
+    documents = {}
+    for name in names:
+        for model in models:
+            doc = group(name, model).results()
+            if doc is not None and doc["runs"]:
+                documents[f"{name}/{model}"] = doc
+    goals = {model: goal_check(documents, model) for model in models}
+    if args.plot:
+        from labelloop.simulate.plot import plot_results
+
+        for key, doc in documents.items():
+            name, model = key.split("/")
+            plot_results(doc, PLOTS / f"al_{name}_{model}.png", title=f"{name}, {model}")
+    if args.write_results:
+        write_results_md(markdown(documents, goals, args))
+    print(json.dumps({
+        "benchmark": "al_quality",
+        "seconds": round(time.perf_counter() - started, 1),
+        "results": {key: {"full_pool": doc["full_pool"], "summary": doc["summary"]} for key, doc in documents.items()},
+        "goals": goals,
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
