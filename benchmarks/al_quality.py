@@ -18,6 +18,7 @@ the goal check); `--plot` draws `benchmarks/plots/al_<data set>_<model>.png`;
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -29,11 +30,30 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+import labelloop.learn
+import labelloop.orchestrator.compute
+import labelloop.simulate
 from labelloop.simulate.data import Dataset, load_dataset
 from labelloop.simulate.presets import parse_strategies
 from labelloop.simulate.runner import Job, Shared, available_cores, compute_features, run_jobs
 from labelloop.simulate.simulation import build_results
 from labelloop.store.projects import PROJECT_SETTINGS_DEFAULTS
+
+
+def code_fingerprint() -> str:
+    """A short hash of the code a run's result depends on (read right after importing it):
+    learn/, the orchestrator's round, the simulation and the project defaults. Cached runs
+    and features live under it, so a change of any of them starts afresh."""
+    files = sorted(Path(labelloop.learn.__file__).parent.glob("*.py"))
+    files += sorted(Path(labelloop.simulate.__file__).parent.glob("*.py"))
+    files.append(Path(labelloop.orchestrator.compute.__file__))
+    digest = hashlib.sha256(json.dumps(PROJECT_SETTINGS_DEFAULTS, sort_keys=True, default=str).encode())
+    for path in files:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+CODE = code_fingerprint()
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LABELLOOP_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -82,7 +102,7 @@ class Group:
             SHARED / spec["file"], text_columns=spec["text"], label_column="label",
             test_file=SHARED / spec["test"] if "test" in spec else None,
         )
-        self.dir = CACHE / name / model
+        self.dir = CACHE / CODE / name / model
         self.runs_dir = self.dir / f"budget{args.budget}_initial{args.initial}_batch{args.batch}_cv{args.cv_every}"
 
     def features(self) -> tuple[Any, Any]:
@@ -213,7 +233,7 @@ def markdown(documents: dict[str, dict[str, Any]], goals: dict[str, Any], args: 
         f"Command: `.venv/bin/python benchmarks/al_quality.py --plot --write-results --processes {args.processes}` "
         f"(budget {args.budget}, {args.initial} cold-start labels, batches of {args.batch}, {args.seeds} seeds, "
         f"CV every {args.cv_every} rounds). Machine: {available_cores()} cores ({platform.machine()}, "
-        f"Python {platform.python_version()}), shared with other jobs. Test sets: a stratified 30 % of each file "
+        f"Python {platform.python_version()}), shared with other jobs; code fingerprint `{CODE}`. Test sets: a stratified 30 % of each file "
         "(split seed 0), `20ng_test.csv` for 20 newsgroups. AULC = area under the test macro-F1 curve divided by "
         "the label range (mean over seeds); \"labels to 95 %\" = median over seeds of the labels needed to reach "
         "95 % of the full-pool macro-F1 (\"-\": not within the budget). Plots: `benchmarks/plots/al_<data set>_<model>.png`.",
@@ -282,6 +302,7 @@ def main() -> None:
         return groups[key]
 
     started = time.perf_counter()
+    log(f"code fingerprint {CODE}; cache {CACHE / CODE}")
     if not args.report_only:
         for number, (model, strategies) in enumerate(phases(models), start=1):
             if number in wanted:
@@ -305,6 +326,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "al_quality",
         "seconds": round(time.perf_counter() - started, 1),
+        "code": CODE,
         "results": {key: {"full_pool": doc["full_pool"], "summary": doc["summary"]} for key, doc in documents.items()},
         "goals": goals,
     }, indent=1))
