@@ -78,14 +78,25 @@ def compute_round(
     seed: Any = 0,
     evaluate: bool = True,
     check: Callable[[], None] | None = None,
-    blas_threads: int | None = 1,
+    threads: int | None = 1,
 ) -> RoundOutput:
     """Fit, cross-validate and rank ``pool_rows`` (default: every row not in ``train_rows``).
 
     ``features``: a :class:`~labelloop.orchestrator.features.FeatureSource` or any matrix;
     ``y``: the label (tag) of each of ``train_rows``; ``seed``: anything
     ``numpy.random.default_rng`` takes. ``check()`` is called between phases and may raise to
-    abandon the round."""
+    abandon the round. ``threads``: BLAS/OpenMP threads during the round (1 by default: on a
+    busy 2-core machine OpenBLAS's spinning threads made L-BFGS 4x slower; None: as is)."""
+    args = (features, train_rows, y, pool_rows, model, strategy, exploration, class_weight, seed, evaluate, check)
+    if threads is None:
+        return _compute(*args)
+    with threadpool_limits(limits=threads):
+        return _compute(*args)
+
+
+def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str, strategy: str,
+             exploration: float, class_weight: Any, seed: Any, evaluate: bool,
+             check: Callable[[], None] | None) -> RoundOutput:
     source = features if hasattr(features, "chunks") else InMemoryFeatures(features)
     train_rows = np.asarray(train_rows, dtype=np.int64)
     y = np.asarray(y)

@@ -4,7 +4,7 @@ Layout under ``models_dir/<project>/features/<featurizer>/``::
 
     manifest.json            featurizer, pool fingerprint, generation, shard list (written last,
                              atomically: a crash leaves the previous manifest valid)
-    featurizer-<g>.joblib    the featurizer, fitted once on a sample of the pool's texts
+    featurizer-<g>.pkl       the featurizer, fitted once on a sample of the pool's texts
     ids-<g>.npy              item id of each row (ascending)
     hashes-<g>.npy           64-bit hash of each row's text (to spot re-imported texts)
     shard-<g>-<k>.*.npy      rows [start, stop): CSR as data/indices/indptr .npy, or one dense
@@ -23,11 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 from sqlalchemy import Engine
@@ -74,6 +74,27 @@ def text_hashes(texts: list[str]) -> np.ndarray:
         dtype=np.uint64,
         count=len(texts),
     )
+
+
+_LOADED: dict[str, Any] = {}  # featurizers already unpickled in this process, by file path
+
+
+def save_featurizer(featurizer: Any, path: Path) -> None:
+    """Pickle (the C pickler: joblib's pure-Python one takes seconds on a 200,000-term vocabulary)."""
+    with open(path, "wb") as fh:
+        pickle.dump(featurizer, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    _LOADED[str(path)] = featurizer
+
+
+def load_featurizer(path: Path) -> Any:
+    """The featurizer saved at ``path``; files are never rewritten, so a loaded one is reused."""
+    key = str(path)
+    if key not in _LOADED:
+        if len(_LOADED) > 8:
+            _LOADED.clear()
+        with open(path, "rb") as fh:
+            _LOADED[key] = pickle.load(fh)  # our own file, written by save_featurizer
+    return _LOADED[key]
 
 
 def _save_shard(directory: Path, name: str, matrix: Any) -> None:
@@ -157,8 +178,7 @@ class FeatureCache:
     def load(self, manifest: dict[str, Any]) -> tuple[ShardedFeatures, np.ndarray, Any]:
         """(features, item ids of the rows, fitted featurizer)."""
         ids = np.load(self.directory / manifest["ids"])
-        featurizer = joblib.load(self.directory / manifest["featurizer_file"])
-        return ShardedFeatures(self.directory, manifest), ids, featurizer
+        return ShardedFeatures(self.directory, manifest), ids, load_featurizer(self.directory / manifest["featurizer_file"])
 
     # ---------------------------------------------------------------- updating
     def ensure(self, engine: Engine, *, project_id: int) -> tuple[ShardedFeatures, np.ndarray, Any, str]:
@@ -208,7 +228,7 @@ class FeatureCache:
             featurizer.fit(sample)
             shards = self._transform_stream(engine, project_id, featurizer, generation, len(ids), fp.max_id)
         del sample
-        joblib.dump(featurizer, self.directory / f"featurizer-{generation}.joblib")
+        save_featurizer(featurizer, self.directory / f"featurizer-{generation}.pkl")
         stored = PoolFingerprint(len(ids), fp.max_id, fp.max_updated_at)
         return self._commit(self._manifest(generation, stored, ids, hashes, shards, featurizer, fitted_rows=len(ids)))
 
@@ -282,7 +302,7 @@ class FeatureCache:
                 shards.append({"name": name, "start": len(ids) + k, "stop": len(ids) + k + len(part)})
             ids = np.concatenate([ids, *new_ids])
             hashes = np.concatenate([hashes, text_hashes(new_texts)])
-        joblib.dump(featurizer, self.directory / f"featurizer-{generation}.joblib")
+        save_featurizer(featurizer, self.directory / f"featurizer-{generation}.pkl")
         stored = PoolFingerprint(len(ids), fp.max_id, fp.max_updated_at)
         return self._commit(self._manifest(generation, stored, ids, hashes, shards, featurizer,
                                            fitted_rows=manifest["fitted_rows"]))
@@ -330,7 +350,7 @@ class FeatureCache:
             "featurizer": self.featurizer_name, "fingerprint": fp.as_json(), "generation": generation,
             "n_rows": int(len(ids)), "n_features": n_features, "kind": kind, "fitted_rows": int(fitted_rows),
             "ids": f"ids-{generation}.npy", "hashes": f"hashes-{generation}.npy",
-            "featurizer_file": f"featurizer-{generation}.joblib", "shards": shards,
+            "featurizer_file": f"featurizer-{generation}.pkl", "shards": shards,
         }
 
     def _commit(self, manifest: dict[str, Any]) -> dict[str, Any]:

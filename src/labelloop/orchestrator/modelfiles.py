@@ -1,7 +1,9 @@
 """Model files: ``models_dir/<project>/<UTC time>_<macro-F1>.joblib`` and their pruning.
 
 A file holds ``{"pipeline": Pipeline([("features", featurizer), ("clf", classifier)]),
-"metadata": {...}}``: the fitted scikit-learn pipeline predicts on raw text as is::
+"metadata": {...}}``, pickled with the standard (C) pickler, which is many times faster than
+joblib's on a large vocabulary; ``joblib.load`` and ``pickle.load`` both read it. The fitted
+scikit-learn pipeline predicts on raw text as is::
 
     bundle = joblib.load(path)
     bundle["pipeline"].predict(["some text"])      # tag ids; metadata["tags"] maps them to names
@@ -10,11 +12,10 @@ A file holds ``{"pipeline": Pipeline([("features", featurizer), ("clf", classifi
 from __future__ import annotations
 
 import os
+import pickle
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import joblib
 
 from labelloop.learn import build_pipeline
 
@@ -40,7 +41,9 @@ def save_model(directory: Path, *, now: datetime, macro_f1: float | None, featur
     if path.exists():
         path = path.with_name(f"{path.stem}-v{metadata.get('version', 'x')}.joblib")
     tmp = path.with_name(path.name + ".tmp")
-    joblib.dump({"pipeline": build_pipeline(featurizer, classifier), "metadata": metadata}, tmp)
+    with open(tmp, "wb") as fh:
+        pickle.dump({"pipeline": build_pipeline(featurizer, classifier), "metadata": metadata}, fh,
+                    protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, path)
     return path
 
