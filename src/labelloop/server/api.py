@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from labelloop.server.responses import SafeJSONResponse
 from labelloop.server.deps import AdminUser, CachedProjectDep, CurrentUser, SettingsDep, check_csrf, current_user
 from labelloop.server.schemas import (
     ErrorPublic,
@@ -45,11 +46,14 @@ router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(current_us
 writes = [Depends(check_csrf)]
 
 
-def _next_public(lease: store_queue.Lease) -> dict[str, Any]:
-    return {
-        "item": {"id": lease.item_id, "external_id": lease.external_id, "display": lease.display},
-        "lease": {"expires_at": lease.expires_at},
-    }
+def _next_public(lease: store_queue.Lease) -> Response:
+    """NextPublic, rendered directly (the hot path skips response-model validation)."""
+    return SafeJSONResponse(
+        {
+            "item": {"id": lease.item_id, "external_id": lease.external_id, "display": lease.display},
+            "lease": {"expires_at": lease.expires_at.isoformat().replace("+00:00", "Z")},
+        }
+    )
 
 
 @router.get("/me", response_model=UserPublic)
@@ -126,12 +130,12 @@ async def next_item(
 )
 async def label_item(
     request: Request, project: CachedProjectDep, user: CurrentUser, item_id: int, body: LabelCreate
-) -> dict[str, Any]:
+) -> Response:
     """Label an item leased to you with one of the project's tags."""
     await request.app.state.dispatcher.run(
         lambda conn: store_queue.label_item(conn, project=project, user_id=user.id, item_id=item_id, tag=body.label)
     )
-    return {"item_id": item_id, "label": body.label}
+    return SafeJSONResponse({"item_id": item_id, "label": body.label}, status_code=201)
 
 
 @router.post("/projects/{project}/items/{item_id}/skip", status_code=204, dependencies=writes)

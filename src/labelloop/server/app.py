@@ -7,11 +7,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labelloop.config import Settings
@@ -29,6 +32,7 @@ from labelloop.server import admin, api, auth, pages
 from labelloop.server.caches import AuthCache, ProjectCache
 from labelloop.server.deps import LoginRequired
 from labelloop.server.dispatch import Dispatcher
+from labelloop.server.responses import SafeJSONResponse
 from labelloop.store import open_engine
 
 HERE = Path(__file__).parent
@@ -44,14 +48,6 @@ STATUS = [
     (InvalidInputError, 422),
     (AuthError, 401),
 ]
-
-
-class SafeJSONResponse(JSONResponse):
-    """JSON with ``<``, ``>`` and ``&`` escaped (``\\u003c``...): inert even if sniffed as HTML."""
-
-    def render(self, content: Any) -> bytes:
-        raw = super().render(content)
-        return raw.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
 
 
 def status_of(exc: LabelloopError) -> int:
@@ -144,6 +140,16 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(LabelloopError)
     async def labelloop_error(request: Request, exc: LabelloopError) -> JSONResponse:
         return SafeJSONResponse({"detail": str(exc)}, status_code=status_of(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return SafeJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return SafeJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from labelloop.errors import LabelloopError
 from labelloop.store import queue as store_queue
+from labelloop.store import rawsql as raw
 from labelloop.store import writing
 from labelloop.store.projects import Project
 from labelloop.store.schema import utcnow
@@ -129,16 +130,20 @@ class Dispatcher:
                 future.set_exception(value)
 
     def _one(self, conn: Connection, op: Op) -> tuple[bool, Any]:
+        # Plain SAVEPOINT statements: SQLAlchemy's nested transactions cost more than the work.
+        raw.run(conn, "SAVEPOINT op")
         try:
-            with conn.begin_nested():
-                return True, op(conn)
-        except LabelloopError as exc:
-            return False, exc
+            result = op(conn)
         except DBAPIError:
             raise  # a database failure (deadlock, lost connection): the whole batch is retried
-        except Exception as exc:  # a bug in one operation must not sink the others
-            log.exception("operation failed")
+        except Exception as exc:  # a refusal (or a bug) in one operation must not sink the others
+            if not isinstance(exc, LabelloopError):
+                log.exception("operation failed")
+            raw.run(conn, "ROLLBACK TO SAVEPOINT op")
+            raw.run(conn, "RELEASE SAVEPOINT op")
             return False, exc
+        raw.run(conn, "RELEASE SAVEPOINT op")
+        return True, result
 
     # -- claims through the candidate buffer (writer thread only) --------------------------
     def claim_next(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int) -> Any:
