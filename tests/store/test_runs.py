@@ -1,0 +1,219 @@
+"""The model-run registry, bulk score writes, the atomic switch, recovery and the lock row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import insert, select, update
+
+from labelloop.errors import ConflictError
+from labelloop.store import reading, writing
+from labelloop.store import projects as store_projects
+from labelloop.store import runs as store_runs
+from labelloop.store import scores as store_scores
+from labelloop.store.items import rand_key
+from labelloop.store.schema import item_scores, items
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def project(engine):
+    with writing(engine) as conn:
+        proj = store_projects.create_project(conn, name="p", labels=["a", "b"], seed=3)
+        conn.execute(
+            insert(items),
+            [
+                {"project_id": proj.id, "external_id": f"x{i}", "display": {"t": str(i)}, "text": f"text {i}",
+                 "rand": rand_key(3, f"x{i}"), "created_at": T0, "updated_at": T0}
+                for i in range(50)
+            ],
+        )
+    return proj
+
+
+def item_ids(engine, project) -> np.ndarray:
+    with reading(engine) as conn:
+        return np.array(sorted(conn.execute(select(items.c.id).where(items.c.project_id == project.id)).scalars()))
+
+
+def label(engine, ids, tag_id, *, source="human", target=None) -> None:
+    values = {"label_tag_id": tag_id, "label_source": source, "n_labels": 1}
+    if target is not None:
+        values["target_labels"] = target
+    with writing(engine) as conn:
+        conn.execute(update(items).where(items.c.id.in_([int(i) for i in ids])).values(**values))
+
+
+def start(engine, project, labels_used=0, now=T0):
+    with writing(engine) as conn:
+        return store_runs.start_run(conn, project_id=project.id, model_name="m", strategy="margin",
+                                    labels_used=labels_used, now=now)
+
+
+def test_versions_count_up_and_the_switch_moves_the_current_run(engine, project):
+    first = start(engine, project)
+    second = start(engine, project)
+    assert (first.version, second.version, first.status) == (1, 2, "running")
+    with writing(engine) as conn:
+        assert store_runs.switch_to_run(conn, project_id=project.id, run_id=first.id,
+                                        metrics={"state": "model", "cv": None}, path="/m/1") is None
+    with writing(engine) as conn:
+        previous = store_runs.switch_to_run(conn, project_id=project.id, run_id=second.id,
+                                            metrics={"state": "model", "cv": {"accuracy": 0.5, "macro_f1": 0.4}},
+                                            path="/m/2")
+    assert previous.id == first.id
+    with reading(engine) as conn:
+        current = store_runs.current_run(conn, project_id=project.id)
+        model = store_runs.current_model(conn, project_id=project.id)
+        history = store_runs.list_runs(conn, project_id=project.id)
+    assert current.id == second.id and current.status == "complete" and current.finished_at is not None
+    assert model == {"version": 2, "created_at": T0.isoformat(), "labels_used": 0,
+                     "cv": {"accuracy": 0.5, "macro_f1": 0.4}, "path": "/m/2"}
+    assert [r.version for r in history] == [2, 1]
+
+
+def test_a_failed_run_cannot_be_switched_to(engine, project):
+    run = start(engine, project)
+    with writing(engine) as conn:
+        store_runs.fail_run(conn, run_id=run.id, error="boom")
+    with pytest.raises(ConflictError, match="no longer running"), writing(engine) as conn:
+        store_runs.switch_to_run(conn, project_id=project.id, run_id=run.id, metrics={}, path=None)
+    with reading(engine) as conn:
+        assert store_runs.current_run(conn, project_id=project.id) is None
+        assert store_runs.get_run(conn, run_id=run.id).error == "boom"
+
+
+def test_cold_start_runs_are_not_a_model(engine, project):
+    run = start(engine, project)
+    with writing(engine) as conn:
+        store_runs.switch_to_run(conn, project_id=project.id, run_id=run.id,
+                                 metrics={"state": "not_enough_labels", "cv": None}, path=None)
+    with reading(engine) as conn:
+        assert store_runs.current_run(conn, project_id=project.id).id == run.id
+        assert store_runs.current_model(conn, project_id=project.id) is None
+
+
+@pytest.mark.parametrize("with_predictions", [True, False])
+def test_scores_are_written_in_chunks_and_read_back_exactly(engine, project, with_predictions):
+    ids = item_ids(engine, project)
+    run = start(engine, project)
+    rng = np.random.default_rng(0)
+    prio = rng.permutation(len(ids)).astype(np.float64) + 0.25
+    pred = np.where(np.arange(len(ids)) % 2 == 0, project.tags[0].id, project.tags[1].id)
+    conf = rng.random(len(ids))
+    seen = []
+    written = store_scores.write_scores(
+        engine, run_id=run.id, item_ids=ids, priorities=prio,
+        predicted_tag_ids=pred if with_predictions else None, confidences=conf if with_predictions else None,
+        chunk_rows=7, after_chunk=lambda done, total: seen.append((done, total)),
+    )
+    assert written == len(ids) and seen[0] == (7, 50) and seen[-1] == (50, 50) and len(seen) == 8
+    with reading(engine) as conn:
+        rows = conn.execute(
+            select(item_scores.c.item_id, item_scores.c.priority, item_scores.c.predicted_tag_id,
+                   item_scores.c.confidence).where(item_scores.c.run_id == run.id).order_by(item_scores.c.item_id)
+        ).all()
+    assert [r[0] for r in rows] == ids.tolist()
+    assert [r[1] for r in rows] == prio.tolist()
+    if with_predictions:
+        assert [r[2] for r in rows] == pred.tolist() and [r[3] for r in rows] == conf.tolist()
+    else:
+        assert all(r[2] is None and r[3] is None for r in rows)
+    # The queue preview shows the top priorities first; only the current run's rows are others'.
+    with writing(engine) as conn:
+        store_runs.switch_to_run(conn, project_id=project.id, run_id=run.id, metrics={"state": "model"}, path=None)
+        preview = store_scores.queue_preview(conn, project=project, run_id=run.id, limit=3)
+    assert [p["priority"] for p in preview] == sorted(prio.tolist(), reverse=True)[:3]
+    assert preview[0]["predicted"] == (project.tag_name(int(pred[np.argmax(prio)])) if with_predictions else None)
+
+
+def test_deleting_scores_in_chunks_removes_only_that_run(engine, project):
+    ids = item_ids(engine, project)
+    keep, drop = start(engine, project), start(engine, project)
+    for run in (keep, drop):
+        store_scores.write_scores(engine, run_id=run.id, item_ids=ids, priorities=np.arange(len(ids), dtype=float))
+    assert store_scores.delete_scores(engine, run_ids=[drop.id], chunk_rows=8) == len(ids)
+    with reading(engine) as conn:
+        assert store_scores.count_scores(conn, run_id=drop.id) == 0
+        assert store_scores.count_scores(conn, run_id=keep.id) == len(ids)
+
+
+def test_interrupted_runs_and_stale_scores_are_found(engine, project):
+    ids = item_ids(engine, project)
+    old, current, crashed = start(engine, project), start(engine, project), start(engine, project)
+    for run in (old, current, crashed):
+        store_scores.write_scores(engine, run_id=run.id, item_ids=ids[:10], priorities=np.arange(10.0))
+    with writing(engine) as conn:
+        store_runs.switch_to_run(conn, project_id=project.id, run_id=old.id, metrics={}, path=None)
+        store_runs.switch_to_run(conn, project_id=project.id, run_id=current.id, metrics={}, path=None)
+    with reading(engine) as conn:
+        assert store_runs.interrupted_runs(conn, project_id=project.id) == [crashed.id]
+        # running runs are never "stale": their owner may still be writing
+        assert store_runs.runs_with_stale_scores(conn, project_id=project.id) == [old.id]
+
+
+def test_label_snapshot_takes_human_labels_and_excludes_conflicts(engine, project):
+    ids = item_ids(engine, project)
+    a, b = project.tags[0].id, project.tags[1].id
+    label(engine, ids[:5], a)
+    label(engine, ids[5:8], b, target=2)  # labelled once, wanted twice: trained on AND scored
+    with writing(engine) as conn:
+        conn.execute(update(items).where(items.c.id == int(ids[8])).values(label_source="conflict", n_labels=2,
+                                                                            target_labels=2))
+    with reading(engine) as conn:
+        snap = store_runs.label_snapshot(conn, project_id=project.id)
+        assert store_runs.count_human_labels(conn, project_id=project.id) == 8
+    assert snap["train_ids"].tolist() == ids[:8].tolist()
+    assert snap["train_tags"].tolist() == [a] * 5 + [b] * 3
+    assert snap["closed_ids"].tolist() == ids[:5].tolist()
+
+
+def test_round_due_reasons(engine, project):
+    ids = item_ids(engine, project)
+    with reading(engine) as conn:
+        proj = store_projects.get_project(conn, name="p")
+        assert store_runs.round_due(conn, project=proj, min_new_labels=3) == "no version yet"
+    run = start(engine, project, labels_used=0, now=T0)
+    with writing(engine) as conn:
+        store_runs.switch_to_run(conn, project_id=project.id, run_id=run.id, metrics={"items_total": 50}, path=None)
+    with reading(engine) as conn:
+        assert store_runs.round_due(conn, project=proj, min_new_labels=3) is None
+    label(engine, ids[:2], project.tags[0].id)
+    with reading(engine) as conn:
+        assert store_runs.round_due(conn, project=proj, min_new_labels=3) is None
+    label(engine, ids[2:3], project.tags[0].id)
+    with reading(engine) as conn:
+        assert store_runs.round_due(conn, project=proj, min_new_labels=3) == "3 new labels"
+    with writing(engine) as conn:
+        store_runs.request_retrain(conn, project_id=project.id, now=T0 + timedelta(seconds=1))
+        assert store_runs.round_due(conn, project=proj, min_new_labels=100) == "retrain requested"
+        store_runs.request_retrain(conn, project_id=project.id, now=T0 - timedelta(seconds=1))  # older than the run
+        assert store_runs.round_due(conn, project=proj, min_new_labels=100) is None
+        conn.execute(insert(items).values(project_id=project.id, external_id="new", display={}, text="t",
+                                          rand=1, created_at=T0, updated_at=T0))
+        assert store_runs.round_due(conn, project=proj, min_new_labels=100) == "+1 items since version 1"
+
+
+def test_the_lock_row_is_exclusive_until_stale(engine, project):
+    with writing(engine) as conn:
+        assert store_runs.claim_lock_row(conn, project_id=project.id, holder="A", stale_after=30, now=T0) is None
+    with writing(engine) as conn:
+        owner = store_runs.claim_lock_row(conn, project_id=project.id, holder="B", stale_after=30,
+                                          now=T0 + timedelta(seconds=20))
+    assert owner == ("A", T0)
+    with writing(engine) as conn:  # A keeps beating
+        assert store_runs.heartbeat_lock_row(conn, project_id=project.id, holder="A", now=T0 + timedelta(seconds=25))
+        assert store_runs.claim_lock_row(conn, project_id=project.id, holder="B", stale_after=30,
+                                         now=T0 + timedelta(seconds=50)) is not None
+    with writing(engine) as conn:  # A went silent for more than 30 s: B takes over
+        assert store_runs.claim_lock_row(conn, project_id=project.id, holder="B", stale_after=30,
+                                         now=T0 + timedelta(seconds=56)) is None
+        assert not store_runs.heartbeat_lock_row(conn, project_id=project.id, holder="A")
+        assert store_runs.holds_lock_row(conn, project_id=project.id, holder="B")
+        store_runs.release_lock_row(conn, project_id=project.id, holder="A")  # not A's: no effect
+        assert store_runs.lock_holder(conn, project_id=project.id)[0] == "B"
+        store_runs.release_lock_row(conn, project_id=project.id, holder="B")
+        assert store_runs.lock_holder(conn, project_id=project.id) is None
