@@ -21,6 +21,7 @@ from labelloop.config import Settings
 from labelloop.errors import LabelloopError
 from labelloop.store import open_engine, reading, writing
 from labelloop.store import projects as store_projects
+from labelloop.store import runs as store_runs
 from labelloop.store import users as store_users
 from labelloop.store.items import project_summary
 
@@ -91,6 +92,7 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
         summary = project_summary(conn, project=proj)
+        summary["model"] = store_runs.current_model(conn, project_id=proj.id)
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -110,6 +112,13 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
     if summary["conflicts"]:
         table.add_row("(conflicts)", f"{summary['conflicts']:,}", "")
     console.print(table)
+    model = summary["model"]
+    if model is None:
+        console.print("model: none yet (run `labelloop orchestrate`)")
+    else:
+        cv = model["cv"]
+        score = f", CV accuracy {cv['accuracy']:.3f}, macro-F1 {cv['macro_f1']:.3f}" if cv else ", not cross-validated yet"
+        console.print(f"model: version {model['version']} from {model['labels_used']:,} labels{score}", soft_wrap=True)
 
 
 @main.group()
@@ -267,6 +276,53 @@ def serve(host: str, port: int, workers: int, orchestrate: bool, db_url: str | N
     engine_for(db_url).dispose()  # migrate once here, not in every worker
     click.echo(f"serving on http://{host}:{port}/ with {workers} worker(s) (Ctrl+C to stop)", err=True)
     run_server(settings, host=host, port=port, workers=workers, orchestrate=orchestrate)
+
+
+@main.command()
+@click.argument("project")
+@click.option("--once", is_flag=True, help="Run one round now and exit (fails if another orchestrator holds PROJECT).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds between checks for new labels (default: $LABELLOOP_ORCHESTRATE_INTERVAL, 30).")
+@click.option("--min-new-labels", type=click.IntRange(min=1), default=None,
+              help="Retrain after this many new labels (default: the project's setting, 10).")
+@click.option("--model", default=None, help="Model name, e.g. tfidf-logreg (default: the project's setting).")
+@click.option("--strategy", default=None, help="Query strategy, e.g. margin (default: the project's setting).")
+@db_option
+def orchestrate(project: str, once: bool, interval: float | None, min_new_labels: int | None, model: str | None,
+                strategy: str | None, db_url: str | None) -> None:
+    """Retrain PROJECT's model as labels arrive and reorder its queue, until stopped.
+
+    One orchestrator per project: a second one waits for the first (with --once it fails at
+    once). SIGTERM or Ctrl+C abandons a round in progress cleanly; the last complete version
+    keeps serving. An admin's "retrain now" starts a round at the next check.
+    """
+    import logging
+    import signal
+    import threading
+
+    from labelloop.orchestrator import orchestrate as run_orchestrator
+
+    settings = settings_for(db_url)
+    logger = logging.getLogger("labelloop.orchestrator")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(settings.log_level.upper())
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        results = run_orchestrator(engine_for(db_url), settings, project=project, once=once, interval=interval,
+                                   min_new_labels=min_new_labels, model=model, strategy=strategy, stop=stop)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        logger.removeHandler(handler)
+    if once and results:
+        result = results[0]
+        if result.status != "complete":
+            raise click.exceptions.Exit(1)
+        click.echo(f"version {result.version}: {result.state}, {result.labels_used:,} labels, "
+                   f"{result.scored:,} items scored in {result.timings.get('total', 0.0):.1f}s")
 
 
 @main.command()
