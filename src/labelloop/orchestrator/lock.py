@@ -93,9 +93,15 @@ class ProjectLock:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat):
+            if self._conn is not None:
+                try:
+                    self._conn.execute(text("SELECT 1"))  # the session holding the advisory lock
+                except Exception as exc:  # session gone: so is the advisory lock
+                    log.error("lost the lock of project %r: its database session ended (%s)", self.project_name,
+                              str(exc).splitlines()[0])
+                    self.lost = True
+                    return
             try:
-                if self._conn is not None:
-                    self._conn.execute(text("SELECT 1"))  # the session keeping the advisory lock
                 with writing(self.engine) as c:
                     mine = store_runs.heartbeat_lock_row(c, project_id=self.project_id, holder=self.holder)
                 if not mine and self.sqlite:
@@ -104,9 +110,6 @@ class ProjectLock:
                     return
             except Exception as exc:  # a transient database error: the next beat retries
                 log.warning("heartbeat of project %r failed: %s", self.project_name, exc)
-                if self._conn is not None and self._conn.closed:
-                    self.lost = True
-                    return
 
     def check(self) -> None:
         """Raise :class:`LockedError` if the lock was lost (taken over after a stall)."""
@@ -133,6 +136,8 @@ class ProjectLock:
                 try:
                     self._conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"),
                                        {"a": LOCK_CLASS, "b": self.project_id})
+                except Exception:  # the session is gone, and the lock with it
+                    self._conn.invalidate()
                 finally:
                     self._conn.close()
                     self._conn = None
