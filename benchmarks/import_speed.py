@@ -100,7 +100,15 @@ def timed(cmd: list[str]) -> dict[str, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out}\n{err}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "output": out.strip()}
+    return {
+        "seconds": round(seconds, 2),
+        # CPU time of the labelloop process alone (user + system): less sensitive than the wall
+        # time to other load on the machine (the database server's own CPU is not included).
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "load_average_1min_after": round(os.getloadavg()[0], 1),
+        "output": out.strip(),
+    }
 
 
 def fresh_database(kind: str) -> str:
@@ -170,11 +178,10 @@ def main() -> None:
     ns = parser.parse_args()
     if not DATASETS.is_dir():
         raise SystemExit(f"the shared data sets are not at {DATASETS}")
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     path = generate(ns.rows)
     generated = time.perf_counter() - started
-    with open(path, encoding="utf-8") as f:
-        next(f)
     kinds = ["sqlite", "postgresql"] if ns.db == "both" else [ns.db]
     results = [bench(kind, path, ns.rows) for kind in kinds]
     report = {
@@ -183,6 +190,7 @@ def main() -> None:
         "csv_mb": round(path.stat().st_size / 2**20, 1),
         "mean_row_bytes": round(path.stat().st_size / ns.rows),
         "generate_seconds": round(generated, 1),
+        "load_average_1min_before": round(load_before, 1),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "results": results,
     }

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -168,3 +172,40 @@ def test_export_with_predictions_header(kind, db_url, tmp_path):
     assert run("export", "p", out, "--db", db_url).exit_code == 0
     frame = pd.read_csv(out) if kind == "csv" else pd.read_parquet(out)
     assert list(frame.columns) == ["id", "title", "label", "label_source"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_demo_serves_and_the_printed_password_logs_in(db_url):
+    port = _free_port()
+    proc = subprocess.Popen([str(LABELLOOP), "demo", "--port", str(port), "--db", db_url],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().startswith("created project 'bbc-news' with 2,225")
+        password = proc.stdout.readline().split("password (shown once): ")[1].strip()
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the demo server did not start"
+            time.sleep(0.3)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            form = client.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+            wrong = client.post("/login", data={"username": "admin", "password": "guess-me-not",
+                                                "csrf_token": token, "next": "/"})
+            assert wrong.status_code == 401
+            login = client.post("/login", data={"username": "admin", "password": password, "csrf_token": token,
+                                                "next": "/"})
+            assert login.status_code == 303
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -117,8 +117,9 @@ class CsvSource(RecordSource):
         self._file = _LineFile(path, encoding, self.name)
         self._max = max_field_bytes
         self._header: list[str] | None = None
-        # Characters never outnumber UTF-8 bytes: a field over this many characters is too big.
-        csv.field_size_limit(max(max_field_bytes, 1))
+        # The csv module's limit is process-wide: only ever raise it (the importer checks the
+        # byte limit itself, naming the field), so other readers in the process are not affected.
+        csv.field_size_limit(max(csv.field_size_limit(), max_field_bytes))
         self._reader = csv.reader(self._file.lines(), strict=True)
 
     def _next(self) -> list[str] | None:
@@ -130,8 +131,7 @@ class CsvSource(RecordSource):
         except csv.Error as exc:
             text = str(exc)
             if "field larger than field limit" in text:
-                text = (f"a field is longer than the limit of {self._max:,} bytes "
-                        "(LABELLOOP_MAX_FIELD_BYTES)")
+                text = f"a field is longer than the limit of {self._max:,} bytes (LABELLOOP_MAX_FIELD_BYTES)"
             else:
                 text = f"malformed CSV: {text} (check the quoting of this record)"
             raise self.error(text, line=start) from None
