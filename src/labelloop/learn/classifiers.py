@@ -54,18 +54,20 @@ class CalibratedLinearSVC(_DelegatingClassifier):
     single example no calibration split is possible, so the SVM is fitted on everything and
     its margins are squashed into probabilities (logistic for 2 classes, softmax otherwise):
     uncalibrated, but correctly ordered, which is all a query strategy needs.
-    ``calibrated_`` records which path was taken.
+    ``calibrated_`` records which path was taken. No intercept by default, for the reason
+    given in :mod:`labelloop.learn.models`.
     """
 
-    def __init__(self, *, C: float = 0.5, class_weight: Any = None, random_state: int | None = 0, max_cv: int = 3):
+    def __init__(self, *, C: float = 1.0, fit_intercept: bool = False, class_weight: Any = None, random_state: int | None = 0, max_cv: int = 3):
         self.C = C
+        self.fit_intercept = fit_intercept
         self.class_weight = class_weight
         self.random_state = random_state
         self.max_cv = max_cv
 
     def fit(self, X: Any, y: Any) -> CalibratedLinearSVC:
         y, classes, counts = _class_counts(y)
-        svc = LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
+        svc = LinearSVC(C=self.C, fit_intercept=self.fit_intercept, class_weight=self.class_weight, random_state=self.random_state)
         n_splits = int(min(self.max_cv, counts.min()))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -93,6 +95,10 @@ class CalibratedLinearSVC(_DelegatingClassifier):
 class AdaptiveMLPClassifier(_DelegatingClassifier):
     """A small one-hidden-layer MLPClassifier; early stopping only once there is data for it.
 
+    Sized for 200,000 tf-idf columns: 32 hidden units, Adam with a large step (1e-2) and at
+    most 50 epochs keep a fit to a few seconds (on BBC News it is also more accurate with few
+    labels than the scikit-learn defaults, 64 units and 200 epochs, which took 10x longer).
+
     Early stopping holds out ``validation_fraction`` of the labels, which is harmful (or
     impossible) with a few dozen; it is switched on only when there are at least
     ``early_stopping_min_samples`` labels and every class has at least 10.
@@ -101,14 +107,16 @@ class AdaptiveMLPClassifier(_DelegatingClassifier):
     def __init__(
         self,
         *,
-        hidden_layer_sizes: tuple[int, ...] = (64,),
+        hidden_layer_sizes: tuple[int, ...] = (32,),
         alpha: float = 1e-4,
-        max_iter: int = 200,
+        learning_rate_init: float = 1e-2,
+        max_iter: int = 50,
         early_stopping_min_samples: int = 1000,
         random_state: int | None = 0,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.alpha = alpha
+        self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
         self.early_stopping_min_samples = early_stopping_min_samples
         self.random_state = random_state
@@ -119,6 +127,7 @@ class AdaptiveMLPClassifier(_DelegatingClassifier):
         self.model_ = MLPClassifier(
             hidden_layer_sizes=tuple(self.hidden_layer_sizes),
             alpha=self.alpha,
+            learning_rate_init=self.learning_rate_init,
             max_iter=self.max_iter,
             early_stopping=early,
             random_state=self.random_state,

@@ -134,12 +134,13 @@ def load_wordllama() -> Any:
 class EmbedFeaturizer(TransformerMixin, BaseEstimator):
     """Dense float32 sentence embeddings (256-d) from WordLlama, L2-normalised.
 
+    WordLlama pads each batch to its longest text, so small batches are faster on long texts.
     Stateless: ``fit`` only checks that the model can be loaded. The WordLlama object is never
     stored on the instance (it lives in a module-level cache), so the featurizer pickles small
     and reloads the model lazily after unpickling.
     """
 
-    def __init__(self, *, batch_size: int = 256, normalize: bool = True):
+    def __init__(self, *, batch_size: int = 32, normalize: bool = True):
         self.batch_size = batch_size
         self.normalize = normalize
 

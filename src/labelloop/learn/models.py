@@ -19,6 +19,13 @@ Named models:
     any scikit-learn classifier class with ``predict_proba``, e.g.
     ``sklearn.naive_bayes:ComplementNB``, built with no arguments and used on tf-idf features.
 
+The linear models have **no intercept**: with a few dozen labels in a 100,000-dimensional
+sparse space, most texts share few n-grams with the labelled ones, and an intercept (the class
+prior) then decides their prediction, so everything gets the majority tag. On BBC News (5
+topics) with 20 random labels, tfidf-logreg reaches 57% accuracy without intercept against 24%
+with; with 50 labels 77% against 44%; from 200 labels on both are above 90%. The values of C
+were chosen on the same runs (C in 4-30 differ by a point or two).
+
 ``class_weight="balanced"`` (or a dict) is passed to classifiers that accept it and ignored by
 the others (the MLP, naive Bayes); ``random_state`` likewise.
 """
@@ -45,11 +52,13 @@ ClassWeight = str | dict[Any, float] | None
 
 
 def _logreg(*, C: float, class_weight: ClassWeight, random_state: int | None) -> LogisticRegression:
-    return LogisticRegression(C=C, max_iter=2000, class_weight=class_weight, random_state=random_state)
+    return LogisticRegression(
+        C=C, fit_intercept=False, max_iter=2000, class_weight=class_weight, random_state=random_state
+    )
 
 
 def _svm(*, class_weight: ClassWeight, random_state: int | None) -> CalibratedLinearSVC:
-    return CalibratedLinearSVC(C=0.5, class_weight=class_weight, random_state=random_state)
+    return CalibratedLinearSVC(C=1.0, class_weight=class_weight, random_state=random_state)
 
 
 def _mlp(*, class_weight: ClassWeight, random_state: int | None) -> AdaptiveMLPClassifier:
@@ -59,11 +68,10 @@ def _mlp(*, class_weight: ClassWeight, random_state: int | None) -> AdaptiveMLPC
 
 # name -> (featurizer name, builder taking class_weight= and random_state=)
 _REGISTRY: dict[str, tuple[str, Callable[..., Any]]] = {
-    "tfidf-logreg": ("tfidf", partial(_logreg, C=4.0)),
+    "tfidf-logreg": ("tfidf", partial(_logreg, C=10.0)),
     "tfidf-svm": ("tfidf", _svm),
     "tfidf-mlp": ("tfidf", _mlp),
-    # Embeddings are L2-normalised, so coefficients need to be larger than on tf-idf.
-    "embed-logreg": ("embed", partial(_logreg, C=10.0)),
+    "embed-logreg": ("embed", partial(_logreg, C=30.0)),
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 DEFAULT_MODEL = "tfidf-logreg"

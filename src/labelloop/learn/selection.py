@@ -19,6 +19,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.decomposition import TruncatedSVD
@@ -30,7 +31,8 @@ from labelloop.errors import InvalidInputError
 __all__ = ["cold_start_order", "priorities_from_order", "queue_order"]
 
 _MAX_DENSE_DIM = 256  # dense features wider than this (and all sparse ones) are reduced by SVD
-_SVD_DIM = 48
+_SVD_DIM = 32
+_MAX_CANDIDATES = 5000  # diversity works on an m x m similarity matrix
 _CHUNK = 100_000
 
 
@@ -49,7 +51,7 @@ def queue_order(
     - Rows are ranked by ``scores`` (higher first; NaN last; ties broken at random, never by
       file order).
     - ``diversity`` (needs ``features``): the top ``candidates`` rows (e.g. 10x a batch) are
-      clustered into ``n_clusters`` groups (default ``candidates // 10``, between 2 and 100) and
+      clustered (cosine k-means; ``candidates`` is capped at 5000) into ``n_clusters`` groups (default ``candidates // 10``, between 2 and 100) and
       served round robin, the best-scored row of each group first, so near-duplicates are spread
       out; the rest of the queue follows by score.
     - ``exploration``: that fraction of positions (evenly spaced: with 0.1, positions 10, 20,
@@ -65,18 +67,19 @@ def queue_order(
     if n == 0:
         return np.zeros(0, dtype=np.intp)
     keys = np.where(np.isnan(scores), -np.inf, scores)
-    order = np.lexsort((rng.random(n), -keys)).astype(np.intp)
+    shuffled = rng.permutation(n)  # a stable sort of shuffled rows breaks ties at random
+    order = shuffled[np.argsort(-keys[shuffled], kind="stable")].astype(np.intp)
 
     if diversity and features is not None:
         features = _as_rows(features)
         if features.shape[0] != n:
             raise InvalidInputError(f"features have {features.shape[0]} rows but there are {n} scores")
-        m = min(int(candidates), n)
+        m = min(int(candidates), _MAX_CANDIDATES, n)
         k = n_clusters if n_clusters is not None else int(np.clip(m // 10, 2, 100))
         k = min(k, m)
         if k >= 2:
             head = order[:m]
-            labels = _kmeans_labels(_reduce_fit(features[head], rng)(features[head]), k, rng)
+            labels = _kmeans_labels(_gram_embedding(features[head]), k, rng)
             # head is in score order, so rank-in-group then position = round robin, best first.
             order[:m] = head[np.lexsort((np.arange(m), _rank_within_groups(labels, np.arange(m))))]
 
@@ -130,7 +133,7 @@ def cold_start_order(
     k = int(min(max(n_clusters, 1), sample.size))
     reduce = _reduce_fit(features[sample], rng)
     sample_z = reduce(features[sample])
-    model = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=2048, random_state=_seed(rng))
+    model = MiniBatchKMeans(n_clusters=k, n_init=1, batch_size=2048, random_state=_seed(rng))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(sample_z)
@@ -168,15 +171,30 @@ def _seed(rng: np.random.Generator) -> int:
 def _reduce_fit(X: Any, rng: np.random.Generator) -> Any:
     """Fit a reducer on ``X``; return a function mapping rows to dense, L2-normalised vectors.
 
-    Sparse or wide features go through TruncatedSVD (at most 48 dimensions), so that k-means
-    centroids stay small even with 200,000 tf-idf columns.
+    Sparse or wide features go through TruncatedSVD (at most 32 dimensions, 3 power
+    iterations), so that k-means centroids stay small even with 200,000 tf-idf columns.
     """
     rows, dim = X.shape
     n_components = min(_SVD_DIM, dim - 1, rows - 1)
     if (sp.issparse(X) or dim > _MAX_DENSE_DIM) and n_components >= 2:
-        svd = TruncatedSVD(n_components=n_components, random_state=_seed(rng)).fit(X)
+        svd = TruncatedSVD(n_components=n_components, n_iter=3, random_state=_seed(rng)).fit(X)
         return lambda Y: normalize(np.asarray(svd.transform(Y), dtype=np.float64))
     return lambda Y: normalize(np.asarray(Y.toarray() if sp.issparse(Y) else Y, dtype=np.float64))
+
+
+def _gram_embedding(X: Any, dim: int = _SVD_DIM) -> np.ndarray:
+    """Rows of a small matrix (m <= a few thousand) as L2-normalised vectors of <= ``dim`` numbers.
+
+    The top eigenvectors of the m x m cosine-similarity matrix give the same geometry as an SVD
+    of the rows, at a cost that does not depend on the number of columns. Identical rows get
+    identical vectors.
+    """
+    rows = normalize(X.astype(np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64))
+    gram = rows @ rows.T
+    gram = gram.toarray() if sp.issparse(gram) else np.asarray(gram)
+    m = gram.shape[0]
+    values, vectors = scipy.linalg.eigh(gram, subset_by_index=[max(0, m - dim), m - 1], driver="evr")
+    return normalize(vectors * np.sqrt(np.clip(values, 0.0, None)))
 
 
 def _kmeans_labels(z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
