@@ -123,7 +123,7 @@ class AdaptiveMLPClassifier(_DelegatingClassifier):
 
     def fit(self, X: Any, y: Any) -> AdaptiveMLPClassifier:
         y, _, counts = _class_counts(y)
-        early = len(y) >= self.early_stopping_min_samples and counts.min() >= 10
+        early = bool(len(y) >= self.early_stopping_min_samples and counts.min() >= 10)
         self.model_ = MLPClassifier(
             hidden_layer_sizes=tuple(self.hidden_layer_sizes),
             alpha=self.alpha,
