@@ -1,6 +1,6 @@
 """Orchestrator test helpers: a small real project (BBC news articles) on SQLite and PostgreSQL.
 
-``bbc`` imports 160 articles (every 14th of the 2,225, so all five topics) through the real
+``bbc`` imports 159 articles (every 14th of the 2,225, so all five topics) through the real
 importer, the labels of ``labelled`` of them (evenly spread) kept as human labels (source
 ``import``) and the rest unlabelled; the true topic of every item stays in ``truth``.
 """

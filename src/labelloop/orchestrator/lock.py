@@ -1,11 +1,12 @@
 """One orchestrator per project at a time.
 
-- PostgreSQL: a session-level advisory lock ``pg_try_advisory_lock(LOCK_CLASS, project_id)``
-  held on a dedicated connection for as long as the orchestrator works on the project; the
+- PostgreSQL: a session-level advisory lock, keyed by a hash of the schema and the project id
+  (advisory locks are database-wide; two schemas must not share keys), held on a dedicated connection for as long as the orchestrator works on the project; the
   server frees it if the process dies. The ``orchestrator_locks`` row only says who holds it.
 - SQLite: the ``orchestrator_locks`` row is the lock. Its holder refreshes ``heartbeat_at``
   every ``heartbeat`` seconds from a background thread; a row older than ``stale_after``
-  (default 3 heartbeats) belongs to a dead orchestrator and is taken over. A holder that finds
+  (default 3 heartbeats) belongs to a dead orchestrator and is taken over, as is at once a row
+  whose holder (``host:pid:nonce``) is a process of this host that no longer runs. A holder that finds
   its row taken over stops at its next check (:meth:`ProjectLock.check`) and never switches.
 """
 
@@ -26,7 +27,7 @@ from labelloop.store import writing
 from labelloop.store import runs as store_runs
 from labelloop.store.engine import is_sqlite
 
-LOCK_CLASS = 0x4C4C  # "LL": the first key of labelloop's advisory locks
+_KEY = "hashtextextended(current_schema() || '/labelloop-orchestrator/' || CAST(:p AS text), 0)"
 HEARTBEAT_SECONDS = 10.0
 
 log = logging.getLogger("labelloop.orchestrator")
@@ -61,9 +62,7 @@ class ProjectLock:
             return None
         if not self.sqlite:
             conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            got = conn.execute(
-                text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": LOCK_CLASS, "b": self.project_id}
-            ).scalar_one()
+            got = conn.execute(text(f"SELECT pg_try_advisory_lock({_KEY})"), {"p": self.project_id}).scalar_one()
             if not got:
                 conn.close()
                 with writing(self.engine) as c:
@@ -76,6 +75,11 @@ class ProjectLock:
                 c, project_id=self.project_id, holder=self.holder,
                 stale_after=self.stale_after if self.sqlite else 0.0,
             )
+            if owner is not None and holder_is_dead(owner[0]):
+                log.warning("taking over the lock of project %r from %s, a process that no longer runs",
+                            self.project_name, owner[0])
+                owner = store_runs.claim_lock_row(c, project_id=self.project_id, holder=self.holder,
+                                                  stale_after=self.stale_after, dead_holder=owner[0])
         if owner is not None:
             return owner
         self.held, self.lost = True, False
@@ -134,8 +138,7 @@ class ProjectLock:
         finally:
             if self._conn is not None:
                 try:
-                    self._conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"),
-                                       {"a": LOCK_CLASS, "b": self.project_id})
+                    self._conn.execute(text(f"SELECT pg_advisory_unlock({_KEY})"), {"p": self.project_id})
                 except Exception:  # the session is gone, and the lock with it
                     self._conn.invalidate()
                 finally:
@@ -148,6 +151,22 @@ class ProjectLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def holder_is_dead(holder: str) -> bool:
+    """Whether ``holder`` (``host:pid:nonce``) names a process of this host that has ended, so
+    a restart after a crash need not wait for its heartbeat to go stale."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
 
 
 def describe(owner: tuple[str, datetime | None]) -> str:

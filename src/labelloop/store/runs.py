@@ -277,11 +277,13 @@ def label_snapshot(conn: Connection, *, project_id: int) -> dict[str, np.ndarray
 
 
 def claim_lock_row(
-    conn: Connection, *, project_id: int, holder: str, stale_after: float, now: datetime | None = None
+    conn: Connection, *, project_id: int, holder: str, stale_after: float, now: datetime | None = None,
+    dead_holder: str | None = None,
 ) -> tuple[str, datetime] | None:
     """Take the project's lock row if it is free, stale (heartbeat older than ``stale_after``
-    seconds) or ours already. Returns None when taken, else the live (holder, heartbeat_at).
-    Call in a write transaction (on SQLite, BEGIN IMMEDIATE makes check-and-set atomic)."""
+    seconds), ours already, or held by ``dead_holder`` (known dead). Returns None when taken,
+    else the live (holder, heartbeat_at). Call in a write transaction (on SQLite, BEGIN
+    IMMEDIATE makes check-and-set atomic)."""
     now = now or utcnow()
     row = conn.execute(
         select(orchestrator_locks.c.holder, orchestrator_locks.c.heartbeat_at)
@@ -291,7 +293,7 @@ def claim_lock_row(
     if row is None:
         conn.execute(insert(orchestrator_locks).values(project_id=project_id, holder=holder, heartbeat_at=now))
         return None
-    if row.holder != holder and row.heartbeat_at > now - timedelta(seconds=stale_after):
+    if row.holder not in (holder, dead_holder) and row.heartbeat_at > now - timedelta(seconds=stale_after):
         return (row.holder, row.heartbeat_at)
     conn.execute(
         update(orchestrator_locks)
