@@ -87,7 +87,8 @@ def test_embeddings_are_normalised_float32_and_empty_text_is_zero():
 
 @needs_wordllama
 def test_embeddings_put_similar_texts_close():
-    X = make_featurizer("embed").fit_transform(["the rocket reached orbit", "a spacecraft launched into space", "bake the cake in the oven"])
+    texts = ["the rocket reached orbit", "a spacecraft launched into space", "bake the cake in the oven"]
+    X = make_featurizer("embed").fit_transform(texts)
     assert X[0] @ X[1] > X[0] @ X[2]
 
 

@@ -58,7 +58,15 @@ class CalibratedLinearSVC(_DelegatingClassifier):
     given in :mod:`labelloop.learn.models`.
     """
 
-    def __init__(self, *, C: float = 1.0, fit_intercept: bool = False, class_weight: Any = None, random_state: int | None = 0, max_cv: int = 3):
+    def __init__(
+        self,
+        *,
+        C: float = 1.0,
+        fit_intercept: bool = False,
+        class_weight: Any = None,
+        random_state: int | None = 0,
+        max_cv: int = 3,
+    ):
         self.C = C
         self.fit_intercept = fit_intercept
         self.class_weight = class_weight
@@ -67,7 +75,12 @@ class CalibratedLinearSVC(_DelegatingClassifier):
 
     def fit(self, X: Any, y: Any) -> CalibratedLinearSVC:
         y, classes, counts = _class_counts(y)
-        svc = LinearSVC(C=self.C, fit_intercept=self.fit_intercept, class_weight=self.class_weight, random_state=self.random_state)
+        svc = LinearSVC(
+            C=self.C,
+            fit_intercept=self.fit_intercept,
+            class_weight=self.class_weight,
+            random_state=self.random_state,
+        )
         n_splits = int(min(self.max_cv, counts.min()))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)

@@ -85,7 +85,9 @@ def evaluate(y_true: Any, y_pred: Any, labels: Sequence[Any]) -> dict[str, Any]:
     y_pred = np.asarray(y_pred)
     labels = [_plain(label) for label in labels]
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise InvalidInputError(f"y_true and y_pred must be 1-d of the same length, got {y_true.shape} and {y_pred.shape}")
+        raise InvalidInputError(
+            f"y_true and y_pred must be 1-d of the same length, got {y_true.shape} and {y_pred.shape}"
+        )
     if y_true.size == 0:
         raise NotEnoughLabelsError("not enough labels yet: nothing to evaluate")
     known = set(labels)

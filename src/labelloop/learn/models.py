@@ -139,7 +139,8 @@ def _custom_classifier(target: str, *, class_weight: ClassWeight, random_state: 
     if not hasattr(estimator, "predict_proba"):
         raise InvalidInputError(f"model {target!r} has no predict_proba, which query strategies need")
     params = estimator.get_params(deep=False)
-    updates = {key: value for key, value in (("class_weight", class_weight), ("random_state", random_state)) if key in params}
+    wanted = {"class_weight": class_weight, "random_state": random_state}
+    updates = {key: value for key, value in wanted.items() if key in params}
     return estimator.set_params(**updates) if updates else estimator
 
 

@@ -50,10 +50,10 @@ def queue_order(
 
     - Rows are ranked by ``scores`` (higher first; NaN last; ties broken at random, never by
       file order).
-    - ``diversity`` (needs ``features``): the top ``candidates`` rows (e.g. 10x a batch) are
-      clustered (cosine k-means; ``candidates`` is capped at 5000) into ``n_clusters`` groups (default ``candidates // 10``, between 2 and 100) and
-      served round robin, the best-scored row of each group first, so near-duplicates are spread
-      out; the rest of the queue follows by score.
+    - ``diversity`` (needs ``features``): the top ``candidates`` rows (e.g. 10x a batch,
+      capped at 5000) are clustered by cosine k-means into ``n_clusters`` groups (default
+      ``candidates // 10``, between 2 and 100) and served round robin, the best-scored row of
+      each group first, so near-duplicates are spread out; the rest follows by score.
     - ``exploration``: that fraction of positions (evenly spaced: with 0.1, positions 10, 20,
       30, ... counting from 1) holds uniformly random rows instead, in random order.
     """

@@ -20,7 +20,16 @@ import numpy as np
 
 from labelloop.errors import InvalidInputError
 
-__all__ = ["STRATEGIES", "STRATEGY_NAMES", "Strategy", "entropy", "get_strategy", "least_confidence", "margin", "random"]
+__all__ = [
+    "STRATEGIES",
+    "STRATEGY_NAMES",
+    "Strategy",
+    "entropy",
+    "get_strategy",
+    "least_confidence",
+    "margin",
+    "random",
+]
 
 Strategy = Callable[..., np.ndarray]
 
