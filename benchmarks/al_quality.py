@@ -42,10 +42,11 @@ from labelloop.store.projects import PROJECT_SETTINGS_DEFAULTS
 
 def code_fingerprint() -> str:
     """A short hash of the code a run's result depends on (read right after importing it):
-    learn/, the orchestrator's round, the simulation and the project defaults. Cached runs
+    learn/, the orchestrator's round, the simulation's loop and the project defaults. Cached runs
     and features live under it, so a change of any of them starts afresh."""
     files = sorted(Path(labelloop.learn.__file__).parent.glob("*.py"))
-    files += sorted(Path(labelloop.simulate.__file__).parent.glob("*.py"))
+    simulate_dir = Path(labelloop.simulate.__file__).parent
+    files += [simulate_dir / f"{name}.py" for name in ("data", "presets", "rounds", "runner")]
     files.append(Path(labelloop.orchestrator.compute.__file__))
     digest = hashlib.sha256(json.dumps(PROJECT_SETTINGS_DEFAULTS, sort_keys=True, default=str).encode())
     for path in files:

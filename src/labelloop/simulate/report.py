@@ -56,8 +56,9 @@ def summary_table(results: dict[str, Any]) -> Table:
             f"accuracy {full['accuracy']:.3f}"
         )
     )
-    for column in ("strategy", "AULC macro-F1", "labels to 95% F1", "AULC accuracy", "labels to 95% acc.", "final macro-F1"):
-        table.add_column(column, justify="left" if column == "strategy" else "right")
+    table.add_column("strategy", no_wrap=True)
+    for column in ("AULC macro-F1", "labels to 95% F1", "AULC accuracy", "labels to 95% acc.", "final macro-F1"):
+        table.add_column(column, justify="right")
     for name, entry in results["summary"].items():
         table.add_row(
             name,
