@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from labelloop.config import Settings
 from labelloop.errors import LabelloopError, LockedError
 from labelloop.learn import get_model_spec, get_strategy
-from labelloop.orchestrator.compute import RoundOutput, compute_round
+from labelloop.orchestrator.compute import DIVERSITY_CANDIDATES, RoundOutput, compute_round
 from labelloop.orchestrator.features import FeatureCache
 from labelloop.orchestrator.lock import ProjectLock
 from labelloop.orchestrator.modelfiles import project_dir, prune_models, save_model
@@ -151,7 +151,8 @@ def run_round(
         for name in ("fit", "cv", "predict"):
             timings[name] = out.timings.get(name, 0.0)
         check()
-        metrics = _metrics(proj, out, ids, y, n_items=len(ids), featurizer=spec.featurizer)
+        metrics = _metrics(proj, out, ids, y, n_items=len(ids), featurizer=spec.featurizer,
+                           exploration=float(proj.setting("exploration")))
         if out.state == "model":
             path = save_model(
                 project_dir(settings.models_dir, project_name=proj.name, project_id=proj.id),
@@ -217,7 +218,9 @@ def _tag_ids(proj: Project, out: RoundOutput) -> np.ndarray | None:
 
 
 def _metrics(proj: Project, out: RoundOutput, ids: np.ndarray, y: np.ndarray, *, n_items: int,
-             featurizer: str) -> dict[str, Any]:
+             featurizer: str, exploration: float) -> dict[str, Any]:
+    """The run's metrics JSON: state, CV (also ``accuracy``/``macro_f1`` at the top level when
+    there is one), labels per tag, pool size, and the score of the first served positions."""
     tags, counts = np.unique(y, return_counts=True)
     cv = None
     if out.cv is not None:
@@ -227,8 +230,11 @@ def _metrics(proj: Project, out: RoundOutput, ids: np.ndarray, y: np.ndarray, *,
         {"item_id": int(ids[out.pool_rows[e["row"]]]), "score": e["score"], "score_rank": e["score_rank"]}
         for e in out.top
     ]
+    headline = {} if cv is None else {"accuracy": cv["accuracy"], "macro_f1": cv["macro_f1"]}
     return {
+        **headline,
         "state": out.state, "message": out.message, "cv": cv, "cv_message": out.cv_message,
+        "exploration": exploration, "candidates": DIVERSITY_CANDIDATES,
         "labels": {str(t): int(c) for t, c in zip(tags, counts)},
         "items_total": int(n_items), "scored": int(len(out.pool_rows)), "featurizer": featurizer, "top": top,
     }

@@ -216,6 +216,17 @@ def request_retrain(conn: Connection, *, project_id: int, now: datetime | None =
     return now
 
 
+def retrain_pending(conn: Connection, *, project_id: int) -> datetime | None:
+    """The time of an admin's "retrain now" that no round has started after yet, else None."""
+    requested = conn.execute(
+        select(projects.c.retrain_requested_at).where(projects.c.id == project_id)
+    ).scalar_one_or_none()
+    latest = conn.execute(
+        select(func.max(model_runs.c.created_at)).where(model_runs.c.project_id == project_id)
+    ).scalar_one()
+    return requested if requested is not None and (latest is None or requested > latest) else None
+
+
 def count_human_labels(conn: Connection, *, project_id: int) -> int:
     """Items with a final human label (the training set size)."""
     return conn.execute(
@@ -229,13 +240,7 @@ def round_due(conn: Connection, *, project: Project, min_new_labels: int) -> str
     """Why a round should run now, or None: no version yet, an admin's retrain request newer
     than the last run, at least ``min_new_labels`` new labels since the current version, or
     items added since it (they have no score yet)."""
-    latest = conn.execute(
-        select(func.max(model_runs.c.created_at)).where(model_runs.c.project_id == project.id)
-    ).scalar_one()
-    requested = conn.execute(
-        select(projects.c.retrain_requested_at).where(projects.c.id == project.id)
-    ).scalar_one()
-    if requested is not None and (latest is None or requested > latest):
+    if retrain_pending(conn, project_id=project.id) is not None:
         return "retrain requested"
     current = current_run(conn, project_id=project.id)
     if current is None:
