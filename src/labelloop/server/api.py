@@ -7,13 +7,22 @@ Every route needs a logged-in user (401); writes from a session cookie also need
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from labelloop.server.deps import (
+    AdminUser,
+    CachedProjectDep,
+    CurrentUser,
+    check_csrf,
+    current_user,
+    get_cached_project,
+)
+from labelloop.server.dispatch import Dispatcher
 from labelloop.server.responses import SafeJSONResponse
-from labelloop.server.deps import AdminUser, CachedProjectDep, CurrentUser, SettingsDep, check_csrf, current_user
 from labelloop.server.schemas import (
     ErrorPublic,
     LabelCreate,
@@ -29,6 +38,7 @@ from labelloop.store import reading
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
 from labelloop.store.projects import Project
+from labelloop.store.users import User
 from labelloop.store.stats import project_stats, projects_overview
 
 
@@ -43,7 +53,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(current_user)], responses=ERRORS)
-writes = [Depends(check_csrf)]
 
 
 def _next_public(lease: store_queue.Lease) -> Response:
@@ -98,74 +107,84 @@ async def stats(request: Request, project: CachedProjectDep, user: CurrentUser) 
     return await run_in_threadpool(load)
 
 
-def _lease_seconds(project: Project, settings: Any) -> int:
-    return store_queue.lease_seconds_for(project, settings.lease_seconds)
+@dataclass(frozen=True)
+class Labelling:
+    """Everything a labelling write needs, resolved by one dependency (cheaper per request)."""
+
+    user: User
+    project: Project
+    lease_seconds: int
+    dispatcher: Dispatcher
+
+
+async def _labelling(request: Request, project: str, user: CurrentUser) -> Labelling:
+    await check_csrf(request)
+    proj = await get_cached_project(request, project)
+    state = request.app.state
+    return Labelling(user, proj, store_queue.lease_seconds_for(proj, state.settings.lease_seconds), state.dispatcher)
+
+
+async def _labelling_json(request: Request, project: str, user: CurrentUser) -> Labelling:
+    await require_json(request)
+    return await _labelling(request, project, user)
+
+
+LabellingDep = Annotated[Labelling, Depends(_labelling)]
+LabellingJsonDep = Annotated[Labelling, Depends(_labelling_json)]
 
 
 @router.post(
     "/projects/{project}/next",
     response_model=NextPublic,
-    dependencies=writes,
     responses={204: {"description": "Nothing is left for you to label in this project."}},
 )
-async def next_item(
-    request: Request, project: CachedProjectDep, user: CurrentUser, settings: SettingsDep
-) -> Any:
+async def next_item(ctx: LabellingDep) -> Any:
     """The item to label next, leased to you (the same one again while your lease lives)."""
-    dispatcher = request.app.state.dispatcher
-    seconds = _lease_seconds(project, settings)
-    lease = await dispatcher.run(
-        lambda conn: dispatcher.claim_next(conn, project=project, user_id=user.id, lease_seconds=seconds)
+    lease = await ctx.dispatcher.run(
+        lambda conn: ctx.dispatcher.claim_next(
+            conn, project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds
+        )
     )
     if lease is None:
         return Response(status_code=204)
     return _next_public(lease)
 
 
-@router.post(
-    "/projects/{project}/items/{item_id}/labels",
-    response_model=LabelPublic,
-    status_code=201,
-    dependencies=[*writes, Depends(require_json)],
-)
-async def label_item(
-    request: Request, project: CachedProjectDep, user: CurrentUser, item_id: int, body: LabelCreate
-) -> Response:
+@router.post("/projects/{project}/items/{item_id}/labels", response_model=LabelPublic, status_code=201)
+async def label_item(ctx: LabellingJsonDep, item_id: int, body: LabelCreate) -> Response:
     """Label an item leased to you with one of the project's tags."""
-    await request.app.state.dispatcher.run(
-        lambda conn: store_queue.label_item(conn, project=project, user_id=user.id, item_id=item_id, tag=body.label)
+    await ctx.dispatcher.run(
+        lambda conn: store_queue.label_item(
+            conn, project=ctx.project, user_id=ctx.user.id, item_id=item_id, tag=body.label
+        )
     )
     return SafeJSONResponse({"item_id": item_id, "label": body.label}, status_code=201)
 
 
-@router.post("/projects/{project}/items/{item_id}/skip", status_code=204, dependencies=writes)
-async def skip_item(request: Request, project: CachedProjectDep, user: CurrentUser, item_id: int) -> Response:
+@router.post("/projects/{project}/items/{item_id}/skip", status_code=204)
+async def skip_item(ctx: LabellingDep, item_id: int) -> Response:
     """Pass on an item leased to you: it goes to others, never back to you."""
-    dispatcher = request.app.state.dispatcher
-    await dispatcher.run(lambda conn: dispatcher.skip(conn, project=project, user_id=user.id, item_id=item_id))
+    await ctx.dispatcher.run(
+        lambda conn: ctx.dispatcher.skip(conn, project=ctx.project, user_id=ctx.user.id, item_id=item_id)
+    )
     return Response(status_code=204)
 
 
-@router.post("/projects/{project}/items/{item_id}/renew", response_model=LeasePublic, dependencies=writes)
-async def renew(
-    request: Request, project: CachedProjectDep, user: CurrentUser, item_id: int, settings: SettingsDep
-) -> dict[str, Any]:
+@router.post("/projects/{project}/items/{item_id}/renew", response_model=LeasePublic)
+async def renew(ctx: LabellingDep, item_id: int) -> dict[str, Any]:
     """Extend your lease on an item (the page calls this while it is open)."""
-    seconds = _lease_seconds(project, settings)
-    expires = await request.app.state.dispatcher.run(
+    expires = await ctx.dispatcher.run(
         lambda conn: store_queue.renew_lease(
-            conn, project=project, user_id=user.id, item_id=item_id, lease_seconds=seconds
+            conn, project=ctx.project, user_id=ctx.user.id, item_id=item_id, lease_seconds=ctx.lease_seconds
         )
     )
     return {"expires_at": expires}
 
 
-@router.post("/projects/{project}/undo", response_model=NextPublic, dependencies=writes)
-async def undo(request: Request, project: CachedProjectDep, user: CurrentUser, settings: SettingsDep) -> Any:
+@router.post("/projects/{project}/undo", response_model=NextPublic)
+async def undo(ctx: LabellingDep) -> Any:
     """Undo your last label in the project: the item comes back to you, leased (404: none)."""
-    seconds = _lease_seconds(project, settings)
-    dispatcher = request.app.state.dispatcher
-    lease = await dispatcher.run(
-        lambda conn: dispatcher.undo(conn, project=project, user_id=user.id, lease_seconds=seconds)
+    lease = await ctx.dispatcher.run(
+        lambda conn: ctx.dispatcher.undo(conn, project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
     )
     return _next_public(lease)

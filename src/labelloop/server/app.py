@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,6 +37,7 @@ from labelloop.server.dispatch import Dispatcher
 from labelloop.server.responses import SafeJSONResponse
 from labelloop.store import open_engine
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 API_MAX_BODY = 64 * 1024
 FORM_MAX_BODY = 16 * 1024 * 1024
@@ -116,11 +119,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.project_cache = ProjectCache(engine)
     app.state.dispatcher = Dispatcher(engine)
     app.state.dispatcher.start()
+    refresher = asyncio.create_task(_refresh_users(app.state.auth_cache))
     try:
         yield
     finally:
+        refresher.cancel()
         app.state.dispatcher.stop()
         engine.dispose()
+
+
+async def _refresh_users(cache: AuthCache) -> None:
+    """Re-check the cached users and tokens every ``cache.refresh_every`` seconds."""
+    while True:
+        await asyncio.sleep(cache.refresh_every)
+        try:
+            await run_in_threadpool(cache.refresh)
+        except Exception:  # keep refreshing; entries also expire on their own after max_age
+            log.exception("refreshing the user cache failed")
 
 
 def create_app(settings: Settings) -> FastAPI:

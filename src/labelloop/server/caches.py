@@ -1,8 +1,8 @@
-"""Short per-process TTL caches for the hot path: users (by session id or token) and projects.
+"""Per-process caches for the hot path: users (by session id or token) and projects.
 
-Every request re-checks that its user exists and is not disabled, at most ``ttl`` seconds
-late; a project's tags and current model run are likewise at most ``ttl`` seconds old on the
-labelling routes.
+Every request re-checks that its user exists and is not disabled, about a second late at
+most (see :class:`AuthCache`); a project's tags and current model run are at most ``ttl``
+seconds old on the labelling routes (:class:`ProjectCache`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
 
 from labelloop.errors import AuthError, NotFoundError
@@ -18,6 +18,7 @@ from labelloop.store import reading
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
 from labelloop.store.projects import Project
+from labelloop.store.schema import api_tokens, users
 from labelloop.store.users import User
 
 MAX_ENTRIES = 10_000
@@ -44,11 +45,23 @@ class _TTL:
 
 
 class AuthCache:
-    """Users by id (sessions) and by token hash (bearer), re-read every ``ttl`` seconds."""
+    """Users by id (sessions) and by token hash (bearer).
 
-    def __init__(self, engine: Engine, ttl: float = 2.0):
+    A user seen for the first time is read from the database; after that the request uses the
+    cached entry, and :meth:`refresh` (run every ``refresh_every`` seconds by the app) re-reads
+    all recently used entries in one query each for users and tokens, dropping disabled or
+    deleted users and revoked tokens. An entry not refreshed for ``max_age`` seconds (the
+    refresher stalled) is read again on use. So disabling a user or revoking a token takes
+    effect within about ``refresh_every`` seconds, and the hot path never waits on the database.
+    """
+
+    def __init__(self, engine: Engine, *, refresh_every: float = 1.0, max_age: float = 5.0, idle: float = 120.0):
         self.engine = engine
-        self._cache = _TTL(ttl)
+        self.refresh_every = refresh_every
+        self.max_age = max_age
+        self.idle = idle
+        self._ids: dict[int, list[Any]] = {}  # user id -> [User, checked_at, used_at]
+        self._tokens: dict[str, list[Any]] = {}  # token hash -> [User, checked_at, used_at]
 
     def _load_id(self, user_id: int) -> User:
         with reading(self.engine) as conn:
@@ -62,24 +75,66 @@ class AuthCache:
             return store_users.authenticate_token(conn, token=token)
 
     async def by_id(self, user_id: int) -> User:
-        user = self._cache.get(("id", user_id))
-        if user is None:
+        now = time.monotonic()
+        entry = self._ids.get(user_id)
+        if entry is None or now - entry[1] > self.max_age:
             user = await run_in_threadpool(self._load_id, user_id)
-            self._cache.put(("id", user_id), user)
-        if user.disabled:
+            entry = self._ids[user_id] = [user, now, now]
+        entry[2] = now
+        if entry[0].disabled:
             raise AuthError("this account is disabled")
-        return user
+        return entry[0]
 
     async def by_token(self, token: str) -> User:
-        key = ("token", store_users.hash_token(token))
-        user = self._cache.get(key)
-        if user is None:
+        key = store_users.hash_token(token)
+        now = time.monotonic()
+        entry = self._tokens.get(key)
+        if entry is None or now - entry[1] > self.max_age:
             user = await run_in_threadpool(self._load_token, token)
-            self._cache.put(key, user)
-        return user
+            entry = self._tokens[key] = [user, now, now]
+        entry[2] = now
+        return entry[0]
+
+    def refresh(self) -> None:
+        """Re-read every entry used in the last ``idle`` seconds (blocking: run it in a thread)."""
+        now = time.monotonic()
+        for cache in (self._ids, self._tokens):
+            for key in [k for k, e in cache.items() if now - e[2] > self.idle]:
+                cache.pop(key, None)
+        ids, hashes = list(self._ids), list(self._tokens)
+        if not ids and not hashes:
+            return
+        fresh_ids: dict[int, User] = {}
+        fresh_tokens: dict[str, User] = {}
+        with reading(self.engine) as conn:
+            for chunk in _chunks(ids):
+                for row in conn.execute(select(users).where(users.c.id.in_(chunk))):
+                    fresh_ids[row.id] = store_users.User(row.id, row.name, row.role, bool(row.disabled), row.created_at)
+            for chunk in _chunks(hashes):
+                rows = conn.execute(
+                    select(api_tokens.c.token_hash, users)
+                    .join(users, users.c.id == api_tokens.c.user_id)
+                    .where(api_tokens.c.token_hash.in_(chunk), users.c.disabled.is_(False))
+                )
+                for row in rows:
+                    fresh_tokens[row.token_hash] = store_users.User(
+                        row.id, row.name, row.role, bool(row.disabled), row.created_at
+                    )
+        for cache, fresh in ((self._ids, fresh_ids), (self._tokens, fresh_tokens)):
+            for key in list(cache):
+                user = fresh.get(key)  # type: ignore[call-overload]
+                if user is None:
+                    cache.pop(key, None)  # gone, revoked or disabled: the next use reads again
+                elif key in cache:
+                    cache[key][0], cache[key][1] = user, now
 
     def clear(self) -> None:
-        self._cache.clear()
+        self._ids.clear()
+        self._tokens.clear()
+
+
+def _chunks(values: list[Any], size: int = 500) -> list[list[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 class ProjectCache:

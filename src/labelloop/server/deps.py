@@ -42,11 +42,11 @@ class LoginRequired(Exception):
         return "/login?next=" + quote(self.next_path, safe="/")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:  # async: no thread-pool hop
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 

@@ -18,7 +18,8 @@ import queue as queue_mod
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future
 from typing import Any
 
@@ -31,6 +32,11 @@ from labelloop.store import rawsql as raw
 from labelloop.store import writing
 from labelloop.store.projects import Project
 from labelloop.store.schema import utcnow
+
+try:
+    import fcntl
+except ImportError:  # Windows: SQLite's busy timeout alone serialises the writers
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,10 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._buffers: dict[int, _Candidates] = {}
+        self._lock_file: Any = None
+        database = engine.url.database
+        if engine.dialect.name == "sqlite" and database and database != ":memory:" and fcntl is not None:
+            self._lock_file = open(f"{database}-writer.lock", "a+b")  # noqa: SIM115 (kept open)
         self.batches = 0
         self.operations = 0
 
@@ -77,6 +87,23 @@ class Dispatcher:
         if thread is not None:
             self._jobs.put(None)
             thread.join(timeout=10)
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    @contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        """On a SQLite file, queue the writers of all worker processes on one ``flock``: a
+        waiting process wakes as soon as the lock is free, where SQLite's own busy handler
+        would sleep and poll (up to 100 ms a time), which makes long latency tails."""
+        if self._lock_file is None:
+            yield
+            return
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     # -- submitting ------------------------------------------------------------------------
     async def run(self, op: Op) -> Any:
@@ -108,7 +135,7 @@ class Dispatcher:
     def _execute(self, batch: list[tuple[Op, Future[Any]]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
-            with writing(self.engine) as conn:
+            with self._process_lock(), writing(self.engine) as conn:
                 for op, _future in batch:
                     outcomes.append(self._one(conn, op))
         except Exception as exc:  # the commit (or BEGIN) failed: retry one by one
