@@ -46,7 +46,9 @@ class ImportOptions:
     display_columns: Sequence[str] | None = None  # default: the text columns
     label_column: str | None = None
     add_labels: bool = False  # unknown tags extend the project's tags instead of failing
-    update: bool = False  # an existing id gets its display/text replaced instead of skipped
+    # An existing id gets its display/text replaced instead of skipped (its labels are kept:
+    # labels in the file only apply to the items the import creates).
+    update: bool = False
 
     def checked(self) -> ImportOptions:
         text_cols = [self.text_columns] if isinstance(self.text_columns, str) else list(self.text_columns)
