@@ -79,8 +79,19 @@ def text_hashes(texts: list[str]) -> np.ndarray:
 _LOADED: dict[str, Any] = {}  # featurizers already unpickled in this process, by file path
 
 
+def plain_vocabulary(featurizer: Any) -> Any:
+    """Make a fitted tf-idf vocabulary map to Python ints (scikit-learn leaves numpy.int64
+    values, which pickle 7x slower: about 1 s per 150,000 terms, in every model file)."""
+    vectorizer = getattr(featurizer, "vectorizer_", None)
+    vocabulary = getattr(vectorizer, "vocabulary_", None)
+    if isinstance(vocabulary, dict) and vocabulary and not isinstance(next(iter(vocabulary.values())), int):
+        vectorizer.vocabulary_ = {term: int(column) for term, column in vocabulary.items()}
+    return featurizer
+
+
 def save_featurizer(featurizer: Any, path: Path) -> None:
     """Pickle (the C pickler: joblib's pure-Python one takes seconds on a 200,000-term vocabulary)."""
+    plain_vocabulary(featurizer)
     with open(path, "wb") as fh:
         pickle.dump(featurizer, fh, protocol=pickle.HIGHEST_PROTOCOL)
     _LOADED[str(path)] = featurizer
