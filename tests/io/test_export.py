@@ -175,3 +175,13 @@ def test_bbc_news_labels_and_round_trip_in_every_format(engine, shared_datasets,
         with reading(engine) as conn:
             assert project_summary(conn, project=store_projects.get_project(conn, name=name))["labels"] == {
                 "x": 0, **counts}
+
+
+def test_a_display_column_named_like_an_export_column_is_a_clear_error(engine, project, tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("id,title,label\n1,a,x\n")
+    import_file(engine, project="p", path=path, settings=SETTINGS,
+                options=ImportOptions(id_column="id", text_columns=["title"], display_columns=["title", "label"]))
+    with pytest.raises(InvalidInputError, match="cannot export project 'p': column name 'label' is used twice"):
+        export_project(engine, project="p", path=tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
