@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
-from labelloop.store import reading
+from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
-from labelloop.store.schema import audit_log
+from labelloop.store.schema import audit_log, model_runs, projects, utcnow
 
 PASSWORD = "correct horse"  # as in conftest
 API = "/api/projects/news"
@@ -61,9 +61,16 @@ def test_overview_counts_per_labeller_and_charts(client, world):
     label_all(client, login(client, "bob"), ["Politics"])
     client.cookies.clear()
     login(client, "boss")
+    with writing(client.app.state.engine) as conn:
+        run_id = conn.execute(insert(model_runs).values(
+            project_id=world.project.id, version=3, status="complete", model_name="tfidf-logreg", strategy="margin",
+            metrics={"state": "model", "cv": {"folds": 5, "accuracy": 0.9, "macro_f1": 0.876}},
+            created_at=utcnow())).inserted_primary_key[0]
+        conn.execute(update(projects).where(projects.c.id == world.project.id).values(current_run_id=run_id))
     page = client.get("/admin")
     assert page.status_code == 200
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text))
+    assert "v3 · 0.88 serving model (macro-F1, cross-validated)" in text
     assert "4 labelled (80.0%)" in text
     assert "1 still need labels" in text
     assert "ann 3 3" in text and "bob 1 1" in text  # today, total

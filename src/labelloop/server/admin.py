@@ -25,6 +25,7 @@ from labelloop.server.deps import CsrfChecked, EngineDep, PageAdmin, ProjectDep
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.store import browse, reading, writing
 from labelloop.store import projects as store_projects
+from labelloop.store import runs as store_runs
 from labelloop.store import users as store_users
 from labelloop.store.labels import label_counts
 from labelloop.store.projects import Project
@@ -52,13 +53,12 @@ def overview(request: Request, user: PageAdmin, engine: EngineDep) -> HTMLRespon
         for name in store_projects.list_project_names(conn):
             project = store_projects.get_project(conn, name=name)
             stats = project_stats(conn, project=project)
-            runs = browse.model_runs_of(conn, project_id=project.id, limit=1)
             cards.append(
                 {
                     "project": project,
                     "stats": stats,
                     "labellers": browse.labeller_counts(conn, project_id=project.id),
-                    "run": runs[0] if runs else None,
+                    "run": store_runs.current_run(conn, project_id=project.id),
                     "url": project_url(project),
                 }
             )

@@ -13,38 +13,17 @@ costs. Sorting by a model score reads the current run's ``item_scores``; items w
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Select,
-    String,
-    and_,
-    case,
-    exists,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, Connection, String, case, exists, func, insert, or_, select, update
 
 from labelloop.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from labelloop.store.projects import Project, add_tags, validate_tag_names
 from labelloop.store.schema import (
-    ANNOTATION_SOURCES,
-    annotations,
-    audit_log,
-    item_scores,
-    items,
-    model_runs,
-    projects,
-    tags,
-    users,
-    utcnow,
+    ANNOTATION_SOURCES, annotations, audit_log, item_scores, items, projects, tags, users, utcnow,
 )
 
 # name -> (column of item_scores, descending?)
@@ -55,6 +34,9 @@ SORTS: dict[str, tuple[Any, bool] | None] = {
 }
 SOURCES = (*ANNOTATION_SOURCES, "conflict")
 MAX_PAGE = 500
+SCAN_WINDOW = 20_000  # scored items examined per step when filters reject most of them
+ID_RANGE_FACTOR = 5  # ... and ids per step (a range of ids is cheaper to scan than a subquery)
+TIME_BUDGET = 1.0  # seconds a page may keep scanning before it returns short, with a cursor
 
 
 @dataclass(frozen=True)
@@ -91,33 +73,32 @@ def _tag_id_any(project: Project, name: str) -> int:
     raise InvalidInputError(f"unknown tag {name!r}; project {project.name!r} has: {', '.join(project.tag_names)}")
 
 
-def _filters(
-    conn: Connection,
-    project: Project,
-    *,
-    search: str,
-    tag: str | None,
-    source: str | None,
-    labelled: bool | None,
-    labeller: str | None,
-) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [items.c.project_id == project.id]
+def _conditions(
+    conn: Connection, project: Project, *, search: str, tag: str | None, source: str | None,
+    labelled: bool | None, labeller: str | None,
+) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
+    """(conditions an index can serve in id order, the other filters)."""
+    sqlite = conn.dialect.name == "sqlite"
+    if tag:
+        base = [items.c.project_id == project.id, items.c.label_tag_id == _tag_id_any(project, tag)]
+    elif sqlite:
+        # "+ 0" keeps SQLite off ix_items_label (project_id, label_tag_id), which would make it
+        # sort every item of the project; walking the primary key in order stops after a page.
+        base = [items.c.project_id + 0 == project.id]
+    else:
+        base = [items.c.project_id == project.id]
+    where: list[ColumnElement[bool]] = []
     if search:
         pattern = f"%{escape_like(search)}%"
-        where.append(
-            or_(items.c.text.ilike(pattern, escape="\\"), items.c.external_id.ilike(pattern, escape="\\"))
-        )
-    if tag:
-        where.append(items.c.label_tag_id == _tag_id_any(project, tag))
-    if source:
-        if source == "conflict":
-            where.append(items.c.label_source == "conflict")
-        elif source in ANNOTATION_SOURCES:
-            where.append(
-                exists().where(annotations.c.item_id == items.c.id, annotations.c.source == source)
-            )
-        else:
-            raise InvalidInputError(f"unknown label source {source!r}: use one of {', '.join(SOURCES)}")
+        # SQLite's LIKE ignores ASCII case already (lower() on every text would be slow).
+        op = "like" if sqlite else "ilike"
+        where.append(or_(*(getattr(c, op)(pattern, escape="\\") for c in (items.c.text, items.c.external_id))))
+    if source == "conflict":
+        where.append(items.c.label_source == "conflict")
+    elif source in ANNOTATION_SOURCES:
+        where.append(exists().where(annotations.c.item_id == items.c.id, annotations.c.source == source))
+    elif source:
+        raise InvalidInputError(f"unknown label source {source!r}: use one of {', '.join(SOURCES)}")
     if labelled is not None:
         where.append(items.c.n_labels > 0 if labelled else items.c.n_labels == 0)
     if labeller:
@@ -125,7 +106,7 @@ def _filters(
         if user_id is None:
             raise InvalidInputError(f"no user named {labeller!r}")
         where.append(exists().where(annotations.c.item_id == items.c.id, annotations.c.user_id == user_id))
-    return where
+    return base, where
 
 
 def _parse_cursor(cursor: str | None, sort: str) -> tuple[str, float | None, int] | None:
@@ -143,6 +124,14 @@ def _parse_cursor(cursor: str | None, sort: str) -> tuple[str, float | None, int
     raise InvalidInputError(f"invalid page cursor {cursor[:40]!r} for sort {sort!r}; start again from the first page")
 
 
+def _cursor(kind: str, key: float | None, item_id: int) -> str:
+    return f"s{key!r}:{item_id}" if kind == "s" else f"{kind}{item_id}"
+
+
+COLS = (items.c.id, items.c.external_id, items.c.display, items.c.n_labels, items.c.target_labels,
+        items.c.label_tag_id, items.c.label_source)
+
+
 def browse_items(
     conn: Connection,
     *,
@@ -155,6 +144,8 @@ def browse_items(
     sort: str = "id",
     after: str | None = None,
     limit: int = 50,
+    scan_window: int = SCAN_WINDOW,
+    time_budget: float = TIME_BUDGET,
 ) -> BrowsePage:
     """One page of the project's items matching every given filter, after cursor ``after``.
 
@@ -162,63 +153,98 @@ def browse_items(
     literal); ``tag`` the final label; ``source`` one of human/import/review (an annotation of
     that source) or conflict; ``labelled`` whether the item has any label; ``labeller`` a user
     name who labelled it; ``sort`` one of :data:`SORTS`.
+
+    With filters that few items pass, the items are examined in sort order ``scan_window`` at a
+    time until the page is full or ``time_budget`` seconds have passed; then the page may be
+    short (even empty) and its cursor continues the scan where it stopped.
     """
     if sort not in SORTS:
         raise InvalidInputError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInputError(f"page size must be between 1 and {MAX_PAGE}, got {limit}")
     cursor = _parse_cursor(after, sort)
-    where = _filters(conn, project, search=search, tag=tag, source=source, labelled=labelled, labeller=labeller)
-    cols = (items.c.id, items.c.external_id, items.c.display, items.c.n_labels, items.c.target_labels,
-            items.c.label_tag_id, items.c.label_source)
-    found: list[tuple[str, float | None, Any]] = []  # (cursor kind, key, row)
-    spec = SORTS[sort]
-    run_id = project.current_run_id
-    if spec is None:
-        last = cursor[2] if cursor else None
-        q = select(*cols).where(*where).order_by(items.c.id).limit(limit + 1)
-        if last is not None:
-            q = q.where(items.c.id > last)
-        found = [("i", None, r) for r in conn.execute(q)]
+    base, where = _conditions(conn, project, search=search, tag=tag, source=source, labelled=labelled,
+                              labeller=labeller)
+    if sort == "id":
+        kind = "i"
+    elif cursor is None:
+        kind = "s" if project.current_run_id is not None else "u"
     else:
-        column, descending = spec
-        scored = and_(item_scores.c.run_id == run_id, column.is_not(None))
-        if (cursor is None or cursor[0] == "s") and run_id is not None:
-            q = (
-                select(*cols, column.label("sort_key"))
-                .join_from(items, item_scores, item_scores.c.item_id == items.c.id)
-                .where(scored, *where)
-                .order_by(column.desc() if descending else column.asc(), items.c.id)
-                .limit(limit + 1)
-            )
-            if cursor is not None:
-                _, key, last = cursor
-                q = _after_key(q, column, key, last, descending)
-            found = [("s", r.sort_key, r) for r in conn.execute(q)]
-        if len(found) <= limit:
-            last = cursor[2] if cursor is not None and cursor[0] == "u" else None
-            q = (
-                select(*cols)
-                .where(*where, ~exists().where(item_scores.c.item_id == items.c.id, scored))
-                .order_by(items.c.id)
-                .limit(limit + 1 - len(found))
-            )
-            if last is not None:
-                q = q.where(items.c.id > last)
-            found += [("u", None, r) for r in conn.execute(q)]
-    page = found[:limit]
+        kind = cursor[0]
+    position = cursor[1:] if cursor is not None else None  # (key, id) to continue after
+    deadline = time.monotonic() + time_budget
+    found: list[tuple[str, float | None, Any]] = []  # (cursor kind, key, row)
     next_cursor = None
-    if len(found) > limit:
-        kind, key, row = page[-1]
-        next_cursor = f"s{key!r}:{row.id}" if kind == "s" else f"{kind}{row.id}"
+    while True:
+        need = limit + 1 - len(found)
+        rows, end, exhausted = _window(conn, project, sort, kind, position, base, where, need, scan_window)
+        found += [(kind, key, r) for key, r in rows]
+        if len(found) > limit:
+            page_end = found[limit - 1]
+            next_cursor = _cursor(page_end[0], page_end[1], page_end[2].id)
+            break
+        if exhausted:
+            if kind != "s":
+                break
+            kind, position = "u", None
+        else:
+            position = end
+            if time.monotonic() >= deadline:
+                next_cursor = _cursor(kind, *end)
+                break
+    page = found[:limit]
     return BrowsePage(_decorate(conn, project, [r for _, _, r in page]), next_cursor)
 
 
-def _after_key(q: Select[Any], column: Any, key: float | None, last: int, descending: bool) -> Select[Any]:
-    # Written as a range on the key plus a tie-break, so that the index on the key is usable.
-    if descending:
-        return q.where(column <= key, or_(column < key, items.c.id > last))
-    return q.where(column >= key, or_(column > key, items.c.id > last))
+def _window(
+    conn: Connection, project: Project, sort: str, kind: str, position: tuple[Any, int] | None,
+    base: list[ColumnElement[bool]], where: list[ColumnElement[bool]], need: int, scan_window: int,
+) -> tuple[list[tuple[float | None, Any]], tuple[Any, int], bool]:
+    """Matching rows among the next items in sort order after ``position``: ([(key, row)], the
+    last item examined as (key, id), whether nothing follows it)."""
+    if kind == "u":  # items without a score in the current run, by id
+        spec = SORTS[sort]
+        assert spec is not None
+        where = [*where, ~exists().where(item_scores.c.item_id == items.c.id,
+                                         item_scores.c.run_id == project.current_run_id, spec[0].is_not(None))]
+    if kind != "s":  # by id: a window is a range of ids, read through the primary key
+        last = position[1] if position is not None else 0
+        q = select(*COLS).where(*base, *where, items.c.id > last).order_by(items.c.id).limit(need)
+        upper = last + scan_window * ID_RANGE_FACTOR
+        if where:  # without filters every item is a match: no window needed
+            q = q.where(items.c.id <= upper)
+        rows = [(None, r) for r in conn.execute(q)]
+        if len(rows) == need:
+            return rows, (None, rows[-1][1].id), False
+        if not where:
+            return rows, (None, rows[-1][1].id if rows else last), True
+        return rows, (None, upper), upper >= (conn.execute(select(func.max(items.c.id))).scalar() or 0)
+    if not where and len(base) == 1:  # nothing to filter: every scored item is a match
+        scan_window = need
+    column, descending = SORTS[sort]  # type: ignore[misc]
+    order = column.desc() if descending else column.asc()
+    run = item_scores.c.run_id
+    if conn.dialect.name == "sqlite" and column is not item_scores.c.priority:
+        run = run + 0  # no index has this key: one table scan beats an index walk with lookups
+    w = select(item_scores.c.item_id.label("wid"), column.label("k")).where(
+        run == project.current_run_id, column.is_not(None))
+    if position is not None:
+        key, last = position
+        # a range on the key plus a tie-break, so that an index on the key is usable
+        w = w.where(column <= key, or_(column < key, item_scores.c.item_id > last)) if descending else \
+            w.where(column >= key, or_(column > key, item_scores.c.item_id > last))
+    window = w.order_by(order, item_scores.c.item_id).limit(scan_window).subquery()
+    wk = window.c.k.desc() if descending else window.c.k.asc()
+    q = (select(*COLS, window.c.k).join_from(window, items, items.c.id == window.c.wid)
+         .where(*base, *where).order_by(wk, items.c.id).limit(need))
+    rows = [(r.k, r) for r in conn.execute(q)]
+    if len(rows) == need:
+        return rows, (rows[-1][0], rows[-1][1].id), False
+    last_row = conn.execute(select(window.c.k, window.c.wid)
+                            .order_by(window.c.k.asc() if descending else window.c.k.desc(),
+                                      window.c.wid.desc()).limit(1)).first()
+    end = (last_row.k, last_row.wid) if last_row else (position or (None, 0))
+    return rows, end, conn.execute(select(func.count()).select_from(window)).scalar_one() < scan_window
 
 
 def _decorate(conn: Connection, project: Project, rows: list[Any]) -> list[BrowseRow]:
@@ -316,17 +342,6 @@ def labels_per_day(conn: Connection, *, project_id: int, days: int = 30, now: da
     )
     keys = [(first + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days)]
     return {k: int(counts.get(k, 0)) for k in keys}
-
-
-def model_runs_of(conn: Connection, *, project_id: int, limit: int = 5) -> list[dict[str, Any]]:
-    """The project's latest model runs, newest first."""
-    rows = conn.execute(
-        select(model_runs)
-        .where(model_runs.c.project_id == project_id)
-        .order_by(model_runs.c.version.desc())
-        .limit(limit)
-    )
-    return [dict(r._mapping) for r in rows]
 
 
 def record_audit(
