@@ -185,14 +185,16 @@
       "you: " + fmt(stats.yours_today) + " today · " + fmt(stats.yours_total) + " total";
   }
 
-  // Local counts move at once; the server's figures follow a moment later (at most one
-  // stats request every few seconds, however fast the labelling).
+  // Local counts move at once; the server's own figures (which include everyone else's
+  // labels) replace them at most every STATS_EVERY ms: counting a project of a million items
+  // costs the database up to a second, so the page does not ask after every key press.
+  const STATS_EVERY = 30000;
   function bump(delta) {
     stats.labelled = Math.max(0, stats.labelled + delta);
     stats.yours_today = Math.max(0, stats.yours_today + delta);
     stats.yours_total = Math.max(0, stats.yours_total + delta);
     renderStats();
-    if (!statsTimer) statsTimer = setTimeout(refreshStats, 2500);
+    if (!statsTimer) statsTimer = setTimeout(refreshStats, STATS_EVERY);
   }
 
   async function refreshStats() {
