@@ -143,7 +143,8 @@ async def next_item(ctx: LabellingDep) -> Any:
     lease = await ctx.dispatcher.run(
         lambda conn: ctx.dispatcher.claim_next(
             conn, project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds
-        )
+        ),
+        checks_first=True,
     )
     if lease is None:
         return Response(status_code=204)
@@ -156,7 +157,8 @@ async def label_item(ctx: LabellingJsonDep, item_id: int, body: LabelCreate) -> 
     await ctx.dispatcher.run(
         lambda conn: store_queue.label_item(
             conn, project=ctx.project, user_id=ctx.user.id, item_id=item_id, tag=body.label
-        )
+        ),
+        checks_first=True,  # unknown tag, not leased: refused before any write
     )
     return SafeJSONResponse({"item_id": item_id, "label": body.label}, status_code=201)
 

@@ -41,6 +41,8 @@ except ImportError:  # Windows: SQLite's busy timeout alone serialises the write
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+PG_WRITERS = 4
+PG_MAX_BATCH = 8  # several writer threads share the work; a batch still shares one commit
 BUFFER_SIZE = 256
 BUFFER_MAX_AGE = 5.0  # seconds: refill to pick up items whose leases expired or were skipped
 
@@ -58,13 +60,17 @@ class _Candidates:
 
 
 class Dispatcher:
-    """Runs store operations on one writer thread, batched into shared transactions."""
+    """Runs store operations on writer threads, batched into shared transactions.
 
-    def __init__(self, engine: Engine, *, max_batch: int = MAX_BATCH):
+    SQLite allows one writer at a time: one thread. PostgreSQL locks rows, so a few threads
+    work at once (each waits on network round trips and commits, not on the others)."""
+
+    def __init__(self, engine: Engine, *, threads: int | None = None, max_batch: int = MAX_BATCH):
         self.engine = engine
-        self.max_batch = max_batch
-        self._jobs: queue_mod.SimpleQueue[tuple[Op, Future[Any]] | None] = queue_mod.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self.max_batch = max_batch if engine.dialect.name == "sqlite" else min(max_batch, PG_MAX_BATCH)
+        self.n_threads = threads or (1 if engine.dialect.name == "sqlite" else PG_WRITERS)
+        self._jobs: queue_mod.SimpleQueue[tuple[Op, Future[Any], bool] | None] = queue_mod.SimpleQueue()
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._buffers: dict[int, _Candidates] = {}
         self._lock_file: Any = None
@@ -77,15 +83,17 @@ class Dispatcher:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="labelloop-writer", daemon=True)
-                self._thread.start()
+            while len(self._threads) < self.n_threads:
+                thread = threading.Thread(target=self._run, name="labelloop-writer", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
         with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
+            threads, self._threads = self._threads, []
+        for _thread in threads:
             self._jobs.put(None)
+        for thread in threads:
             thread.join(timeout=10)
         if self._lock_file is not None:
             self._lock_file.close()
@@ -106,12 +114,16 @@ class Dispatcher:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     # -- submitting ------------------------------------------------------------------------
-    async def run(self, op: Op) -> Any:
-        """Run ``op(conn)`` in the writer's transaction; its result once committed."""
-        if self._thread is None:
+    async def run(self, op: Op, *, checks_first: bool = False) -> Any:
+        """Run ``op(conn)`` in a writer's transaction; its result once committed.
+
+        Each operation runs in a SAVEPOINT, so that one refused operation leaves the others of
+        its batch intact. ``checks_first`` skips the savepoint (two round trips on PostgreSQL)
+        for operations that raise their refusals before writing anything."""
+        if not self._threads:
             self.start()
         future: Future[Any] = Future()
-        self._jobs.put((op, future))
+        self._jobs.put((op, future, checks_first))
         return await asyncio.wrap_future(future)
 
     # -- the writer thread -----------------------------------------------------------------
@@ -132,44 +144,48 @@ class Dispatcher:
                 batch.append(more)
             self._execute(batch)
 
-    def _execute(self, batch: list[tuple[Op, Future[Any]]]) -> None:
+    def _execute(self, batch: list[tuple[Op, Future[Any], bool]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with self._process_lock(), writing(self.engine) as conn:
-                for op, _future in batch:
-                    outcomes.append(self._one(conn, op))
+                for op, _future, checks_first in batch:
+                    outcomes.append(self._one(conn, op, savepoint=not checks_first))
         except Exception as exc:  # the commit (or BEGIN) failed: retry one by one
             self._buffers.clear()
-            if len(batch) > 1 and isinstance(exc, DBAPIError):
+            if len(batch) > 1:
                 log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
                 for job in batch:
                     self._execute([job])
                 return
-            for _op, future in batch:
+            for _op, future, _checks in batch:
                 future.set_exception(exc)
             return
         self.batches += 1
         self.operations += len(batch)
-        for (_op, future), (ok, value) in zip(batch, outcomes, strict=True):
+        for (_op, future, _checks), (ok, value) in zip(batch, outcomes, strict=True):
             if ok:
                 future.set_result(value)
             else:
                 future.set_exception(value)
 
-    def _one(self, conn: Connection, op: Op) -> tuple[bool, Any]:
+    def _one(self, conn: Connection, op: Op, *, savepoint: bool) -> tuple[bool, Any]:
         # Plain SAVEPOINT statements: SQLAlchemy's nested transactions cost more than the work.
-        raw.run(conn, "SAVEPOINT op")
+        if savepoint:
+            raw.run(conn, "SAVEPOINT op")
         try:
             result = op(conn)
         except DBAPIError:
             raise  # a database failure (deadlock, lost connection): the whole batch is retried
-        except Exception as exc:  # a refusal (or a bug) in one operation must not sink the others
-            if not isinstance(exc, LabelloopError):
-                log.exception("operation failed")
-            raw.run(conn, "ROLLBACK TO SAVEPOINT op")
-            raw.run(conn, "RELEASE SAVEPOINT op")
+        except LabelloopError as exc:  # a refusal must not sink the other operations
+            if savepoint:
+                raw.run(conn, "ROLLBACK TO SAVEPOINT op")
+                raw.run(conn, "RELEASE SAVEPOINT op")
             return False, exc
-        raw.run(conn, "RELEASE SAVEPOINT op")
+        except Exception:  # a bug: the batch is retried one by one, so only this one fails
+            log.exception("operation failed")
+            raise
+        if savepoint:
+            raw.run(conn, "RELEASE SAVEPOINT op")
         return True, result
 
     # -- claims through the candidate buffer (writer thread only) --------------------------

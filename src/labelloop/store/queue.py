@@ -114,9 +114,11 @@ ORDER BY a.leased_at DESC, a.id DESC LIMIT 1"""
 _LIVE_BY_OTHERS = """(SELECT count(*) FROM assignments o
  WHERE o.item_id = :item AND o.state = 'leased' AND o.expires_at > :now AND o.user_id <> :user)"""
 
+# Locks the item only if it looks available (so items held by others are never locked).
 _CLAIM_ITEM = """
 SELECT id, external_id, display, n_labels, target_labels FROM items
-WHERE id = :item AND project_id = :project"""
+WHERE id = :item AND project_id = :project AND n_labels < target_labels
+ AND n_labels + """ + _LIVE_BY_OTHERS + " < target_labels"
 
 _CLAIM_CHECK = f"""
 SELECT {_LIVE_BY_OTHERS},
@@ -158,20 +160,19 @@ def try_claim(
 ) -> Lease | str:
     """Lease ``item_id`` to the user if it is available to them.
 
-    Returns the :class:`Lease`, or why not: ``"busy"`` (locked by a concurrent claim: try
-    another), ``"full"`` (needs no more labellers now: nobody can have it) or ``"not_for_you"``
-    (the user labelled or skipped it already)."""
+    Returns the :class:`Lease`, or why not: ``"unavailable"`` (it needs no more labellers
+    now, or a concurrent claim holds its row: nobody can have it at the moment) or
+    ``"not_for_you"`` (the user labelled or skipped it already)."""
     now = now or utcnow()
     params = {"item": item_id, "project": project.id, "user": user_id, "now": raw.ts(conn, now)}
     row = raw.one(conn, _CLAIM_ITEM + raw.for_update(conn, skip_locked=True), params)
     if row is None:
-        return "busy" if raw.one(conn, _CLAIM_ITEM, params) is not None else "full"
+        return "unavailable"
     _id, external_id, display, n_labels, target = row
-    if n_labels >= target:
-        return "full"
+    # Checked again under the lock, in a fresh statement (a new snapshot on PostgreSQL).
     held, mine = raw.one(conn, _CLAIM_CHECK, params)  # type: ignore[misc]
     if n_labels + held >= target:
-        return "full"
+        return "unavailable"
     if mine is not None and mine != "leased":
         return "not_for_you"
     expires = now + timedelta(seconds=lease_seconds)
