@@ -189,6 +189,20 @@ class Server:
                 time.sleep(0.2)
         raise SystemExit("the server did not start")
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server and its worker processes."""
+        import psutil
+
+        total = 0.0
+        root = psutil.Process(self.proc.pid)
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        return total
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
         try:
@@ -345,11 +359,17 @@ def run_db(kind: str, args: argparse.Namespace) -> dict:
     try:
         server.wait()
         result: dict = {"workers": args.workers}
+        cpu, server_cpu = time.process_time(), server.cpu_seconds()
         result["open_loop"] = asyncio.run(open_loop(server.port, args.labellers, args.period, args.duration, 3.0))
+        result["open_loop"]["generator_cpu_s"] = round(time.process_time() - cpu, 1)
+        result["open_loop"]["server_cpu_s"] = round(server.cpu_seconds() - server_cpu, 1)
         result["closed_loop"] = []
         first = args.labellers  # fresh users: nobody holds a lease yet
         for n in args.closed:
+            cpu, server_cpu = time.process_time(), server.cpu_seconds()
             result["closed_loop"].append(asyncio.run(closed_loop(server.port, n, args.duration, 2.0, first)))
+            result["closed_loop"][-1]["generator_cpu_s"] = round(time.process_time() - cpu, 1)
+            result["closed_loop"][-1]["server_cpu_s"] = round(server.cpu_seconds() - server_cpu, 1)
             first += n
         return result
     finally:
