@@ -3,15 +3,19 @@ queue preview.
 
 Writing never blocks labellers for long: on SQLite rows are committed in chunks of
 ``chunk_rows`` (default 20,000), each in its own short ``BEGIN IMMEDIATE`` transaction through
-the driver's ``executemany``, so labellers' writes interleave between chunks; on PostgreSQL
-rows go through ``COPY ... FROM STDIN (FORMAT BINARY)`` built with numpy (MVCC: nobody
-waits). Either way the rows stay invisible to the queue until the run is switched to
+the driver's ``executemany`` (with a larger page cache for the duration: the priority index
+takes its inserts in random order), so labellers' writes interleave between chunks; on
+PostgreSQL rows go through ``COPY ... FROM STDIN (FORMAT BINARY)`` built with numpy, two
+chunks at a time on two connections (the index maintenance is the server's CPU work; MVCC:
+nobody waits). Either way the rows stay invisible to the queue until the run is switched to
 (:func:`labelloop.store.runs.switch_to_run`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -22,7 +26,9 @@ from labelloop.store.projects import Project
 from labelloop.store.schema import item_scores, items
 
 SQLITE_CHUNK_ROWS = 20_000
-POSTGRES_CHUNK_ROWS = 250_000
+SQLITE_WRITE_CACHE_KIB = 131_072  # page cache while bulk writing/deleting (lazily allocated)
+POSTGRES_CHUNK_ROWS = 125_000
+POSTGRES_COPY_CONNECTIONS = 2
 
 ChunkHook = Callable[[int, int], None]
 
@@ -55,20 +61,52 @@ def write_scores(
         raise ValueError("give both predicted_tag_ids and confidences, or neither")
     sqlite = is_sqlite(engine)
     step = chunk_rows or (SQLITE_CHUNK_ROWS if sqlite else POSTGRES_CHUNK_ROWS)
-    written = 0
-    for start in range(0, n, step):
-        part = slice(start, min(n, start + step))
+
+    def write(part: slice) -> None:
         pred = None if predicted_tag_ids is None else predicted_tag_ids[part]
         conf = None if confidences is None else confidences[part]
         with writing(engine) as conn:
             if sqlite:
-                _sqlite_insert(conn, run_id, item_ids[part], priorities[part], pred, conf)
+                with _big_cache(conn):
+                    _sqlite_insert(conn, run_id, item_ids[part], priorities[part], pred, conf)
             else:
                 _pg_copy(conn, run_id, item_ids[part], priorities[part], pred, conf)
-        written = part.stop
-        if after_chunk is not None:
-            after_chunk(written, n)
-    return written
+
+    parts = [slice(start, min(n, start + step)) for start in range(0, n, step)]
+    if sqlite or len(parts) == 1:
+        for part in parts:
+            write(part)
+            if after_chunk is not None:
+                after_chunk(part.stop, n)
+        return n
+    with ThreadPoolExecutor(max_workers=POSTGRES_COPY_CONNECTIONS, thread_name_prefix="copy") as pool:
+        pending = [(part, pool.submit(write, part)) for part in parts[:POSTGRES_COPY_CONNECTIONS]]
+        queued = parts[POSTGRES_COPY_CONNECTIONS:]
+        try:
+            while pending:
+                part, future = pending.pop(0)
+                future.result()
+                if queued:
+                    nxt = queued.pop(0)
+                    pending.append((nxt, pool.submit(write, nxt)))
+                if after_chunk is not None:
+                    after_chunk(part.stop, n)
+        except BaseException:
+            for _, future in pending:
+                future.cancel()
+            raise
+    return n
+
+
+@contextmanager
+def _big_cache(conn: Connection) -> Iterator[None]:
+    """A larger SQLite page cache on this connection for the duration (restored after)."""
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_WRITE_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
 
 
 def _sqlite_insert(conn: Connection, run_id: int, ids: Any, prio: Any, pred: Any, conf: Any) -> None:
@@ -136,7 +174,7 @@ def delete_scores(engine: Engine, *, run_ids: Sequence[int], chunk_rows: int | N
     step = chunk_rows or SQLITE_CHUNK_ROWS
     for run_id in run_ids:
         while True:
-            with writing(engine) as conn:
+            with writing(engine) as conn, _big_cache(conn):
                 result = conn.execute(
                     text(
                         "DELETE FROM item_scores WHERE rowid IN "
