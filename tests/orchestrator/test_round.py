@@ -183,3 +183,18 @@ def test_an_unknown_model_is_rejected_before_anything_is_written(bbc):
         run_round(bbc.engine, bbc.settings, project="bbc", strategy="psychic")
     with reading(bbc.engine) as conn:
         assert store_runs.list_runs(conn, project_id=bbc.project().id) == []
+
+
+def test_dense_embedding_features_work_the_same_way(bbc):
+    pytest.importorskip("wordllama")
+    result = run_round(bbc.engine, bbc.settings, project="bbc", model="embed-logreg")
+    assert (result.status, result.state) == ("complete", "model")
+    manifest = (bbc.settings.models_dir / "bbc" / "features" / "embed" / "manifest.json").read_text()
+    assert '"kind": "dense"' in manifest
+    scores = scores_of(bbc.engine, result.run_id)
+    assert sorted(scores) == sorted(set(bbc.truth) - bbc.labelled)
+    bundle = joblib.load(result.path)
+    unlabelled = sorted(scores)[:10]
+    predicted = bundle["pipeline"].predict(texts_of(bbc.engine, unlabelled))
+    tag_name = {t.id: t.name for t in bbc.project().tags}
+    assert [tag_name[scores[i][1]] for i in unlabelled] == list(predicted)
