@@ -32,6 +32,7 @@ from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 
 log = logging.getLogger("labelloop.orchestrator")
+MAX_BACKOFF_SECONDS = 600.0
 
 
 def summary(result: RoundResult) -> str:
@@ -89,6 +90,7 @@ def orchestrate(
         if failed:
             log.warning("%s: marked interrupted run(s) %s as failed; the last complete version serves",
                         proj.name, failed)
+        failures = 0
         while not stop.is_set():
             reason = "--once" if once else _due(engine, proj.name, min_new_labels)
             if reason is not None:
@@ -106,6 +108,7 @@ def orchestrate(
                         raise
                     log.exception("%s: round crashed; the previous version keeps serving", proj.name)
                     result = None
+                failures = 0 if result is not None else failures + 1
                 if result is not None:
                     log.info(summary(result))
                     results.append(result)
@@ -115,7 +118,8 @@ def orchestrate(
                     raise LockedError(f"lost the orchestrator lock of project {proj.name!r}")
             if once:
                 break
-            stop.wait(interval)
+            # After failures, back off (up to 10 minutes) instead of failing every interval.
+            stop.wait(min(interval * 2**failures, max(interval, MAX_BACKOFF_SECONDS)))
     finally:
         lock.release()
     return results

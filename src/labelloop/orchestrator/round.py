@@ -192,7 +192,10 @@ def run_round(
             result.timings["total"] = time.perf_counter() - t0
             return result
         raise
-    cleanup(engine, settings, project=proj)
+    try:
+        cleanup(engine, settings, project=proj)
+    except Exception:  # the new version serves already; the next round or restart cleans up
+        log.exception("%s: cleaning up older versions failed; will retry next round", proj.name)
     lap("cleanup")
     timings["total"] = time.perf_counter() - t0
     result.status, result.state, result.message = "complete", out.state, out.message
