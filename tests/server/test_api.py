@@ -32,6 +32,16 @@ def test_healthz_needs_no_auth_and_everything_else_does(client, world):
     assert client.get("/api/me", headers={"Authorization": "Basic abc"}).status_code == 401
 
 
+def test_openapi_docs_need_a_login(client, world):
+    assert client.get("/openapi.json").status_code == 401
+    schema = client.get("/openapi.json", headers=world.auth("ann")).json()
+    assert {"/api/projects/{project}/next", "/api/projects/{project}/items/{item_id}/labels"} <= set(schema["paths"])
+    assert "NextPublic" in schema["components"]["schemas"] and "LabelCreate" in schema["components"]["schemas"]
+    page = client.get("/docs", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=/docs"
+    assert "swagger" in client.get("/docs", headers=world.auth("ann")).text.lower()
+
+
 def test_me_projects_and_admin_only_routes(client, world):
     me = client.get("/api/me", headers=world.auth("ann")).json()
     assert me == {"id": world.ids["ann"], "name": "ann", "role": "labeller"}
@@ -194,3 +204,54 @@ def test_assignment_rows_record_who_had_what(client, world, engine):
     assert sorted(rows) == sorted(
         [(got["ann"], world.ids["ann"], "leased"), (got["bob"], world.ids["bob"], "leased")]
     )
+
+
+def test_bearer_fast_path_and_session_routes_answer_alike(client, world, engine):
+    """Bearer `next`/`labels` calls skip FastAPI's routing (server/fastpath.py); a browser
+    session goes through the routes. Both must give the same answers."""
+    import re
+
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    client.post("/login", data={"username": "bob", "password": "correct horse", "csrf_token": csrf, "next": "/"})
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+    via = {"bearer": world.auth("ann"), "session": {"X-CSRF-Token": csrf}}
+    cookies = dict(client.cookies)
+
+    def call(kind, path, **kwargs):
+        client.cookies.clear()
+        if kind == "session":
+            for name, value in cookies.items():
+                client.cookies.set(name, value)
+        return client.post(path, headers={**via[kind], **kwargs.pop("headers", {})}, **kwargs)
+
+    got = {kind: call(kind, f"{API}/next") for kind in via}
+    assert {r.status_code for r in got.values()} == {200}
+    assert {tuple(r.json()) for r in got.values()} == {("item", "lease")}
+    assert {r.json()["lease"]["expires_at"][-1] for r in got.values()} == {"Z"}
+    ids = {kind: r.json()["item"]["id"] for kind, r in got.items()}
+    other = {"bearer": "session", "session": "bearer"}
+    for kind in via:
+        url = f"{API}/items/{ids[kind]}/labels"
+        cases = [
+            (call(kind, url, json={"label": "Gossip"}), 422),
+            (call(kind, f"{API}/items/{ids[other[kind]]}/labels", json={"label": "Tech"}), 409),
+            (call(kind, url, content=b"x", headers={"content-type": "text/plain"}), 415),
+            (call(kind, url, content=b"{", headers={"content-type": "application/json"}), 422),
+            (call(kind, url, json={"label": "Tech", "x": 1}), 422),
+            (call(kind, "/api/projects/nope/next"), 404),
+            (call(kind, url, json={"label": "Tech"}), 201),
+        ]
+        for response, status in cases:
+            assert response.status_code == status, (kind, response.text)
+        assert cases[-1][0].json() == {"item_id": ids[kind], "label": "Tech"}
+    texts = {
+        kind: [
+            call(kind, f"{API}/items/{ids[kind]}/labels", json={"label": "Gossip"}).json()["detail"],
+            call(kind, "/api/projects/nope/next").json()["detail"],
+        ]
+        for kind in via
+    }
+    assert texts["bearer"] == texts["session"]
+    bad = client.post(f"{API}/next", headers={"Authorization": "Bearer ll_wrong"})
+    assert bad.status_code == 401 and bad.json()["detail"] == "invalid API token"

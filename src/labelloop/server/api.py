@@ -1,5 +1,8 @@
 """The JSON API of the labelling pages (and of scripts with a bearer token). OpenAPI at /docs.
 
+(Bearer-token ``next`` and ``labels`` calls are answered by the same parts in
+:mod:`labelloop.server.fastpath`, before FastAPI's routing; these routes document them.)
+
 Every route needs a logged-in user (401); writes from a session cookie also need the
 ``X-CSRF-Token`` header. The labelling writes go through the process's single writer
 (:mod:`labelloop.server.dispatch`).
@@ -22,7 +25,7 @@ from labelloop.server.deps import (
     get_cached_project,
 )
 from labelloop.server.dispatch import Dispatcher
-from labelloop.server.responses import SafeJSONResponse
+from labelloop.server.responses import SafeJSONResponse, next_response
 from labelloop.server.schemas import (
     ErrorPublic,
     LabelCreate,
@@ -53,16 +56,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(current_user)], responses=ERRORS)
-
-
-def _next_public(lease: store_queue.Lease) -> Response:
-    """NextPublic, rendered directly (the hot path skips response-model validation)."""
-    return SafeJSONResponse(
-        {
-            "item": {"id": lease.item_id, "external_id": lease.external_id, "display": lease.display},
-            "lease": {"expires_at": lease.expires_at.isoformat().replace("+00:00", "Z")},
-        }
-    )
 
 
 @router.get("/me", response_model=UserPublic)
@@ -148,7 +141,7 @@ async def next_item(ctx: LabellingDep) -> Any:
     )
     if lease is None:
         return Response(status_code=204)
-    return _next_public(lease)
+    return next_response(lease)
 
 
 @router.post("/projects/{project}/items/{item_id}/labels", response_model=LabelPublic, status_code=201)
@@ -189,4 +182,4 @@ async def undo(ctx: LabellingDep) -> Any:
     lease = await ctx.dispatcher.run(
         lambda conn: ctx.dispatcher.undo(conn, project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
     )
-    return _next_public(lease)
+    return next_response(lease)

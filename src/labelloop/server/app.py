@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -20,45 +21,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labelloop.config import Settings
-from labelloop.errors import (
-    AlreadyExistsError,
-    AuthError,
-    ConflictError,
-    InvalidInputError,
-    LabelloopError,
-    LockedError,
-    NotEnoughLabelsError,
-    NotFoundError,
-)
+from labelloop.errors import LabelloopError
 from labelloop.server import admin, api, auth, pages
 from labelloop.server.caches import AuthCache, ProjectCache
-from labelloop.server.deps import LoginRequired
+from labelloop.server.deps import CurrentUser, LoginRequired, PageUser
 from labelloop.server.dispatch import Dispatcher
-from labelloop.server.responses import SafeJSONResponse
+from labelloop.server.fastpath import FastLabelling
+from labelloop.server.responses import SafeJSONResponse, status_of
 from labelloop.store import open_engine
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 API_MAX_BODY = 64 * 1024
 FORM_MAX_BODY = 16 * 1024 * 1024
-
-STATUS = [
-    (NotFoundError, 404),
-    (AlreadyExistsError, 409),
-    (ConflictError, 409),
-    (LockedError, 409),
-    (NotEnoughLabelsError, 409),
-    (InvalidInputError, 422),
-    (AuthError, 401),
-]
-
-
-def status_of(exc: LabelloopError) -> int:
-    for cls, code in STATUS:
-        if isinstance(exc, cls):
-            return code
-    return 400
-
 
 class BodyLimit:
     """Answer 413 to request bodies over the limit (64 KiB for /api, 16 MiB elsewhere)."""
@@ -144,12 +119,14 @@ def create_app(settings: Settings) -> FastAPI:
         title="labelloop",
         summary="Label texts with a team and a model in the loop.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served below, behind the login like every other page
+        openapi_url=None,
         default_response_class=SafeJSONResponse,
     )
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.add_middleware(auth.LazySessionMiddleware)
+    app.add_middleware(FastLabelling)  # bearer-token next/labels: before sessions and routing
     app.add_middleware(BodyLimit)
 
     @app.exception_handler(LabelloopError)
@@ -174,6 +151,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, Any]:
         """Liveness: 200 when the server runs (no authentication)."""
         return {"status": "ok"}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(user: CurrentUser) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(user: PageUser) -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="labelloop API")
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static"), check_dir=False), name="static")
     app.include_router(auth.router)

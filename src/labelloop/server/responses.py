@@ -1,10 +1,40 @@
-"""The JSON response class of the app."""
+"""Response helpers of the app: escaped JSON, status codes of our errors, the lease answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi.responses import JSONResponse
+
+from labelloop.errors import (
+    AlreadyExistsError,
+    AuthError,
+    ConflictError,
+    InvalidInputError,
+    LabelloopError,
+    LockedError,
+    NotEnoughLabelsError,
+    NotFoundError,
+)
+from labelloop.store.queue import Lease
+
+STATUS = [
+    (NotFoundError, 404),
+    (AlreadyExistsError, 409),
+    (ConflictError, 409),
+    (LockedError, 409),
+    (NotEnoughLabelsError, 409),
+    (InvalidInputError, 422),
+    (AuthError, 401),
+]
+
+
+def status_of(exc: LabelloopError) -> int:
+    """The HTTP status for one of our errors (400 for any other kind)."""
+    for cls, code in STATUS:
+        if isinstance(exc, cls):
+            return code
+    return 400
 
 
 class SafeJSONResponse(JSONResponse):
@@ -13,3 +43,13 @@ class SafeJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         raw = super().render(content)
         return raw.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
+
+
+def next_response(lease: Lease) -> SafeJSONResponse:
+    """The ``NextPublic`` answer for a lease, rendered directly (no response-model validation)."""
+    return SafeJSONResponse(
+        {
+            "item": {"id": lease.item_id, "external_id": lease.external_id, "display": lease.display},
+            "lease": {"expires_at": lease.expires_at.isoformat().replace("+00:00", "Z")},
+        }
+    )
