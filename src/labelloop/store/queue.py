@@ -157,15 +157,19 @@ def try_claim(
     item_id: int,
     lease_seconds: int,
     now: datetime | None = None,
+    wait: bool = False,
 ) -> Lease | str:
     """Lease ``item_id`` to the user if it is available to them.
+
+    On PostgreSQL an item row locked by a concurrent claim is skipped, or with ``wait``
+    waited for (then checked again).
 
     Returns the :class:`Lease`, or why not: ``"unavailable"`` (it needs no more labellers
     now, or a concurrent claim holds its row: nobody can have it at the moment) or
     ``"not_for_you"`` (the user labelled or skipped it already)."""
     now = now or utcnow()
     params = {"item": item_id, "project": project.id, "user": user_id, "now": raw.ts(conn, now)}
-    row = raw.one(conn, _CLAIM_ITEM + raw.for_update(conn, skip_locked=True), params)
+    row = raw.one(conn, _CLAIM_ITEM + raw.for_update(conn, skip_locked=not wait), params)
     if row is None:
         return "unavailable"
     _id, external_id, display, n_labels, target = row
@@ -212,13 +216,16 @@ def next_item(
     lease = renew_current(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now)
     if lease is not None:
         return lease
-    for _attempt in range(20):
+    for attempt in range(20):
         ids = candidates(conn, project=project, now=now, limit=CLAIM_BATCH, user_id=user_id)
         if not ids:
             return None
+        # Concurrent claims lock rows our snapshot still shows as free: skip them at first;
+        # if that keeps failing (the end of the queue), wait for their outcome instead.
         for item_id in ids:
             result = try_claim(
-                conn, project=project, user_id=user_id, item_id=item_id, lease_seconds=lease_seconds, now=now
+                conn, project=project, user_id=user_id, item_id=item_id, lease_seconds=lease_seconds,
+                now=now, wait=attempt >= 2,
             )
             if isinstance(result, Lease):
                 return result
