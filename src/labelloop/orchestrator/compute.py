@@ -57,7 +57,8 @@ class RoundOutput:
     cv: dict[str, Any] | None = None
     cv_message: str | None = None
     top: list[dict[str, Any]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds: fit, cv, predict
+    cpu: dict[str, float] = field(default_factory=dict)  # the same phases in process CPU seconds
 
     @property
     def predicted(self) -> np.ndarray | None:
@@ -109,46 +110,57 @@ def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str,
     score_fn = get_strategy(strategy)
     rng = np.random.default_rng(seed)
     check = check or (lambda: None)
-    timings: dict[str, float] = {}
+    clock = _Clock()
 
     reason = can_train(y)
     if reason is not None:
-        started = time.perf_counter()
         order = _cold_start(source, pool_rows, rng)
-        timings["predict"] = time.perf_counter() - started
+        clock.lap("predict")
         return RoundOutput("not_enough_labels", pool_rows, priorities_from_order(order), message=reason,
-                           timings=timings)
+                           timings=clock.wall, cpu=clock.cpu)
 
-    started = time.perf_counter()
     X_train = source.rows(train_rows)
     classifier = spec.make_classifier().fit(X_train, y)
-    timings["fit"] = time.perf_counter() - started
+    clock.lap("fit")
     check()
 
-    started = time.perf_counter()
     cv, cv_message = None, None
     if evaluate:
         try:
             cv = cross_validate(spec.make_classifier, X_train, y, seed=int(rng.integers(2**31 - 1)))
         except NotEnoughLabelsError as exc:
             cv_message = str(exc)
-    timings["cv"] = time.perf_counter() - started
+    clock.lap("cv")
     del X_train
     check()
 
-    started = time.perf_counter()
     scores, predicted, confidence = _predict(source, pool_rows, classifier, score_fn, rng)
     check()
     head = _head_features(source, pool_rows, scores)
     order = queue_order(scores, features=head, exploration=exploration, diversity=True,
                         candidates=DIVERSITY_CANDIDATES, rng=rng)
     priorities = priorities_from_order(order)
-    timings["predict"] = time.perf_counter() - started
+    clock.lap("predict")
     return RoundOutput(
         "model", pool_rows, priorities, classes=np.asarray(classifier.classes_), predicted_index=predicted,
-        confidence=confidence, scores=scores,
-        classifier=classifier, cv=cv, cv_message=cv_message, top=_top(order, scores), timings=timings,
+        confidence=confidence, scores=scores, classifier=classifier, cv=cv, cv_message=cv_message,
+        top=_top(order, scores), timings=clock.wall, cpu=clock.cpu,
     )
+
+
+class _Clock:
+    """Wall and process-CPU seconds per phase."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def lap(self, name: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.wall[name] = wall - self._wall
+        self.cpu[name] = cpu - self._cpu
+        self._wall, self._cpu = wall, cpu
 
 
 def _predict(source: FeatureSource, pool_rows: np.ndarray, classifier: Any, score_fn: Any,

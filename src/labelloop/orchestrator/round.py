@@ -66,7 +66,10 @@ class RoundResult:
     cv: dict[str, Any] | None = None
     path: str | None = None
     features: str | None = None  # "cached", "updated" or "built"
+    # Wall seconds per phase (PHASES), "serving" (start to switch) and "total"; cpu: the
+    # process's CPU seconds per phase (the database server's work is not in it).
     timings: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def model_seconds(self) -> float:
@@ -99,12 +102,15 @@ def run_round(
     keeps serving. Call it while holding the project's lock (:class:`ProjectLock`)."""
     hooks = hooks or RoundHooks()
     timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     t0 = started = time.perf_counter()
+    cpu_started = time.process_time()
 
     def lap(name: str) -> None:
-        nonlocal started
+        nonlocal started, cpu_started
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
-        started = time.perf_counter()
+        cpu[name] = cpu.get(name, 0.0) + time.process_time() - cpu_started
+        started, cpu_started = time.perf_counter(), time.process_time()
 
     def check() -> None:
         if stop is not None and stop.is_set():
@@ -139,7 +145,7 @@ def run_round(
         run = store_runs.start_run(conn, project_id=proj.id, model_name=model_name, strategy=strategy_name,
                                    labels_used=int(len(y)), now=now)
     result = RoundResult(project=proj.name, status="abandoned", run_id=run.id, version=run.version,
-                         labels_used=int(len(y)), features=how, timings=timings)
+                         labels_used=int(len(y)), features=how, timings=timings, cpu=cpu)
     path: Path | None = None
     try:
         out = compute_round(
@@ -147,9 +153,10 @@ def run_round(
             exploration=float(proj.setting("exploration")), class_weight=proj.setting("class_weight"),
             seed=[proj.seed, run.version], check=check,
         )
-        started = time.perf_counter()
         for name in ("fit", "cv", "predict"):
             timings[name] = out.timings.get(name, 0.0)
+            cpu[name] = out.cpu.get(name, 0.0)
+        started, cpu_started = time.perf_counter(), time.process_time()
         check()
         metrics = _metrics(proj, out, ids, y, n_items=len(ids), featurizer=spec.featurizer,
                            exploration=float(proj.setting("exploration")))
@@ -183,6 +190,7 @@ def run_round(
             store_runs.switch_to_run(conn, project_id=proj.id, run_id=run.id, metrics=metrics,
                                      path=None if path is None else str(path), now=utcnow())
         lap("switch")
+        timings["serving"] = time.perf_counter() - t0  # until the new version is what labellers get
     except BaseException as exc:
         reason = str(exc) if isinstance(exc, Abandoned | LabelloopError) else traceback.format_exc(limit=5)
         _abandon(engine, run.id, path, f"abandoned: {reason}" if isinstance(exc, Abandoned) else reason)

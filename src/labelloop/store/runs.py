@@ -28,7 +28,15 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from labelloop.errors import ConflictError, NotFoundError
 from labelloop.store.projects import Project
-from labelloop.store.schema import item_scores, items, model_runs, orchestrator_locks, projects, utcnow
+from labelloop.store.schema import (
+    annotations,
+    item_scores,
+    items,
+    model_runs,
+    orchestrator_locks,
+    projects,
+    utcnow,
+)
 
 RUN_COLUMNS = (
     model_runs.c.id, model_runs.c.project_id, model_runs.c.version, model_runs.c.status,
@@ -263,12 +271,19 @@ def label_snapshot(conn: Connection, *, project_id: int) -> dict[str, np.ndarray
 
     Returns ``train_ids`` / ``train_tags`` (items with a final human label; conflicts
     excluded) and ``closed_ids``: items needing no more labels and having a final label. Every
-    other item of the project is in the pool to score (its label may still be wanted)."""
-    rows = conn.execute(
-        select(items.c.id, items.c.label_tag_id, items.c.label_source, items.c.n_labels < items.c.target_labels)
-        .where(items.c.project_id == project_id, or_(items.c.n_labels > 0, items.c.label_tag_id.is_not(None)))
-        .order_by(items.c.id)
+    other item of the project is in the pool to score (its label may still be wanted).
+    Only items with a label or an annotation are read, through indexes (never the whole pool)."""
+    columns = (items.c.id, items.c.label_tag_id, items.c.label_source, items.c.n_labels < items.c.target_labels)
+    labelled = conn.execute(
+        select(*columns).where(items.c.project_id == project_id, items.c.label_tag_id.is_not(None))
     ).all()
+    annotated = select(annotations.c.item_id).where(annotations.c.project_id == project_id).distinct().subquery()
+    unresolved = conn.execute(  # labels but no final one (conflicts; imported labels are annotations too)
+        select(*columns)
+        .select_from(items.join(annotated, annotated.c.item_id == items.c.id))
+        .where(items.c.label_tag_id.is_(None))
+    ).all()
+    rows = sorted(labelled + unresolved, key=lambda r: r[0])
     train = [(r[0], r[1]) for r in rows if r[1] is not None and r[2] == "human"]
     closed = [r[0] for r in rows if r[1] is not None and not r[3]]
     return {
