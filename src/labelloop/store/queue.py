@@ -262,13 +262,12 @@ def _held(conn: Connection, *, project: Project, item_id: int, user_id: int, now
     return _Held(assignment_id, bool(is_audit), adjudicated)
 
 
-_ANNOTATE = """
-INSERT INTO annotations (project_id, item_id, user_id, tag_id, source, is_audit, created_at, updated_at)
+_ANNOTATE = """INSERT INTO annotations (project_id, item_id, user_id, tag_id, source, is_audit, created_at, updated_at)
 VALUES (:project, :item, :user, :tag, 'human', :audit, :now, :now)"""
 
 _FINISH = "UPDATE assignments SET state = :state, finished_at = :now WHERE id = :assignment"
 
-_ITEM_LABELS = "SELECT tag_id FROM annotations WHERE item_id = :item"
+_ITEM_LABELS = "SELECT tag_id FROM annotations WHERE item_id = :item ORDER BY id"
 
 _ITEM_STATE = """
 UPDATE items SET n_labels = :n, label_tag_id = :tag, label_source = :source, updated_at = :now
@@ -280,6 +279,12 @@ def refresh_item(conn: Connection, *, item_id: int, adjudicated: int | None, now
     cursor = raw.execute(conn, _ITEM_LABELS, {"item": item_id})
     tag_ids = [r[0] for r in cursor.fetchall()]
     cursor.close()
+    _set_item_label(conn, item_id=item_id, tag_ids=tag_ids, adjudicated=adjudicated, now=now)
+
+
+def _set_item_label(
+    conn: Connection, *, item_id: int, tag_ids: list[int], adjudicated: int | None, now: datetime
+) -> None:
     tag_id, source = final_label(tag_ids, adjudicated)
     raw.run(conn, _ITEM_STATE, {"n": len(tag_ids), "tag": tag_id, "source": source,
                                 "now": raw.ts(conn, now), "item": item_id})
@@ -294,11 +299,19 @@ def label_item(
     now = now or utcnow()
     tag_id = project.tag_id(tag)
     held = _held(conn, project=project, item_id=item_id, user_id=user_id, now=now)
-    stamp = raw.ts(conn, now)
-    raw.run(conn, _ANNOTATE, {"project": project.id, "item": item_id, "user": user_id, "tag": tag_id,
-                              "audit": held.is_audit, "now": stamp})
-    raw.run(conn, _FINISH, {"state": "labelled", "now": stamp, "assignment": held.assignment_id})
-    refresh_item(conn, item_id=item_id, adjudicated=held.adjudicated_tag_id, now=now)
+    params = {"project": project.id, "item": item_id, "user": user_id, "tag": tag_id, "audit": held.is_audit,
+              "now": raw.ts(conn, now), "state": "labelled", "assignment": held.assignment_id}
+    if raw.is_sqlite(conn):
+        raw.run(conn, _ANNOTATE, params)
+        raw.run(conn, _FINISH, params)
+        refresh_item(conn, item_id=item_id, adjudicated=held.adjudicated_tag_id, now=now)
+        return
+    # PostgreSQL: one round trip for both writes and the item's other labels (the SELECT
+    # sees the snapshot before the WITH's writes, so the new tag is added here).
+    cursor = raw.execute(conn, f"WITH a AS ({_ANNOTATE}), f AS ({_FINISH}) {_ITEM_LABELS}", params)
+    tag_ids = [r[0] for r in cursor.fetchall()] + [tag_id]
+    cursor.close()
+    _set_item_label(conn, item_id=item_id, tag_ids=tag_ids, adjudicated=held.adjudicated_tag_id, now=now)
 
 
 def skip_item(
@@ -363,9 +376,7 @@ def undo_last(
     ).first()
     if last is None:
         raise NotFoundError(f"you have no label to undo in project {project.name!r}")
-    conn.execute(
-        select(items.c.id).where(items.c.id == last.item_id).with_for_update()
-    ).first()
+    conn.execute(select(items.c.id).where(items.c.id == last.item_id).with_for_update()).first()
     release_leases(conn, project=project, user_id=user_id)
     conn.execute(delete(annotations).where(annotations.c.id == last.id))
     expires = now + timedelta(seconds=lease_seconds)
@@ -382,7 +393,5 @@ def undo_last(
             )
         )
     refresh_items(conn, item_ids=[last.item_id])
-    row = conn.execute(
-        select(items.c.external_id, items.c.display).where(items.c.id == last.item_id)
-    ).one()
+    row = conn.execute(select(items.c.external_id, items.c.display).where(items.c.id == last.item_id)).one()
     return Lease(last.item_id, row.external_id, dict(row.display), expires)
