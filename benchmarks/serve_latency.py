@@ -385,7 +385,7 @@ def main() -> None:
     parser.add_argument("--labellers", type=int, default=1000, help="open loop: simulated labellers")
     parser.add_argument("--period", type=float, default=2.0, help="open loop: seconds between a labeller's labels")
     parser.add_argument("--closed", default="1,8,32", help="closed loop: numbers of labellers")
-    parser.add_argument("--plot", action="store_true", help="also write benchmarks/serve_latency.png")
+    parser.add_argument("--plot", action="store_true", help="also write benchmarks/plots/serve_latency.png")
     args = parser.parse_args()
     args.closed = [int(x) for x in args.closed.split(",") if x]
     try:
@@ -403,12 +403,13 @@ def main() -> None:
     out["load_average_after"] = os.getloadavg()[0]
     print(json.dumps(out, indent=2))
     if args.plot:
-        plot(out, HERE / "serve_latency.png")
+        plot(out, HERE / "plots" / "serve_latency.png")
 
 
 def plot(out: dict, path: Path) -> None:
     import matplotlib
 
+    path.parent.mkdir(exist_ok=True)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
