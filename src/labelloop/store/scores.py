@@ -76,6 +76,8 @@ def write_scores(
     if sqlite or len(parts) == 1:
         for part in parts:
             write(part)
+            if sqlite:
+                checkpoint(engine)
             if after_chunk is not None:
                 after_chunk(part.stop, n)
         return n
@@ -96,6 +98,17 @@ def write_scores(
                 future.cancel()
             raise
     return n
+
+
+def checkpoint(engine: Engine) -> None:
+    """SQLite: copy the write-ahead log into the database now (PASSIVE: never waits for, nor
+    blocks, readers and writers). Otherwise the next commit past the auto-checkpoint threshold,
+    typically a labeller's, would pay for copying the megabytes a bulk chunk just wrote."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    finally:
+        raw.close()
 
 
 @contextmanager
@@ -183,6 +196,7 @@ def delete_scores(engine: Engine, *, run_ids: Sequence[int], chunk_rows: int | N
                     {"run": run_id, "n": step},
                 )
             deleted += int(result.rowcount or 0)
+            checkpoint(engine)
             if (result.rowcount or 0) < step:
                 break
     return deleted
