@@ -61,7 +61,6 @@ SHARED = Path(os.environ.get("LABELLOOP_DATASETS", ROOT.parent / "shared" / "dat
 CACHE = ROOT / "benchmarks" / ".cache" / "al_quality"
 PLOTS = ROOT / "benchmarks" / "plots"
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
-START, END = "<!-- al_quality:start -->", "<!-- al_quality:end -->"
 
 DATASETS: dict[str, dict[str, Any]] = {
     "bbc_news": {"file": "bbc_news.csv", "text": ["title", "body"]},
@@ -78,18 +77,23 @@ ABLATIONS = [
     "entropy+explore=0.1+diverse",
     "least-confidence+explore=0.1+diverse",
 ]
-TFIDF_ONLY = {"superintendent"}
+TFIDF_ONLY = {"superintendent"}  # superintendent's baseline is defined with TF-IDF + logistic regression
 # Phase 5: where the budget of 500 is too small to see 95 % of full pool, the core strategies
 # again with a larger budget (the first 500 labels of such a run are those of the 500 run).
 EXTENDED_BUDGETS = {"trec6": 2000, "sms_spam": 1000, "20ng": 1500}
-EXTENDED_STRATEGIES = {"20ng": ["default", "random"]}  # 20ng's rounds are slow: only what the goal needs  # superintendent's baseline is defined with TF-IDF + logistic regression
+EXTENDED_STRATEGIES = {"20ng": ["default", "random"]}  # 20ng's rounds are slow: only what the goal needs
+# Phase 6 (run on its own with more seeds, e.g. --seeds 10 --phases 6 --datasets trec6,sms_spam,bbc_news
+# --section al_quality_seeds10): the candidate defaults, where 3 seeds leave the ranking to noise.
+CANDIDATES = ["default", "random", "superintendent", "margin+diverse", "margin+explore=0.1",
+              "margin+explore=0.2+diverse"]
 
 
-def phases(models: list[str]) -> list[tuple[str, list[str]]]:
+def phases(models: list[str]) -> list[tuple[int, str, list[str]]]:
+    """(phase number, model, strategies); phase 5 (extended budgets) is run apart."""
     main, extra = models[0], models[1:]
-    plan = [(main, CORE), (main, OTHERS)]
-    plan += [(m, [s for s in CORE + OTHERS if s not in TFIDF_ONLY]) for m in extra]
-    plan += [(main, ABLATIONS)]
+    plan = [(1, main, CORE), (2, main, OTHERS)]
+    plan += [(3, m, [s for s in CORE + OTHERS if s not in TFIDF_ONLY]) for m in extra]
+    plan += [(4, main, ABLATIONS), (6, main, CANDIDATES)]
     return plan
 
 
@@ -276,11 +280,13 @@ def goal_check(documents: dict[str, dict[str, Any]], model: str) -> dict[str, An
 
 
 def markdown(documents: dict[str, dict[str, Any]], goals: dict[str, Any], args: argparse.Namespace) -> str:
+    start, end = f"<!-- {args.section}:start -->", f"<!-- {args.section}:end -->"
+    extra = "" if args.section == "al_quality" else f" --section {args.section} --seeds {args.seeds} --phases {args.phases} --datasets {args.datasets}"
     lines = [
-        START,
-        "## Active-learning quality (`benchmarks/al_quality.py`)",
+        start,
+        f"## Active-learning quality (`benchmarks/al_quality.py`{', ' + str(args.seeds) + ' seeds' if extra else ''})",
         "",
-        f"Command: `.venv/bin/python benchmarks/al_quality.py --plot --write-results --processes {args.processes}` "
+        f"Command: `.venv/bin/python benchmarks/al_quality.py --plot --write-results --processes {args.processes}{extra}` "
         f"(budget {args.budget}, {args.initial} cold-start labels, batches of {args.batch}, {args.seeds} seeds, "
         f"CV every {args.cv_every} rounds). Machine: {available_cores()} cores ({platform.machine()}, "
         f"Python {platform.python_version()}), shared with other jobs; code fingerprint `{CODE}`. Test sets: a stratified 30 % of each file "
@@ -309,16 +315,17 @@ def markdown(documents: dict[str, dict[str, Any]], goals: dict[str, Any], args: 
                 f"{labels(entry['labels_to_95pct_accuracy'])} | {entry['final_macro_f1']:.3f} |"
             )
         lines.append("")
-    lines += ["### Goal check", "", "```json", json.dumps(goals, indent=1), "```", "", END]
+    lines += ["### Goal check", "", "```json", json.dumps(goals, indent=1), "```", "", end]
     return "\n".join(lines)
 
 
-def write_results_md(section: str) -> None:
-    """Replace our section of RESULTS.md (re-read just before writing: others append too)."""
+def write_results_md(section: str, name: str) -> None:
+    """Replace our section ``name`` of RESULTS.md (re-read just before writing: others append too)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
         text = before + section + after
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
@@ -329,7 +336,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--models", default="tfidf-logreg,embed-logreg", help="the first one gets the ablations")
-    parser.add_argument("--phases", default="1,2,3,4,5", help="which phases to run (see above)")
+    parser.add_argument("--phases", default="1,2,3,4,5", help="which phases to run (see above; 6 on its own)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", type=int, default=500)
     parser.add_argument("--initial", type=int, default=10)
@@ -339,6 +346,7 @@ def main() -> None:
     parser.add_argument("--plot", action="store_true")
     parser.add_argument("--write-results", action="store_true")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--section", default="al_quality", help="name of the RESULTS.md section to write")
     parser.add_argument("--adopt", metavar="FINGERPRINT",
                         help="reuse that fingerprint's cache if a few re-runs under the current code are identical")
     args = parser.parse_args()
@@ -359,7 +367,7 @@ def main() -> None:
     started = time.perf_counter()
     log(f"code fingerprint {CODE}; cache {CACHE / CODE}")
     if not args.report_only:
-        for number, (model, strategies) in enumerate(phases(models), start=1):
+        for number, model, strategies in phases(models):
             if number in wanted:
                 for name in names:
                     group(name, model).run(strategies)
@@ -386,7 +394,7 @@ def main() -> None:
             suffix = f"_budget{doc['settings']['budget']}" if extended else ""
             plot_results(doc, PLOTS / f"al_{name}_{model}{suffix}.png", title=f"{name}, {model}, budget {doc['settings']['budget']}")
     if args.write_results:
-        write_results_md(markdown(documents, goals, args))
+        write_results_md(markdown(documents, goals, args), args.section)
     print(json.dumps({
         "benchmark": "al_quality",
         "seconds": round(time.perf_counter() - started, 1),
