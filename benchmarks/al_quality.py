@@ -392,7 +392,11 @@ def main() -> None:
         for key, doc in documents.items():
             name, model, *extended = key.split("/")
             suffix = f"_budget{doc['settings']['budget']}" if extended else ""
-            plot_results(doc, PLOTS / f"al_{name}_{model}{suffix}.png", title=f"{name}, {model}, budget {doc['settings']['budget']}")
+            title = f"{name}, {model}, budget {doc['settings']['budget']}"
+            plot_results(doc, PLOTS / f"al_{name}_{model}{suffix}.png", title=title, strategies=CORE + OTHERS)
+            if any(a in doc["summary"] for a in ABLATIONS):
+                plot_results(doc, PLOTS / f"al_{name}_{model}{suffix}_ablations.png", title=f"{title}: ablations",
+                             strategies=["default", "random", *ABLATIONS])
     if args.write_results:
         write_results_md(markdown(documents, goals, args), args.section)
     print(json.dumps({

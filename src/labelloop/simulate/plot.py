@@ -34,8 +34,11 @@ def curves_by_strategy(results: dict[str, Any], key: str = "curve", column: int 
     return out
 
 
-def plot_results(results: dict[str, Any], path: str | Path, *, title: str | None = None) -> Path:
-    """Draw the learning curves and the CV-vs-test drift of ``results`` into the PNG ``path``."""
+def plot_results(
+    results: dict[str, Any], path: str | Path, *, title: str | None = None, strategies: list[str] | None = None
+) -> Path:
+    """Draw the learning curves and the CV-vs-test drift of ``results`` into the PNG ``path``
+    (only the configurations named in ``strategies``, if given, in that order)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -44,11 +47,13 @@ def plot_results(results: dict[str, Any], path: str | Path, *, title: str | None
     path = Path(path)
     figure = Figure(figsize=(13, 5), dpi=110, layout="constrained")
     curve_ax, drift_ax = figure.subplots(1, 2)
-    colours = matplotlib.colormaps["tab10"]
     test = curves_by_strategy(results, "curve")
     cv = curves_by_strategy(results, "cv")
+    if strategies is not None:
+        test = {name: test[name] for name in strategies if name in test}
+    colours = matplotlib.colormaps["tab10" if len(test) <= 10 else "tab20"]
     for i, (name, (labels, values)) in enumerate(test.items()):
-        colour = colours(i % 10)
+        colour = colours(i % colours.N)
         mean = values.mean(axis=0)
         curve_ax.plot(labels, mean, color=colour, label=f"{name} (AULC {results['summary'][name]['aulc_macro_f1']:.3f})")
         if values.shape[0] > 1:
