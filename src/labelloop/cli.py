@@ -6,6 +6,7 @@ Every command takes ``--db URL`` (else ``LABELLOOP_DATABASE_URL``, else
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -279,7 +280,8 @@ def serve(host: str, port: int, workers: int, orchestrate: bool, db_url: str | N
 
 
 @main.command()
-@click.argument("project")
+@click.argument("project", required=False)
+@click.option("--all", "all_projects", is_flag=True, help="Watch every project (one pass over all per interval).")
 @click.option("--once", is_flag=True, help="Run one round now and exit (fails if another orchestrator holds PROJECT).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=None,
               help="Seconds between checks for new labels (default: $LABELLOOP_ORCHESTRATE_INTERVAL, 30).")
@@ -288,14 +290,17 @@ def serve(host: str, port: int, workers: int, orchestrate: bool, db_url: str | N
 @click.option("--model", default=None, help="Model name, e.g. tfidf-logreg (default: the project's setting).")
 @click.option("--strategy", default=None, help="Query strategy, e.g. margin (default: the project's setting).")
 @db_option
-def orchestrate(project: str, once: bool, interval: float | None, min_new_labels: int | None, model: str | None,
+def orchestrate(project: str | None, all_projects: bool, once: bool, interval: float | None, min_new_labels: int | None, model: str | None,
                 strategy: str | None, db_url: str | None) -> None:
     """Retrain PROJECT's model as labels arrive and reorder its queue, until stopped.
 
     One orchestrator per project: a second one waits for the first (with --once it fails at
     once). SIGTERM or Ctrl+C abandons a round in progress cleanly; the last complete version
-    keeps serving. An admin's "retrain now" starts a round at the next check.
+    keeps serving. An admin's "retrain now" starts a round at the next check. With --all
+    (deployment), every project is watched by this one process.
     """
+    if all_projects == (project is not None):
+        raise click.UsageError("give either PROJECT or --all")
     import logging
     import signal
     import threading
@@ -310,6 +315,18 @@ def orchestrate(project: str, once: bool, interval: float | None, min_new_labels
     logger.setLevel(settings.log_level.upper())
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if all_projects:
+        from labelloop.orchestrator import run_forever
+
+        if interval is not None:
+            settings = dataclasses.replace(settings, orchestrate_interval=interval)
+        try:
+            run_forever(settings, stop)
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            logger.removeHandler(handler)
+        return
     try:
         results = run_orchestrator(engine_for(db_url), settings, project=project, once=once, interval=interval,
                                    min_new_labels=min_new_labels, model=model, strategy=strategy, stop=stop)

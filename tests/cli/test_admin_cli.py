@@ -106,3 +106,22 @@ def test_backup_sqlite_is_a_consistent_copy(tmp_path):
     again = run("backup", str(tmp_path / "copy.db"), "--db", url)
     assert again.exit_code == 2 and "exists already" in again.stderr
     engine.dispose()
+
+
+def test_orchestrate_needs_a_project_or_all(db_url):
+    assert run("orchestrate", "--db", db_url).exit_code == 2
+    assert run("orchestrate", "p", "--all", "--db", db_url).exit_code == 2
+
+
+def test_orchestrate_all_runs_until_sigterm(db_url):
+    import signal
+    import time
+
+    run("init", "p", "--labels", "A,B", "--db", db_url)
+    proc = subprocess.Popen([sys.executable, "-m", "labelloop", "orchestrate", "--all", "--interval", "0.5",
+                             "--db", db_url], stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert "orchestrator started" in proc.stderr.read()

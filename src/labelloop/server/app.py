@@ -22,13 +22,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labelloop.config import Settings
 from labelloop.errors import LabelloopError
-from labelloop.server import admin, api, auth, pages
+from labelloop.server import admin, api, auth, models_admin, pages
 from labelloop.server.caches import AuthCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired, PageUser
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.fastpath import FastLabelling
 from labelloop.server.responses import SafeJSONResponse, status_of
 from labelloop.store import open_engine
+from labelloop.store.migrate import current_revision, head_revision
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -152,6 +153,17 @@ def create_app(settings: Settings) -> FastAPI:
         """Liveness: 200 when the server runs (no authentication)."""
         return {"status": "ok"}
 
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: 200 when the database answers and its schema is current (no authentication)."""
+        try:
+            current = await run_in_threadpool(_schema_revision, request.app.state.engine)
+        except Exception as exc:  # any database failure means "not ready"
+            return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
+        if current != head_revision():
+            return JSONResponse({"status": "migrations pending", "revision": current}, status_code=503)
+        return JSONResponse({"status": "ok", "revision": current})
+
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(user: CurrentUser) -> JSONResponse:
         return JSONResponse(app.openapi())
@@ -165,4 +177,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(admin.router)
+    app.include_router(models_admin.router)
     return app
+
+
+def _schema_revision(engine: Any) -> str | None:
+    with engine.connect() as conn:
+        return current_revision(conn)
