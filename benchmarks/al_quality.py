@@ -80,7 +80,7 @@ ABLATIONS = [
 TFIDF_ONLY = {"superintendent"}  # superintendent's baseline is defined with TF-IDF + logistic regression
 # Phase 5: where the budget of 500 is too small to see 95 % of full pool, the core strategies
 # again with a larger budget (the first 500 labels of such a run are those of the 500 run).
-EXTENDED_BUDGETS = {"trec6": 2000, "sms_spam": 1000, "20ng": 1500}
+EXTENDED_BUDGETS = {"trec6": 2000, "sms_spam": 1000, "20ng": 3000}
 EXTENDED_STRATEGIES = {"20ng": ["default", "random"]}  # 20ng's rounds are slow: only what the goal needs
 # Phase 6 (run on its own with more seeds, e.g. --seeds 10 --phases 6 --datasets trec6,sms_spam,bbc_news
 # --section al_quality_seeds10): the candidate defaults, where 3 seeds leave the ranking to noise.
