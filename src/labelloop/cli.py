@@ -89,12 +89,15 @@ def init(project: str, labels: str, seed: int | None, db_url: str | None) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @db_option
 def status(project: str, as_json: bool, db_url: str | None) -> None:
-    """Show PROJECT's progress: items, labelled items and labels per tag."""
+    """Show PROJECT's progress: items, labelled items, labels per tag, the model, agreement."""
+    from labelloop.orchestrator.quality import agreement_report, status_summary
+
     engine = engine_for(db_url)
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
         summary = project_summary(conn, project=proj)
         summary["model"] = store_runs.current_model(conn, project_id=proj.id)
+        summary["agreement"] = status_summary(agreement_report(conn, project=proj))
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -121,6 +124,12 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
         cv = model["cv"]
         score = f", CV accuracy {cv['accuracy']:.3f}, macro-F1 {cv['macro_f1']:.3f}" if cv else ", not cross-validated yet"
         console.print(f"model: version {model['version']} from {model['labels_used']:,} labels{score}", soft_wrap=True)
+    agree = summary["agreement"]
+    if agree["items_with_overlap"]:
+        alpha = agree["krippendorff_alpha"]
+        console.print(f"agreement: {agree['items_with_overlap']:,} items labelled by several people, "
+                      f"{agree['percent']:.1%} of label pairs agree, Krippendorff's alpha "
+                      f"{'undefined' if alpha is None else f'{alpha:.3f}'}", soft_wrap=True)
 
 
 @main.group()
