@@ -73,7 +73,8 @@ def overview(request: Request, user: PageAdmin, engine: EngineDep) -> HTMLRespon
     return render(request, "admin/overview.html", {"cards": cards, "nav": "admin"}, user=user)
 
 
-def _png(request: Request, png: bytes) -> Response:
+def png_response(request: Request, png: bytes) -> Response:
+    """PNG bytes with a short private cache and an ETag (304 when the browser has them)."""
     etag = '"' + hashlib.sha256(png).hexdigest()[:32] + '"'
     headers = {"Cache-Control": f"private, max-age={CHART_MAX_AGE}", "ETag": etag}
     if request.headers.get("if-none-match") == etag:
@@ -87,7 +88,7 @@ def balance_chart(request: Request, project: ProjectDep, user: PageAdmin, engine
     with reading(engine) as conn:
         counts = label_counts(conn, project_id=project.id)
     per_tag = {t.name: counts.get(t.id, 0) for t in project.tags if not t.retired or counts.get(t.id)}
-    return _png(request, charts.balance_png(per_tag))
+    return png_response(request, charts.balance_png(per_tag))
 
 
 @router.get("/projects/{project}/charts/activity.png", response_class=Response)
@@ -95,7 +96,7 @@ def activity_chart(request: Request, project: ProjectDep, user: PageAdmin, engin
     """Human labels per day over the last 30 days (PNG)."""
     with reading(engine) as conn:
         per_day = browse.labels_per_day(conn, project_id=project.id, days=30)
-    return _png(request, charts.activity_png(per_day))
+    return png_response(request, charts.activity_png(per_day))
 
 
 # ---- data browser ---------------------------------------------------------------------------
