@@ -159,9 +159,11 @@ def quality_curve_png(runs: list[dict[str, Any]]) -> bytes:
         x = [r["labels"] for r in audited]
         banded = [r for r in audited if r.get("audit_low") is not None and r.get("audit_high") is not None]
         if banded:
-            ax.fill_between([r["labels"] for r in banded], [r["audit_low"] for r in banded],
-                            [r["audit_high"] for r in banded], color=PALETTE[2], alpha=0.18, linewidth=0,
-                            label="audit 95 % interval")
+            bx = [r["labels"] for r in banded]
+            low, high = [r["audit_low"] for r in banded], [r["audit_high"] for r in banded]
+            ax.fill_between(bx, low, high, color=PALETTE[2], alpha=0.18, linewidth=0, label="audit 95 % interval")
+            # whiskers too, so that the interval of a single version shows
+            ax.vlines(bx, low, high, color=PALETTE[2], alpha=0.6, linewidth=1.2)
         ax.plot(x, [r["audit_accuracy"] for r in audited], marker="D", color=PALETTE[2], linewidth=1.6,
                 markersize=4, label="audit accuracy")
         drawn = True
