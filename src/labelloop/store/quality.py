@@ -28,20 +28,16 @@ def overlap_labels(conn: Connection, *, project_id: int) -> list[tuple[int, str,
     """``(item id, labeller name, tag id)`` of every active human or imported label on items
     labelled by at least two different labellers (imported labels count as one labeller,
     :data:`IMPORT_LABELLER`), by item."""
-    active = [
-        annotations.c.project_id == project_id,
-        tags.c.retired.is_(False),
-        annotations.c.source.in_(AGREEMENT_SOURCES),
-    ]
+    active = [tags.c.retired.is_(False), annotations.c.source.in_(AGREEMENT_SOURCES)]
     who = func.coalesce(annotations.c.user_id, 0)
     overlap = (
         select(annotations.c.item_id)
         .select_from(_active_labels())
-        .where(*active)
+        .where(annotations.c.project_id == project_id, *active)
         .group_by(annotations.c.item_id)
         .having(func.count(func.distinct(who)) >= 2)
     )
-    rows = conn.execute(
+    rows = conn.execute(  # the items are the project's: their labels are found by item id alone
         select(annotations.c.item_id, users.c.name, annotations.c.tag_id)
         .select_from(_active_labels().outerjoin(users, users.c.id == annotations.c.user_id))
         .where(*active, annotations.c.item_id.in_(overlap))
