@@ -23,6 +23,7 @@ from labelloop.errors import LabelloopError
 from labelloop.store import open_engine, reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
+from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
 from labelloop.store.items import project_summary
 
@@ -88,12 +89,15 @@ def init(project: str, labels: str, seed: int | None, db_url: str | None) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @db_option
 def status(project: str, as_json: bool, db_url: str | None) -> None:
-    """Show PROJECT's progress: items, labelled items and labels per tag."""
+    """Show PROJECT's progress: items, labelled items, labels per tag, the model, agreement."""
+    from labelloop.orchestrator.quality import agreement_report, status_summary
+
     engine = engine_for(db_url)
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
         summary = project_summary(conn, project=proj)
         summary["model"] = store_runs.current_model(conn, project_id=proj.id)
+        summary["agreement"] = status_summary(agreement_report(conn, project=proj))
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -120,6 +124,12 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
         cv = model["cv"]
         score = f", CV accuracy {cv['accuracy']:.3f}, macro-F1 {cv['macro_f1']:.3f}" if cv else ", not cross-validated yet"
         console.print(f"model: version {model['version']} from {model['labels_used']:,} labels{score}", soft_wrap=True)
+    agree = summary["agreement"]
+    if agree["items_with_overlap"]:
+        alpha = agree["krippendorff_alpha"]
+        console.print(f"agreement: {agree['items_with_overlap']:,} items labelled by several people, "
+                      f"{agree['percent']:.1%} of label pairs agree, Krippendorff's alpha "
+                      f"{'undefined' if alpha is None else f'{alpha:.3f}'}", soft_wrap=True)
 
 
 @main.group()
@@ -159,6 +169,70 @@ def token_create(name: str, label: str, db_url: str | None) -> None:
         owner = store_users.get_user(conn, name=name)
         value = store_users.create_token(conn, user_id=owner.id, name=label)
     click.echo(value)
+
+
+@main.group("labels")
+def labels_group() -> None:
+    """Change PROJECT's tags mid-project: add, rename, merge, retire.
+
+    Every change is recorded in the audit log and requests a retrain; labels are never lost
+    (a retired tag's labels are kept for history but no longer count).
+    """
+
+
+def _tag_change(project: str, db_url: str | None, change: Callable[[Any, Any], Any]) -> Any:
+    engine = engine_for(db_url)
+    try:
+        with writing(engine) as conn:
+            return change(conn, store_projects.get_project(conn, name=project))
+    finally:
+        engine.dispose()
+
+
+@labels_group.command("add")
+@click.argument("project")
+@click.argument("name")
+@db_option
+def labels_add(project: str, name: str, db_url: str | None) -> None:
+    """Add tag NAME at the end of PROJECT's order (the name of a retired tag reactivates it)."""
+    outcome = _tag_change(project, db_url, lambda conn, p: store_tags.add_tag(conn, project=p, name=name, user_id=None))
+    click.echo(f"{outcome} tag {name!r} in project {project!r}")
+
+
+@labels_group.command("rename")
+@click.argument("project")
+@click.argument("old")
+@click.argument("new")
+@db_option
+def labels_rename(project: str, old: str, new: str, db_url: str | None) -> None:
+    """Rename tag OLD to NEW; its labels follow it."""
+    _tag_change(project, db_url, lambda conn, p: store_tags.rename_tag(conn, project=p, old=old, new=new, user_id=None))
+    click.echo(f"renamed tag {old!r} to {new!r} in project {project!r}")
+
+
+@labels_group.command("merge")
+@click.argument("project")
+@click.argument("source", metavar="FROM")
+@click.argument("into", metavar="INTO")
+@db_option
+def labels_merge(project: str, source: str, into: str, db_url: str | None) -> None:
+    """Move every label (and adjudication) of tag FROM to tag INTO, then retire FROM."""
+    counts = _tag_change(project, db_url,
+                         lambda conn, p: store_tags.merge_tags(conn, project=p, source=source, into=into, user_id=None))
+    click.echo(f"merged {source!r} into {into!r}: {counts['annotations']:,} labels on {counts['items']:,} items "
+               f"moved; {source!r} is retired")
+
+
+@labels_group.command("retire")
+@click.argument("project")
+@click.argument("tag")
+@db_option
+def labels_retire(project: str, tag: str, db_url: str | None) -> None:
+    """Stop offering TAG; its labels are kept but no longer count (items labelled only with it
+    go back to the queue for other labellers)."""
+    counts = _tag_change(project, db_url,
+                         lambda conn, p: store_tags.retire_tag(conn, project=p, name=tag, user_id=None))
+    click.echo(f"retired {tag!r}: {counts['items']:,} items recomputed, {counts['reopened']:,} back in the queue")
 
 
 @main.command("settings")

@@ -38,7 +38,8 @@ def label_all(client, csrf: str, tags: list[str]) -> None:
 
 
 ADMIN_GETS = ("/admin", "/admin/users", "/admin/projects/news/browse", "/admin/projects/news/tags",
-              "/admin/projects/news/charts/balance.png", "/admin/projects/news/charts/activity.png")
+              "/admin/projects/news/charts/balance.png", "/admin/projects/news/charts/activity.png",
+              "/admin/projects/news/dashboard", "/admin/projects/news/review")
 
 
 def test_labellers_get_a_403_page_on_every_admin_page(client, world):
@@ -102,6 +103,9 @@ def test_every_admin_form_refuses_a_missing_or_wrong_csrf_token(client, world, e
         (f"/admin/users/{ann}/tokens/1/revoke", {}),
         ("/admin/projects/news/tags", {"name": "Evil"}),
         ("/admin/projects/news/tags/rename", {"old": "Sport", "new": "Evil"}),
+        ("/admin/projects/news/tags/merge", {"source": "Sport", "into": "Tech"}),
+        ("/admin/projects/news/tags/retire", {"name": "Sport"}),
+        ("/admin/projects/news/review/1", {"label": "Sport"}),
     ]
     with reading(engine) as conn:
         tokens_before = store_users.list_tokens(conn, user_id=ann)

@@ -1,4 +1,4 @@
-"""The data browser's queries (keyset pagination, filters, search) and tag edits, on both databases."""
+"""The data browser's queries (keyset pagination, filters, search) and the audit log, on both databases."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, select, update
 
-from labelloop.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from labelloop.errors import InvalidInputError
 from labelloop.store import reading, writing
 from labelloop.store import browse
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
 from labelloop.store.items import rand_key
 from labelloop.store.labels import refresh_items
-from labelloop.store.schema import annotations, audit_log, item_scores, items, model_runs, projects, utcnow
+from labelloop.store.schema import annotations, item_scores, items, model_runs, projects, utcnow
 
 
 def add_items(conn, project, texts, *, prefix="x"):
@@ -207,45 +207,6 @@ def test_bad_cursor_is_a_clear_error(engine, proj):
         for cursor, sort in (("zz", "id"), ("s1.0:4", "id"), ("i3", "priority"), ("sabc:1", "priority")):
             with pytest.raises(InvalidInputError, match="cursor"):
                 browse.browse_items(conn, project=proj, after=cursor, sort=sort)
-
-
-def test_rename_tag_keeps_labels_and_is_audited(engine, proj):
-    with writing(engine) as conn:
-        admin = store_users.create_user(conn, name="root", role="admin", password="password1")
-        ids = add_items(conn, proj, ["a", "b"])
-        label(conn, proj, ids[0], "A", user_id=admin.id)
-        browse.rename_tag(conn, project=proj, old="A", new="Advocacy", user_id=admin.id)
-    with reading(engine) as conn:
-        project = store_projects.get_project(conn, name="p")
-        assert project.tag_names == ["Advocacy", "B", "C"]
-        assert browse.browse_items(conn, project=project, tag="Advocacy").rows[0].label == "Advocacy"
-        log = browse.audit_entries(conn, project_id=project.id)
-    assert log[0]["action"] == "tag.rename" and log[0]["user"] == "root"
-    assert log[0]["details"]["from"] == "A" and log[0]["details"]["to"] == "Advocacy"
-
-    with pytest.raises(AlreadyExistsError):
-        with writing(engine) as conn:
-            browse.rename_tag(conn, project=project, old="B", new="C", user_id=admin.id)
-    with pytest.raises(NotFoundError):
-        with writing(engine) as conn:
-            browse.rename_tag(conn, project=project, old="Z", new="Y", user_id=admin.id)
-    with pytest.raises(InvalidInputError):
-        with writing(engine) as conn:
-            browse.rename_tag(conn, project=project, old="B", new=" padded", user_id=admin.id)
-    with reading(engine) as conn:
-        assert store_projects.get_project(conn, name="p").tag_names == ["Advocacy", "B", "C"]
-        assert len(conn.execute(select(audit_log.c.id)).all()) == 1
-
-
-def test_add_tag_is_audited_and_duplicates_refused(engine, proj):
-    with writing(engine) as conn:
-        browse.add_tag(conn, project=proj, name="D", user_id=None)
-    with pytest.raises(AlreadyExistsError):
-        with writing(engine) as conn:
-            browse.add_tag(conn, project=proj, name="D", user_id=None)
-    with reading(engine) as conn:
-        assert store_projects.get_project(conn, name="p").tag_names == ["A", "B", "C", "D"]
-        assert [e["action"] for e in browse.audit_entries(conn, project_id=proj.id)] == ["tag.add"]
 
 
 def test_labeller_counts_and_labels_per_day(engine, proj):

@@ -1,7 +1,8 @@
 """Pure machine learning for labelloop: featurizers, models, query strategies, selection, evaluation.
 
-Imports only numpy, scipy, scikit-learn and joblib (plus, lazily, the optional ``wordllama``)
-and :mod:`labelloop.errors`; it knows nothing of databases or HTTP and never downloads.
+Imports only numpy, scipy, scikit-learn and joblib (plus, lazily, the optional ``wordllama``;
+``krippendorff`` in :mod:`labelloop.learn.agreement`, the agreement between labellers) and
+:mod:`labelloop.errors`; it knows nothing of databases or HTTP and never downloads.
 
 A round, as the orchestrator runs it::
 

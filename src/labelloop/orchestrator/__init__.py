@@ -8,7 +8,8 @@
 - :func:`request_retrain` — an admin's "retrain now".
 
 Modules: ``compute`` (pure ML side), ``features`` (on-disk feature cache), ``round``,
-``lock`` (one orchestrator per project), ``loop``, ``modelfiles``.
+``lock`` (one orchestrator per project), ``loop``, ``modelfiles``, ``quality`` (agreement
+between labellers, for ``status`` and the admin dashboard).
 """
 
 from __future__ import annotations

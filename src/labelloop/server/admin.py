@@ -3,7 +3,8 @@
 - ``GET /admin``: every project's progress, labels per labeller, model runs and charts.
 - ``GET /admin/projects/{project}/charts/{balance,activity}.png``: server-rendered charts.
 - ``GET /admin/projects/{project}/browse``: the data browser (search, filters, keyset pages).
-- ``GET|POST /admin/projects/{project}/tags``: add and rename tags (audit-logged).
+- ``GET|POST /admin/projects/{project}/tags``: add (or reactivate), rename, merge and retire
+  tags (audit-logged; each requests a retrain).
 - ``/admin/users``: see :mod:`labelloop.server.admin_users`.
 
 Every POST needs the session's CSRF token (form field ``csrf_token``); a successful POST
@@ -26,6 +27,7 @@ from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.store import browse, reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
+from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
 from labelloop.store.labels import label_counts
 from labelloop.store.projects import Project
@@ -37,7 +39,13 @@ router.include_router(admin_users.router)
 
 CHART_MAX_AGE = 30  # seconds a browser may reuse a chart before asking again (ETag: 304)
 PAGE_SIZES = (25, 50, 100, 200)
-NOTICES = {"tag-added": "Tag added.", "tag-renamed": "Tag renamed; its labels follow it."}
+NOTICES = {
+    "tag-added": "Tag added.",
+    "tag-reactivated": "Tag reactivated; its earlier labels count again.",
+    "tag-renamed": "Tag renamed; its labels follow it.",
+    "tag-merged": "Tags merged: every label moved, the first tag is retired.",
+    "tag-retired": "Tag retired: labellers no longer see it; its labels are kept but no longer count.",
+}
 
 
 def project_url(project: Project, *rest: str) -> str:
@@ -65,7 +73,8 @@ def overview(request: Request, user: PageAdmin, engine: EngineDep) -> HTMLRespon
     return render(request, "admin/overview.html", {"cards": cards, "nav": "admin"}, user=user)
 
 
-def _png(request: Request, png: bytes) -> Response:
+def png_response(request: Request, png: bytes) -> Response:
+    """PNG bytes with a short private cache and an ETag (304 when the browser has them)."""
     etag = '"' + hashlib.sha256(png).hexdigest()[:32] + '"'
     headers = {"Cache-Control": f"private, max-age={CHART_MAX_AGE}", "ETag": etag}
     if request.headers.get("if-none-match") == etag:
@@ -79,7 +88,7 @@ def balance_chart(request: Request, project: ProjectDep, user: PageAdmin, engine
     with reading(engine) as conn:
         counts = label_counts(conn, project_id=project.id)
     per_tag = {t.name: counts.get(t.id, 0) for t in project.tags if not t.retired or counts.get(t.id)}
-    return _png(request, charts.balance_png(per_tag))
+    return png_response(request, charts.balance_png(per_tag))
 
 
 @router.get("/projects/{project}/charts/activity.png", response_class=Response)
@@ -87,7 +96,7 @@ def activity_chart(request: Request, project: ProjectDep, user: PageAdmin, engin
     """Human labels per day over the last 30 days (PNG)."""
     with reading(engine) as conn:
         per_day = browse.labels_per_day(conn, project_id=project.id, days=30)
-    return _png(request, charts.activity_png(per_day))
+    return png_response(request, charts.activity_png(per_day))
 
 
 # ---- data browser ---------------------------------------------------------------------------
@@ -182,17 +191,19 @@ def tags_page(request: Request, project: ProjectDep, user: PageAdmin, engine: En
     return _tags_page(request, engine, project, user)
 
 
-def _tag_change(request: Request, engine: Any, project: Project, user: User, change: Any, done: str,
+def _tag_change(request: Request, engine: Any, project: Project, user: User, change: Any, done: Any,
                 form: dict[str, str]) -> Response:
+    """Run one tag change in a transaction; back to the tags page (303), or the page with the error."""
     try:
         with writing(engine) as conn:
-            change(conn)
+            outcome = change(conn)
     except LabelloopError as exc:
         return _tags_page(request, engine, project, user, error=str(exc), status=error_status(exc), form=form)
     cache = getattr(request.app.state, "project_cache", None)
     if cache is not None:
         cache.clear()  # the labelling routes see the new tags at once in this process
-    return RedirectResponse(project_url(project, "tags") + "?done=" + done, status_code=303)
+    notice = done(outcome) if callable(done) else done
+    return RedirectResponse(project_url(project, "tags") + "?done=" + notice, status_code=303)
 
 
 @router.post("/projects/{project}/tags", response_class=HTMLResponse)
@@ -200,11 +211,11 @@ def add_tag(
     request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked,
     name: Annotated[str, Form(max_length=1000)],
 ) -> Response:
-    """Append a tag at the end of the project's order."""
+    """Append a tag at the end of the project's order (or reactivate a retired one)."""
     return _tag_change(
         request, engine, project, user,
-        lambda conn: browse.add_tag(conn, project=project, name=name, user_id=user.id),
-        "tag-added", {"name": name},
+        lambda conn: store_tags.add_tag(conn, project=project, name=name, user_id=user.id),
+        lambda outcome: "tag-" + outcome, {"name": name},  # tag-added or tag-reactivated
     )
 
 
@@ -217,6 +228,33 @@ def rename_tag(
     """Rename a tag in place (labels refer to its id, so they follow)."""
     return _tag_change(
         request, engine, project, user,
-        lambda conn: browse.rename_tag(conn, project=project, old=old, new=new, user_id=user.id),
+        lambda conn: store_tags.rename_tag(conn, project=project, old=old, new=new, user_id=user.id),
         "tag-renamed", {"old": old, "new": new},
+    )
+
+
+@router.post("/projects/{project}/tags/merge", response_class=HTMLResponse)
+def merge_tags(
+    request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked,
+    source: Annotated[str, Form(max_length=1000)],
+    into: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    """Move every label of ``source`` to ``into``, then retire ``source``."""
+    return _tag_change(
+        request, engine, project, user,
+        lambda conn: store_tags.merge_tags(conn, project=project, source=source, into=into, user_id=user.id),
+        "tag-merged", {"source": source, "into": into},
+    )
+
+
+@router.post("/projects/{project}/tags/retire", response_class=HTMLResponse)
+def retire_tag(
+    request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked,
+    name: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    """Stop offering a tag; its labels stay for history but no longer count."""
+    return _tag_change(
+        request, engine, project, user,
+        lambda conn: store_tags.retire_tag(conn, project=project, name=name, user_id=user.id),
+        "tag-retired", {"retire": name},
     )

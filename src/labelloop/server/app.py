@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labelloop.config import Settings
 from labelloop.errors import LabelloopError
-from labelloop.server import admin, api, auth, models_admin, pages
+from labelloop.server import admin, api, auth, dashboard, models_admin, pages, review
 from labelloop.server.caches import AuthCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired, PageUser
 from labelloop.server.dispatch import Dispatcher
@@ -178,6 +178,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(admin.router)
     app.include_router(models_admin.router)
+    app.include_router(review.router)
+    app.include_router(dashboard.router)
     return app
 
 

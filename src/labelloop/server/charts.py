@@ -109,3 +109,104 @@ def _short(name: str, width: int = 28) -> str:
     """Shortened, and with ``$`` escaped so that matplotlib never reads a tag name as math."""
     name = name if len(name) <= width else name[: width - 1] + "…"
     return name.replace("$", r"\$")
+
+
+def progress_png(cumulative: Mapping[str, int], *, title: str = "Human labels so far") -> bytes:
+    """A line of cumulative labels per day (``YYYY-MM-DD`` keys, oldest first)."""
+    days = list(cumulative)
+    values = [int(cumulative[d]) for d in days]
+    fig = _figure(7.0, 2.6)
+    ax = fig.add_subplot()
+    _style(ax)
+    if not days:
+        ax.text(0.5, 0.5, "no labels yet", ha="center", va="center", color=MUTED, transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        x = list(range(len(days)))
+        ax.fill_between(x, values, color=ACCENT, alpha=0.15, linewidth=0)
+        ax.plot(x, values, color=ACCENT, linewidth=2, marker="o" if len(days) <= 31 else None, markersize=3)
+        step = max(1, len(days) // 8)
+        ticks = x[::-1][::step][::-1]
+        ax.set_xticks(ticks, labels=[days[i][5:] if len(days) <= 366 else days[i] for i in ticks], fontsize=8)
+        ax.set_xlim(-0.5, len(days) - 0.5)
+        ax.set_ylim(0, max(values) * 1.1 if max(values) else 1)
+        ax.yaxis.grid(True, color=GRID, linewidth=0.8)
+        ax.yaxis.get_major_locator().set_params(integer=True)
+    total = values[-1] if values else 0
+    ax.set_title(f"{title} ({total:,}, per UTC day)", loc="left", fontsize=11, color=INK, pad=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def quality_curve_png(runs: list[dict[str, Any]]) -> bytes:
+    """Model versions against the labels they used: cross-validated accuracy and macro-F1, and
+    the audit accuracy with its 95 % interval as a band. Each run: ``labels``, ``cv_accuracy``,
+    ``cv_macro_f1``, ``audit_accuracy``, ``audit_low``, ``audit_high`` (None when missing)."""
+    fig = _figure(7.2, 3.2)
+    ax = fig.add_subplot()
+    _style(ax)
+    runs = sorted(runs, key=lambda r: r["labels"])
+    drawn = False
+    for key, colour, marker, name in (("cv_accuracy", PALETTE[0], "o", "CV accuracy"),
+                                      ("cv_macro_f1", PALETTE[1], "s", "CV macro-F1")):
+        points = [(r["labels"], r[key]) for r in runs if r.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points), marker=marker, color=colour, label=name, linewidth=1.6, markersize=4)
+            drawn = True
+    audited = [r for r in runs if r.get("audit_accuracy") is not None]
+    if audited:
+        x = [r["labels"] for r in audited]
+        banded = [r for r in audited if r.get("audit_low") is not None and r.get("audit_high") is not None]
+        if banded:
+            bx = [r["labels"] for r in banded]
+            low, high = [r["audit_low"] for r in banded], [r["audit_high"] for r in banded]
+            ax.fill_between(bx, low, high, color=PALETTE[2], alpha=0.18, linewidth=0, label="audit 95 % interval")
+            # whiskers too, so that the interval of a single version shows
+            ax.vlines(bx, low, high, color=PALETTE[2], alpha=0.6, linewidth=1.2)
+        ax.plot(x, [r["audit_accuracy"] for r in audited], marker="D", color=PALETTE[2], linewidth=1.6,
+                markersize=4, label="audit accuracy")
+        drawn = True
+    if drawn:
+        ax.legend(loc="lower right", frameon=False, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no evaluated model yet", ha="center", va="center", color=MUTED, transform=ax.transAxes)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("human labels used", fontsize=9, color=MUTED)
+    ax.yaxis.grid(True, color=GRID, linewidth=0.8)
+    ax.set_title("Model quality by version", loc="left", fontsize=11, color=INK, pad=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def confusion_png(tags: list[str], matrix: list[list[int]], *, title: str = "Which tags labellers confuse") -> bytes:
+    """A heat map of label pairs between labellers on the same items (symmetric counts)."""
+    n = len(tags)
+    size = max(3.2, 0.55 * n + 2.0)
+    fig = _figure(size + 0.8, size)
+    ax = fig.add_subplot()
+    total = sum(sum(row) for row in matrix)
+    if n == 0 or total == 0:
+        _style(ax)
+        ax.text(0.5, 0.5, "no items labelled by two people yet", ha="center", va="center", color=MUTED,
+                transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        image = ax.imshow(matrix, cmap="Blues", vmin=0)
+        labels = [_short(t, 18) for t in tags]
+        ax.set_xticks(range(n), labels=labels, rotation=45, ha="right", fontsize=8, color=INK)
+        ax.set_yticks(range(n), labels=labels, fontsize=8, color=INK)
+        ax.tick_params(length=0)
+        top = max(max(row) for row in matrix) or 1
+        if n <= 15:
+            for i in range(n):
+                for j in range(n):
+                    value = matrix[i][j]
+                    if value:
+                        ax.text(j, i, f"{value:,}", ha="center", va="center", fontsize=8,
+                                color="white" if value > top * 0.6 else INK)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7, colors=MUTED)
+    ax.set_title(title, loc="left", fontsize=11, color=INK, pad=10)
+    fig.tight_layout()
+    return _png(fig)

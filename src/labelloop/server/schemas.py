@@ -36,6 +36,15 @@ class LabelPublic(BaseModel):
     label: str
 
 
+class AdjudicatePublic(BaseModel):
+    """An admin's decision on an item: its final label from now on."""
+
+    item_id: int
+    external_id: str
+    label: str
+    label_source: str = Field(description="Always 'human': the decision counts as a human label.")
+
+
 class StatsPublic(BaseModel):
     project: str
     items: int

@@ -1,4 +1,6 @@
-"""Queries behind the admin pages: the data browser, per-labeller counts, tag edits, audit log.
+"""Queries behind the admin pages: the data browser, per-labeller counts, the audit log.
+
+(Tag changes live in :mod:`labelloop.store.tags`.)
 
 The data browser pages through up to millions of items with *keyset* pagination (never
 ``OFFSET``): a page ends with a cursor holding the last row's sort key and id, and the next page
@@ -18,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, String, case, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, String, case, exists, func, insert, or_, select
 
-from labelloop.errors import AlreadyExistsError, InvalidInputError, NotFoundError
-from labelloop.store.projects import Project, add_tags, validate_tag_names
+from labelloop.errors import InvalidInputError
+from labelloop.store.projects import Project
 from labelloop.store.schema import (
-    ANNOTATION_SOURCES, annotations, audit_log, item_scores, items, projects, tags, users, utcnow,
+    ANNOTATION_SOURCES, annotations, audit_log, item_scores, items, projects, users, utcnow,
 )
 
 # name -> (column of item_scores, descending?)
@@ -365,28 +367,3 @@ def audit_entries(conn: Connection, *, project_id: int | None, limit: int = 20) 
         .limit(limit)
     )
     return [dict(r._mapping) for r in rows]
-
-
-def add_tag(conn: Connection, *, project: Project, name: str, user_id: int | None) -> None:
-    """Append a tag to the project's order and record it in the audit log."""
-    add_tags(conn, project_id=project.id, names=[name])
-    record_audit(conn, project_id=project.id, user_id=user_id, action="tag.add", details={"name": name})
-
-
-def rename_tag(conn: Connection, *, project: Project, old: str, new: str, user_id: int | None) -> None:
-    """Rename a tag in place: labels refer to the tag's id, so they follow. Audit-logged."""
-    validate_tag_names([new])
-    tag_id = conn.execute(
-        select(tags.c.id).where(tags.c.project_id == project.id, tags.c.name == old)
-    ).scalar()
-    if tag_id is None:
-        raise NotFoundError(f"no tag {old!r} in project {project.name!r}")
-    if new == old:
-        return
-    if conn.execute(select(tags.c.id).where(tags.c.project_id == project.id, tags.c.name == new)).first():
-        raise AlreadyExistsError(f"tag {new!r} exists already in project {project.name!r}")
-    conn.execute(update(tags).where(tags.c.id == tag_id).values(name=new))
-    record_audit(
-        conn, project_id=project.id, user_id=user_id, action="tag.rename",
-        details={"tag_id": tag_id, "from": old, "to": new},
-    )

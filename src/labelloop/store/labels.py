@@ -5,6 +5,9 @@ the majority of the item's labels; a single label is its own majority; a tie is 
 (no final label: not used for training, exported with ``label_source=conflict``).
 The result is kept on the item (``label_tag_id``, ``label_source``, ``n_labels``) by
 :func:`refresh_items`, which every write to annotations calls.
+
+Labels with a *retired* tag are kept for history but ignored here: they count neither for the
+final label nor in ``n_labels``, so an item labelled only with a retired tag needs labels again.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from labelloop.store.schema import annotations, items, utcnow
+from labelloop.store.schema import annotations, items, tags, utcnow
 
 
 def final_label(tag_ids: Sequence[int], adjudicated: int | None = None) -> tuple[int | None, str | None]:
@@ -30,7 +33,8 @@ def final_label(tag_ids: Sequence[int], adjudicated: int | None = None) -> tuple
 
 
 def refresh_items(conn: Connection, *, item_ids: Iterable[int]) -> None:
-    """Recompute ``n_labels`` and the final label of these items from their annotations."""
+    """Recompute ``n_labels`` and the final label of these items from their annotations
+    (labels with a retired tag are ignored)."""
     ids = sorted(set(item_ids))
     if not ids:
         return
@@ -39,7 +43,9 @@ def refresh_items(conn: Connection, *, item_ids: Iterable[int]) -> None:
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         for item_id, tag_id in conn.execute(
-            select(annotations.c.item_id, annotations.c.tag_id).where(annotations.c.item_id.in_(chunk))
+            select(annotations.c.item_id, annotations.c.tag_id)
+            .join(tags, tags.c.id == annotations.c.tag_id)
+            .where(annotations.c.item_id.in_(chunk), tags.c.retired.is_(False))
         ):
             tags_by_item[item_id].append(tag_id)
         for item_id, adj in conn.execute(

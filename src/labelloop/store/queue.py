@@ -267,7 +267,9 @@ VALUES (:project, :item, :user, :tag, 'human', :audit, :now, :now)"""
 
 _FINISH = "UPDATE assignments SET state = :state, finished_at = :now WHERE id = :assignment"
 
-_ITEM_LABELS = "SELECT tag_id FROM annotations WHERE item_id = :item ORDER BY id"
+# Labels with a retired tag do not count (see labelloop.store.labels).
+_ITEM_LABELS = """SELECT an.tag_id FROM annotations an JOIN tags tg ON tg.id = an.tag_id
+WHERE an.item_id = :item AND NOT tg.retired ORDER BY an.id"""
 
 _ITEM_STATE = """
 UPDATE items SET n_labels = :n, label_tag_id = :tag, label_source = :source, updated_at = :now

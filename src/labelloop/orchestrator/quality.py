@@ -1,0 +1,88 @@
+"""Team quality: agreement between labellers and their pace, from the store through learn/.
+
+:func:`agreement_report` reads the overlap items (items with human or imported labels from at
+least two labellers; imported labels count as one labeller, ``(import)``) and returns a
+JSON-able dict for ``labelloop status --json`` and the admin dashboard::
+
+    items_with_overlap   items labelled by >= 2 labellers
+    pairs                pairs of labels on the same item (the base of ``percent``)
+    percent              share of agreeing pairs (null without overlap)
+    krippendorff_alpha   nominal alpha over the overlap items (null when undefined)
+    alpha_per_tag        {tag: alpha of the tag against all others}
+    cohen_kappa          {"alice / bob": kappa on the items both labelled, or null}
+    kappa_items          {"alice / bob": how many items both labelled}
+    confusion            {"tags": [...], "matrix": [[...]]}: label pairs between labellers
+    per_labeller         [{name, labels, labels_per_hour, agreement_with_consensus,
+                           agreement_with_model}], most labels first
+
+Definitions (see :mod:`labelloop.learn.agreement` for the agreement figures):
+
+- ``labels_per_hour`` = human labels / active time, where active time is the sum of the gaps
+  between the labeller's consecutive labels in the project, each gap capped at
+  :data:`ACTIVE_GAP_SECONDS` (5 minutes): a longer pause is a break, and counts as 5 minutes
+  of work at most. Null with less than a minute of active time.
+- ``agreement_with_consensus``: share of their overlap labels equal to the strict majority of
+  the item's other labellers (ties skipped).
+- ``agreement_with_model``: share of their labels made after the current model run was
+  created, on items that run scored, equal to its prediction (null without a model).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from labelloop.learn.agreement import agreement
+from labelloop.store import quality as store_quality
+from labelloop.store import runs as store_runs
+from labelloop.store.projects import Project
+
+ACTIVE_GAP_SECONDS = 300.0
+MIN_ACTIVE_SECONDS = 60.0
+
+
+def _share(compared: int, same: int) -> float | None:
+    return same / compared if compared else None
+
+
+def agreement_report(conn: Connection, *, project: Project) -> dict[str, Any]:
+    """Agreement figures and the per-labeller table of ``project`` (see the module docstring)."""
+    rows = store_quality.overlap_labels(conn, project_id=project.id)
+    names = {t.id: t.name for t in project.tags}
+    figures = agreement(
+        [r[0] for r in rows], [r[1] for r in rows], [names.get(r[2], f"#{r[2]}") for r in rows],
+        tag_order=project.tag_names,
+    )
+    activity = store_quality.labeller_activity(conn, project_id=project.id, cap_seconds=ACTIVE_GAP_SECONDS)
+    run = store_runs.current_run(conn, project_id=project.id)
+    model: dict[str, tuple[int, int]] = {}
+    if run is not None and run.has_model:
+        model = store_quality.model_agreement(conn, project_id=project.id, run_id=run.id, since=run.created_at)
+    per_labeller = []
+    for name, act in sorted(activity.items(), key=lambda kv: (-kv[1]["labels"], kv[0])):
+        hours = act["active_seconds"] / 3600.0
+        per_labeller.append({
+            "name": name,
+            "labels": act["labels"],
+            "labels_per_hour": act["labels"] / hours if act["active_seconds"] >= MIN_ACTIVE_SECONDS else None,
+            "agreement_with_consensus": figures.consensus_share(name),
+            "agreement_with_model": _share(*model.get(name, (0, 0))),
+        })
+    pairs = {f"{a} / {b}": value for (a, b), value in figures.cohen_kappa.items()}
+    return {
+        "items_with_overlap": figures.items_with_overlap,
+        "pairs": figures.pairs,
+        "percent": figures.percent,
+        "krippendorff_alpha": figures.krippendorff_alpha,
+        "alpha_per_tag": {str(tag): alpha for tag, alpha in figures.alpha_per_tag.items()},
+        "cohen_kappa": {pair: kappa for pair, (_, kappa) in pairs.items()},
+        "kappa_items": {pair: n for pair, (n, _) in pairs.items()},
+        "confusion": {"tags": [str(t) for t in figures.tags], "matrix": figures.confusion.tolist()},
+        "per_labeller": per_labeller,
+    }
+
+
+def status_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The part of :func:`agreement_report` that ``labelloop status --json`` shows."""
+    return {k: report[k] for k in ("items_with_overlap", "percent", "krippendorff_alpha", "cohen_kappa")}

@@ -1,0 +1,165 @@
+"""The project dashboard (admins only): progress, balance, model quality, agreement, labellers.
+
+- ``GET /admin/projects/{project}/dashboard``: the page.
+- ``GET /admin/projects/{project}/dashboard/{progress,quality,confusion}.png``: its charts
+  (matplotlib, server-rendered; the label balance is ``/charts/balance.png`` of the overview).
+
+The model's figures come from the metrics of its runs, written by the orchestrator:
+``cv`` (cross-validation on the labelled items), ``audit`` (accuracy on the random audit
+items labelled after the model was trained, with a 95 % interval), ``stability`` and
+``advice`` (whether labelling more is worth it). Runs made before these existed lack them;
+every key is read defensively. Agreement figures are computed on request by
+:func:`labelloop.orchestrator.quality.agreement_report`, imported on first use so that a web
+worker loads scikit-learn only when an admin opens the dashboard.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from labelloop.server import charts
+from labelloop.server.admin import png_response, project_url
+from labelloop.server.deps import EngineDep, PageAdmin, ProjectDep
+from labelloop.server.pages import HtmlRoute, render
+from labelloop.store import quality as store_quality
+from labelloop.store import reading
+from labelloop.store import review as store_review
+from labelloop.store import runs as store_runs
+from labelloop.store.projects import Project
+from labelloop.store.stats import project_stats
+
+CV_VERSUS_AUDIT = (
+    "Cross-validation is computed on the labelled items, which active learning chose because the model was "
+    "unsure of them, so it under-reads (or over-reads) the accuracy on the rest; the audit estimate uses items "
+    "drawn at random and never trained on, so it is an unbiased estimate of the accuracy of the model's labels."
+)
+HISTORY_RUNS = 200
+
+router = APIRouter(prefix="/admin/projects/{project}/dashboard", route_class=HtmlRoute)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        low, high = _number(value[0]), _number(value[1])
+        if low is not None and high is not None:
+            return low, high
+    return None
+
+
+def audit_of(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``metrics["audit"]`` checked: labelled, correct, accuracy (or None), ci95 (or None)."""
+    audit = _dict(_dict(metrics).get("audit"))
+    if not audit:
+        return None
+    labelled = _number(audit.get("labelled"))
+    return {
+        "labelled": int(labelled) if labelled is not None else 0,
+        "correct": int(_number(audit.get("correct")) or 0),
+        "accuracy": _number(audit.get("accuracy")),
+        "ci95": _interval(audit.get("ci95")),
+    }
+
+
+def model_view(run: store_runs.ModelRun | None) -> dict[str, Any]:
+    """What the dashboard says about the serving model (every key optional in old runs)."""
+    if run is None or not run.has_model:
+        return {"run": run, "cv": None, "audit": None, "stability": None, "advice": "no model yet", "stop": False}
+    metrics = _dict(run.metrics)
+    cv = _dict(metrics.get("cv"))
+    stability = _dict(metrics.get("stability"))
+    advice = _dict(metrics.get("advice"))
+    message = advice.get("message")
+    return {
+        "run": run,
+        "cv": {"accuracy": _number(cv.get("accuracy")), "macro_f1": _number(cv.get("macro_f1")),
+               "folds": cv.get("folds")} if cv else None,
+        "audit": audit_of(metrics),
+        "stability": {"kappa": _number(stability.get("kappa")), "compared": stability.get("compared"),
+                      "previous_version": stability.get("previous_version")} if stability else None,
+        "advice": str(message) if message else "no stopping advice for this version (it predates the audit)",
+        "stop": advice.get("stop") is True,
+    }
+
+
+def _agreement(conn: Any, project: Project) -> dict[str, Any]:
+    from labelloop.orchestrator.quality import agreement_report  # scikit-learn: loaded on first use
+
+    return agreement_report(conn, project=project)
+
+
+@router.get("", response_class=HTMLResponse)
+def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> HTMLResponse:
+    """Progress, label balance, model quality (CV beside the audit estimate), stopping advice,
+    agreement between labellers and the per-labeller table."""
+    with reading(engine) as conn:
+        stats = project_stats(conn, project=project)
+        report = _agreement(conn, project)
+        model = model_view(store_runs.current_run(conn, project_id=project.id))
+        to_review = store_review.review_queue(conn, project=project, limit=1)
+    kappas = [(pair, kappa, report["kappa_items"].get(pair, 0)) for pair, kappa in report["cohen_kappa"].items()]
+    context = {
+        "project": project,
+        "url": project_url(project),
+        "stats": stats,
+        "report": report,
+        "kappas": kappas,
+        "model": model,
+        "explanation": CV_VERSUS_AUDIT,
+        "to_review": to_review.total,
+        "nav": "admin",
+        "tab": "dashboard",
+    }
+    return render(request, "admin/dashboard.html", context, user=user)
+
+
+@router.get("/progress.png", response_class=Response)
+def progress_chart(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
+    """Cumulative human labels per UTC day since the first label (PNG)."""
+    with reading(engine) as conn:
+        progress = store_quality.label_progress(conn, project_id=project.id)
+    return png_response(request, charts.progress_png(progress))
+
+
+@router.get("/quality.png", response_class=Response)
+def quality_chart(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
+    """Learning curve: CV accuracy and macro-F1 and the audit accuracy with its 95 % band (PNG)."""
+    with reading(engine) as conn:
+        runs = store_runs.list_runs(conn, project_id=project.id, limit=HISTORY_RUNS)
+    points = []
+    for run in runs:
+        if run.status != "complete" or not run.has_model:
+            continue
+        cv = _dict(run.cv)
+        audit = audit_of(run.metrics) or {}
+        interval = audit.get("ci95")
+        points.append({
+            "labels": run.labels_used,
+            "cv_accuracy": _number(cv.get("accuracy")),
+            "cv_macro_f1": _number(cv.get("macro_f1")),
+            "audit_accuracy": audit.get("accuracy"),
+            "audit_low": interval[0] if interval else None,
+            "audit_high": interval[1] if interval else None,
+        })
+    return png_response(request, charts.quality_curve_png(points))
+
+
+@router.get("/confusion.png", response_class=Response)
+def confusion_chart(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
+    """Heat map of label pairs between labellers on the same items (PNG)."""
+    with reading(engine) as conn:
+        confusion = _agreement(conn, project)["confusion"]
+    return png_response(request, charts.confusion_png(confusion["tags"], confusion["matrix"]))

@@ -1,0 +1,88 @@
+"""The review queue (admins only): items whose labellers disagree, and the admin's decision.
+
+- ``GET /admin/projects/{project}/review``: the next items to review (ties first), each with
+  its title and body (escaped), every labeller's tag, the model's guess, and a form to decide.
+- ``POST /admin/projects/{project}/review/{item_id}``: the form (fields ``label``,
+  ``csrf_token``); back to the queue with 303.
+- ``POST /api/projects/{project}/items/{item_id}/adjudicate`` ``{"label": ...}``: the same for
+  scripts (JSON; 403 for labellers, 404 unknown item, 422 unknown tag).
+
+The decision is final (:func:`labelloop.store.review.adjudicate`): export and training use it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from labelloop.errors import LabelloopError
+from labelloop.server.admin import project_url
+from labelloop.server.api import require_json
+from labelloop.server.deps import AdminUser, CsrfChecked, EngineDep, PageAdmin, ProjectDep
+from labelloop.server.pages import HtmlRoute, error_status, render
+from labelloop.server.schemas import AdjudicatePublic, LabelCreate
+from labelloop.store import reading, writing
+from labelloop.store import review as store_review
+from labelloop.store.projects import Project
+from labelloop.store.users import User
+
+PAGE = 25
+
+pages = APIRouter(prefix="/admin/projects/{project}/review", route_class=HtmlRoute)
+api = APIRouter(prefix="/api/projects/{project}", tags=["api"])
+router = APIRouter()
+
+
+def _page(request: Request, engine: Any, project: Project, user: User, *, error: str | None = None,
+          status: int = 200) -> HTMLResponse:
+    with reading(engine) as conn:
+        queue = store_review.review_queue(conn, project=project, limit=PAGE)
+    decided = request.query_params.get("decided")
+    context = {
+        "project": project,
+        "url": project_url(project),
+        "queue": queue,
+        "columns": list(project.display_columns),
+        "error": error,
+        "notice": f"Decided: item {decided} now has your label." if decided and not error else None,
+        "nav": "admin",
+        "tab": "review",
+    }
+    return render(request, "admin/review.html", context, user=user, status=status)
+
+
+@pages.get("", response_class=HTMLResponse)
+def review_page(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> HTMLResponse:
+    """Items whose labellers disagree, ties first, each with a form to decide its label."""
+    return _page(request, engine, project, user)
+
+
+@pages.post("/{item_id}", response_class=HTMLResponse)
+def decide(
+    request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, item_id: int,
+    label: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    """Record the admin's label for the item; back to the queue."""
+    try:
+        with writing(engine) as conn:
+            state = store_review.adjudicate(conn, project=project, item_id=item_id, tag=label, user_id=user.id)
+    except LabelloopError as exc:
+        return _page(request, engine, project, user, error=str(exc), status=error_status(exc))
+    return RedirectResponse(project_url(project, "review") + "?" + urlencode({"decided": state["external_id"][:100]}),
+                            status_code=303)
+
+
+@api.post("/items/{item_id}/adjudicate", response_model=AdjudicatePublic,
+          dependencies=[Depends(require_json)])
+def adjudicate(project: ProjectDep, user: AdminUser, engine: EngineDep, _csrf: CsrfChecked, item_id: int,
+               body: LabelCreate) -> dict[str, Any]:
+    """Decide an item's final label (admins). The decision wins over every label on the item."""
+    with writing(engine) as conn:
+        return store_review.adjudicate(conn, project=project, item_id=item_id, tag=body.label, user_id=user.id)
+
+
+router.include_router(pages)
+router.include_router(api)
