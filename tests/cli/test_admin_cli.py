@@ -120,8 +120,16 @@ def test_orchestrate_all_runs_until_sigterm(db_url):
     run("init", "p", "--labels", "A,B", "--db", db_url)
     proc = subprocess.Popen([sys.executable, "-m", "labelloop", "orchestrate", "--all", "--interval", "0.5",
                              "--db", db_url], stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    # Wait for the loop to run (imports take seconds on a loaded machine), then a few checks more.
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("orchestrator started" in line for line in seen):
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+    assert any("orchestrator started" in line for line in seen), "".join(seen)
+    time.sleep(1.5)
     assert proc.poll() is None, proc.stderr.read()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
-    assert "orchestrator started" in proc.stderr.read()
