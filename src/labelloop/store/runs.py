@@ -71,6 +71,12 @@ class ModelRun:
     def cv(self) -> dict[str, Any] | None:
         return (self.metrics or {}).get("cv")
 
+    @property
+    def human_labels(self) -> int:
+        """Final human labels when the run started (training + held-out audit labels; older
+        runs did not record it: their training labels)."""
+        return int((self.metrics or {}).get("human_labels", self.labels_used))
+
 
 def _run(row: Any) -> ModelRun:
     return ModelRun(*row)
@@ -236,7 +242,7 @@ def retrain_pending(conn: Connection, *, project_id: int) -> datetime | None:
 
 
 def count_human_labels(conn: Connection, *, project_id: int) -> int:
-    """Items with a final human label (the training set size)."""
+    """Items with a final human label (the training set plus the held-out audit items)."""
     return conn.execute(
         select(func.count()).where(
             items.c.project_id == project_id, items.c.label_tag_id.is_not(None), items.c.label_source == "human"
@@ -254,8 +260,8 @@ def round_due(conn: Connection, *, project: Project, min_new_labels: int) -> str
     if current is None:
         return "no version yet"
     labels_now = count_human_labels(conn, project_id=project.id)
-    if labels_now - current.labels_used >= min_new_labels:
-        return f"{labels_now - current.labels_used} new labels"
+    if labels_now - current.human_labels >= min_new_labels:
+        return f"{labels_now - current.human_labels} new labels"
     items_then = (current.metrics or {}).get("items_total")
     items_now = conn.execute(select(func.count()).where(items.c.project_id == project.id)).scalar_one()
     if items_then is not None and items_now != items_then:
@@ -267,12 +273,15 @@ def round_due(conn: Connection, *, project: Project, min_new_labels: int) -> str
 
 
 def label_snapshot(conn: Connection, *, project_id: int) -> dict[str, np.ndarray]:
-    """The training labels and the items that are *not* to be scored, in one read.
+    """The training labels, the held-out audit labels and the items *not* to be scored, in one read.
 
-    Returns ``train_ids`` / ``train_tags`` (items with a final human label; conflicts
-    excluded) and ``closed_ids``: items needing no more labels and having a final label. Every
-    other item of the project is in the pool to score (its label may still be wanted).
-    Only items with a label or an annotation are read, through indexes (never the whole pool)."""
+    Returns ``train_ids`` / ``train_tags`` (items with a final human label and no audit
+    annotation; conflicts excluded), ``audit_ids`` / ``audit_tags`` (items with an audit
+    annotation and a final label: the held-out evaluation set, never trained on) and
+    ``closed_ids``: items needing no more labels and having a final label, and every audit
+    item (held out: not scored). Every other item of the project is in the pool to score (its
+    label may still be wanted). Only items with a label or an annotation are read, through
+    indexes (never the whole pool)."""
     columns = (items.c.id, items.c.label_tag_id, items.c.label_source, items.c.n_labels < items.c.target_labels)
     labelled = conn.execute(
         select(*columns).where(items.c.project_id == project_id, items.c.label_tag_id.is_not(None))
@@ -283,13 +292,66 @@ def label_snapshot(conn: Connection, *, project_id: int) -> dict[str, np.ndarray
         .select_from(items.join(annotated, annotated.c.item_id == items.c.id))
         .where(items.c.label_tag_id.is_(None))
     ).all()
+    audited = set(
+        conn.execute(
+            select(annotations.c.item_id)
+            .where(annotations.c.project_id == project_id, annotations.c.is_audit.is_(True))
+            .distinct()
+        ).scalars()
+    )
     rows = sorted(labelled + unresolved, key=lambda r: r[0])
-    train = [(r[0], r[1]) for r in rows if r[1] is not None and r[2] == "human"]
-    closed = [r[0] for r in rows if r[1] is not None and not r[3]]
+    train = [(r[0], r[1]) for r in rows if r[1] is not None and r[2] == "human" and r[0] not in audited]
+    held_out = [(r[0], r[1]) for r in rows if r[1] is not None and r[2] == "human" and r[0] in audited]
+    closed = [r[0] for r in rows if (r[1] is not None and not r[3]) or r[0] in audited]
     return {
         "train_ids": np.array([t[0] for t in train], dtype=np.int64),
         "train_tags": np.array([t[1] for t in train], dtype=np.int64),
+        "audit_ids": np.array([t[0] for t in held_out], dtype=np.int64),
+        "audit_tags": np.array([t[1] for t in held_out], dtype=np.int64),
         "closed_ids": np.array(closed, dtype=np.int64),
+    }
+
+
+def stop_set_ids(conn: Connection, *, project_id: int, size: int) -> np.ndarray:
+    """Ids of the project's ``size`` items with the smallest ``rand`` (labelled or not), ascending:
+    a fixed random sample on which consecutive models' predictions are compared."""
+    ids = conn.execute(
+        select(items.c.id).where(items.c.project_id == project_id).order_by(items.c.rand, items.c.id).limit(size)
+    ).scalars()
+    return np.sort(np.fromiter(ids, dtype=np.int64))
+
+
+def recent_model_runs(conn: Connection, *, project_id: int, limit: int) -> list[ModelRun]:
+    """Up to ``limit`` of the project's complete runs that trained a model, newest first
+    (cold-start and failed runs are passed over)."""
+    found: list[ModelRun] = []
+    run_ids = conn.execute(
+        select(model_runs.c.id)
+        .where(model_runs.c.project_id == project_id, model_runs.c.status == "complete")
+        .order_by(model_runs.c.version.desc())
+    ).scalars().all()
+    for run_id in run_ids:
+        if len(found) >= limit:
+            break
+        run = get_run(conn, run_id=run_id)
+        if run.has_model:
+            found.append(run)
+    return found
+
+
+def quality_summary(conn: Connection, *, project_id: int) -> dict[str, Any]:
+    """``audit`` (``labelled``, ``accuracy``, ``ci95``) and ``advice`` (``stop``, ``message``)
+    of the serving model, for ``status --json``; labelled 0, nulls and no advice before a model."""
+    run = current_run(conn, project_id=project_id)
+    metrics = (run.metrics or {}) if run is not None and run.has_model else {}
+    audit = metrics.get("audit") or {}
+    return {
+        "audit": {
+            "labelled": int(audit.get("labelled", 0)),
+            "accuracy": audit.get("accuracy"),
+            "ci95": audit.get("ci95"),
+        },
+        "advice": metrics.get("advice"),
     }
 
 
