@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from labelloop.errors import InvalidInputError, NotEnoughLabelsError
-from labelloop.learn.evaluation import can_cross_validate, can_train, cross_validate, evaluate, n_folds
+from labelloop.learn.evaluation import (
+    audit_estimate,
+    can_cross_validate,
+    can_train,
+    cross_validate,
+    evaluate,
+    n_folds,
+)
 from labelloop.learn.features import make_featurizer
 from labelloop.learn.models import get_model_spec
 
@@ -146,3 +153,29 @@ def test_cross_validate_refuses_too_few_labels(tags, message, tfidf):
 def test_cross_validate_checks_shapes(tfidf):
     with pytest.raises(InvalidInputError, match="X has 45 rows but there are 4 labels"):
         cross_validate(get_model_spec("tfidf-logreg").make_classifier, tfidf, ["a", "a", "b", "b"])
+
+
+def _wilson(c: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval by its textbook formula."""
+    p = c / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+@pytest.mark.parametrize(("c", "n"), [(45, 50), (30, 30), (0, 7), (93, 120)])
+def test_audit_estimate_is_the_accuracy_with_a_wilson_interval(c, n):
+    y_true = ["a"] * n
+    y_pred = ["a"] * c + ["b"] * (n - c)
+    result = audit_estimate(y_true, y_pred)
+    assert (result["labelled"], result["correct"]) == (n, c)
+    assert result["accuracy"] == pytest.approx(c / n)
+    assert result["ci95"] == pytest.approx(list(_wilson(c, n)), abs=1e-9)
+    assert result["ci95"][0] <= result["accuracy"] <= result["ci95"][1]
+    json.dumps(result)
+
+
+def test_audit_estimate_without_audit_items_is_null():
+    assert audit_estimate([], []) == {"labelled": 0, "correct": 0, "accuracy": None, "ci95": None}
+    with pytest.raises(InvalidInputError):
+        audit_estimate(["a"], ["a", "b"])
