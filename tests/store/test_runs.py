@@ -217,3 +217,21 @@ def test_the_lock_row_is_exclusive_until_stale(engine, project):
         assert store_runs.lock_holder(conn, project_id=project.id)[0] == "B"
         store_runs.release_lock_row(conn, project_id=project.id, holder="B")
         assert store_runs.lock_holder(conn, project_id=project.id) is None
+
+
+def test_stop_set_is_the_smallest_rand_keys_and_recent_model_runs_skip_cold_starts(engine, project):
+    with reading(engine) as conn:
+        rows = conn.execute(select(items.c.id, items.c.rand).where(items.c.project_id == project.id)).all()
+        stop = store_runs.stop_set_ids(conn, project_id=project.id, size=10)
+    assert stop.tolist() == sorted(r.id for r in sorted(rows, key=lambda r: r.rand)[:10])
+    states = ["model", "not_enough_labels", "model", "model"]
+    for state in states:
+        run = start(engine, project)
+        with writing(engine) as conn:
+            store_runs.switch_to_run(conn, project_id=project.id, run_id=run.id, metrics={"state": state}, path=None)
+    failed = start(engine, project)
+    with writing(engine) as conn:
+        store_runs.fail_run(conn, run_id=failed.id, error="boom", metrics={"state": "model"})
+        recent = store_runs.recent_model_runs(conn, project_id=project.id, limit=3)
+        assert [r.version for r in store_runs.recent_model_runs(conn, project_id=project.id, limit=2)] == [4, 3]
+    assert [r.version for r in recent] == [4, 3, 1]
