@@ -41,7 +41,11 @@ def test_advice_stops_only_when_stable_over_3_pairs_and_30_audit_items():
 def test_advice_keeps_labelling_while_predictions_change():
     advice = advise([0.995, 0.93, 0.999], AUDIT)
     assert advice == {"stop": False,
-                      "message": "keep labelling: predictions still change between rounds (kappa 0.93 < 0.99)"}
+                      "message": "keep labelling: predictions still change between rounds (kappa 0.930 < 0.99)"}
+
+
+def test_a_kappa_just_below_the_threshold_never_reads_as_equal():
+    assert "(kappa 0.989 < 0.99)" in advise([1.0, 0.98999, 1.0], AUDIT)["message"]
 
 
 def test_advice_keeps_labelling_before_3_comparisons():
@@ -64,6 +68,6 @@ def test_advice_keeps_labelling_with_too_few_audit_items():
 def test_advice_gives_every_reason_at_once():
     few = {"labelled": 29, "correct": 29, "accuracy": 1.0, "ci95": [0.88, 1.0]}
     assert advise([0.5, 1.0, 1.0], few)["message"] == (
-        "keep labelling: predictions still change between rounds (kappa 0.50 < 0.99); "
+        "keep labelling: predictions still change between rounds (kappa 0.500 < 0.99); "
         "only 29 audit items labelled (30 needed for an estimate)"
     )

@@ -53,6 +53,11 @@ def stability(previous_ids: Any, previous_tags: Any, ids: Any, tags: Any) -> dic
     return {"kappa": float(cohen_kappa_score(before, after)), "compared": len(pairs)}
 
 
+def _floor(value: float, digits: int = 3) -> float:
+    """Rounded down, so that a kappa just below the threshold never prints as equal to it."""
+    return float(np.floor(value * 10**digits) / 10**digits)
+
+
 def _percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
@@ -70,7 +75,7 @@ def advise(kappas: Sequence[float | None], audit: dict[str, Any] | None) -> dict
         )
     elif min(known) < KAPPA_THRESHOLD:
         reasons.append(
-            f"predictions still change between rounds (kappa {min(known):.2f} < {KAPPA_THRESHOLD:g})"
+            f"predictions still change between rounds (kappa {_floor(min(known)):.3f} < {KAPPA_THRESHOLD:g})"
         )
     labelled = int((audit or {}).get("labelled") or 0)
     if labelled < MIN_AUDIT_LABELS:
