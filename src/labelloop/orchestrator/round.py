@@ -4,10 +4,10 @@ snapshot -> features (cached) -> fit -> cv -> save model file -> predict -> writ
 new version (chunked, invisible to the queue) -> switch ``projects.current_run_id`` in one
 short transaction -> delete older versions' scores and prune model files.
 
-Held-out design: items with an audit annotation are never trained on (nor cross-validated) and
-not scored; each model round predicts them and the stop set, and stores the audit estimate,
-the stability against the previous model and the stopping advice in the run's metrics
-(:mod:`labelloop.orchestrator.heldout`).
+Held-out design (:mod:`labelloop.orchestrator.heldout`): audit items are never trained on (nor
+cross-validated) unless a serving order reached them; each model round predicts the held-out
+ones and the stop set, and stores the audit estimate, the stability against the previous model
+and the stopping advice in the run's metrics.
 
 If anything fails or the round is stopped before the switch, the run is marked failed and its
 rows deleted: labellers keep being served the previous version throughout.
@@ -33,7 +33,7 @@ from labelloop.errors import LabelloopError, LockedError
 from labelloop.learn import STOP_SET_SIZE, get_model_spec, get_strategy
 from labelloop.orchestrator.compute import DIVERSITY_CANDIDATES, RoundOutput, compute_round
 from labelloop.orchestrator.features import FeatureCache
-from labelloop.orchestrator.heldout import PREVIOUS_RUNS, quality_metrics
+from labelloop.orchestrator.heldout import PREVIOUS_RUNS, quality_metrics, read_labels
 from labelloop.orchestrator.lock import ProjectLock
 from labelloop.orchestrator.modelfiles import project_dir, prune_models, save_model
 from labelloop.store import reading, writing
@@ -132,7 +132,7 @@ def run_round(
     # ---- snapshot (and validate the request before anything is written)
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
-        snap = store_runs.label_snapshot(conn, project_id=proj.id)
+        snap = read_labels(conn, project_id=proj.id)
         stop_ids = store_runs.stop_set_ids(conn, project_id=proj.id, size=STOP_SET_SIZE)
         previous = store_runs.recent_model_runs(conn, project_id=proj.id, limit=PREVIOUS_RUNS)
     model_name = model or proj.setting("model")
@@ -143,13 +143,13 @@ def run_round(
 
     # ---- features (cached; built or updated only when the pool changed)
     features, ids, featurizer, how = feature_cache(settings, proj, spec.featurizer).ensure(engine, project_id=proj.id)
-    train_rows, train_ok = _rows_of(ids, snap["train_ids"])
+    train_rows, train_ok = _rows_of(ids, snap.train_ids)
     names = {t.id: t.name for t in proj.tags}
-    y = np.array([names[t] for t in snap["train_tags"][train_ok].tolist()], dtype=object)  # tag names
-    closed_rows, _ = _rows_of(ids, snap["closed_ids"])
+    y = np.array([names[t] for t in snap.train_tags[train_ok].tolist()], dtype=object)  # tag names
+    closed_rows, _ = _rows_of(ids, snap.closed_ids)
     pool_rows = np.setdiff1d(np.arange(len(ids)), closed_rows)
-    audit_rows, audit_ok = _rows_of(ids, snap["audit_ids"])
-    audit_y = np.array([names[t] for t in snap["audit_tags"][audit_ok].tolist()], dtype=object)
+    audit_rows, audit_ok = _rows_of(ids, snap.audit_ids)
+    audit_y = np.array([names[t] for t in snap.audit_tags[audit_ok].tolist()], dtype=object)
     stop_rows, stop_ok = _rows_of(ids, stop_ids)
     lap("features")
     check()
@@ -173,7 +173,8 @@ def run_round(
         check()
         metrics = _metrics(proj, out, ids, y, n_items=len(ids), featurizer=spec.featurizer,
                            exploration=float(proj.setting("exploration")))
-        metrics["human_labels"] = int(len(snap["train_ids"]) + len(snap["audit_ids"]))
+        metrics["human_labels"] = snap.human_labels
+        metrics["audit_reached"] = [int(i) for i in snap.reached]
         if out.state == "model":
             metrics.update(quality_metrics(
                 audit=out.audit, stop_ids=stop_ids[stop_ok], stop_tag_ids=_names_to_ids(proj, out.stop_predicted),

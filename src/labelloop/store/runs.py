@@ -30,6 +30,7 @@ from labelloop.errors import ConflictError, NotFoundError
 from labelloop.store.projects import Project
 from labelloop.store.schema import (
     annotations,
+    assignments,
     item_scores,
     items,
     model_runs,
@@ -273,15 +274,15 @@ def round_due(conn: Connection, *, project: Project, min_new_labels: int) -> str
 
 
 def label_snapshot(conn: Connection, *, project_id: int) -> dict[str, np.ndarray]:
-    """The training labels, the held-out audit labels and the items *not* to be scored, in one read.
+    """The labels a round needs and the items not to be scored, in one read.
 
     Returns ``train_ids`` / ``train_tags`` (items with a final human label and no audit
-    annotation; conflicts excluded), ``audit_ids`` / ``audit_tags`` (items with an audit
-    annotation and a final label: the held-out evaluation set, never trained on) and
-    ``closed_ids``: items needing no more labels and having a final label, and every audit
-    item (held out: not scored). Every other item of the project is in the pool to score (its
-    label may still be wanted). Only items with a label or an annotation are read, through
-    indexes (never the whole pool)."""
+    annotation; conflicts excluded); ``audit_ids`` / ``audit_tags`` (items with an audit
+    annotation and a final human label) and ``audit_all_ids`` (every item with an audit
+    annotation, conflicts too): the orchestrator decides which audit items stay held out; and
+    ``closed_ids``: items needing no more labels and having a final label (audit items among
+    them too). Only items with a label or an annotation are read, through indexes (never the
+    whole pool)."""
     columns = (items.c.id, items.c.label_tag_id, items.c.label_source, items.c.n_labels < items.c.target_labels)
     labelled = conn.execute(
         select(*columns).where(items.c.project_id == project_id, items.c.label_tag_id.is_not(None))
@@ -302,14 +303,52 @@ def label_snapshot(conn: Connection, *, project_id: int) -> dict[str, np.ndarray
     rows = sorted(labelled + unresolved, key=lambda r: r[0])
     train = [(r[0], r[1]) for r in rows if r[1] is not None and r[2] == "human" and r[0] not in audited]
     held_out = [(r[0], r[1]) for r in rows if r[1] is not None and r[2] == "human" and r[0] in audited]
-    closed = [r[0] for r in rows if (r[1] is not None and not r[3]) or r[0] in audited]
+    closed = [r[0] for r in rows if r[1] is not None and not r[3]]
     return {
         "train_ids": np.array([t[0] for t in train], dtype=np.int64),
         "train_tags": np.array([t[1] for t in train], dtype=np.int64),
         "audit_ids": np.array([t[0] for t in held_out], dtype=np.int64),
         "audit_tags": np.array([t[1] for t in held_out], dtype=np.int64),
+        "audit_all_ids": np.array(sorted(audited), dtype=np.int64),
         "closed_ids": np.array(closed, dtype=np.int64),
     }
+
+
+def audit_items_reached(conn: Connection, *, project_id: int, run: ModelRun | None, audit_ids: Any) -> np.ndarray:
+    """Which of the audit items ``audit_ids`` the serving order of ``run`` reached while it was
+    the current run: those it ranked at or above the k-th best item that was not an audit item,
+    where k is the number of items served by the queue (non-audit claims) since the run became
+    current. Those items the priority queue would have served itself; the rest were passed
+    over by the model. With no run yet every audit item counts as reached (the serving order
+    was the seeded random order, which the audit draws follow too)."""
+    wanted = np.asarray(audit_ids, dtype=np.int64)
+    if run is None or len(wanted) == 0:
+        return wanted
+    since = run.finished_at or run.created_at
+    k = conn.execute(
+        select(func.count(func.distinct(assignments.c.item_id))).where(
+            assignments.c.project_id == project_id, assignments.c.is_audit.is_(False),
+            assignments.c.leased_at >= since,
+        )
+    ).scalar_one()
+    if not k:
+        return np.zeros(0, dtype=np.int64)
+    priority: dict[int, float] = {}
+    for start in range(0, len(wanted), 1000):
+        chunk = [int(i) for i in wanted[start : start + 1000]]
+        priority.update((i, p) for i, p in conn.execute(
+            select(item_scores.c.item_id, item_scores.c.priority)
+            .where(item_scores.c.run_id == run.id, item_scores.c.item_id.in_(chunk))
+        ))
+    head = conn.execute(
+        select(item_scores.c.item_id, item_scores.c.priority)
+        .where(item_scores.c.run_id == run.id)
+        .order_by(item_scores.c.priority.desc(), item_scores.c.item_id)
+        .limit(int(k) + len(priority))
+    ).all()
+    others = [p for i, p in head if i not in priority][: int(k)]
+    watermark = others[-1] if len(others) == k else -np.inf
+    return np.array(sorted(i for i, p in priority.items() if p >= watermark), dtype=np.int64)
 
 
 def stop_set_ids(conn: Connection, *, project_id: int, size: int) -> np.ndarray:
