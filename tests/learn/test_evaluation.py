@@ -155,24 +155,38 @@ def test_cross_validate_checks_shapes(tfidf):
         cross_validate(get_model_spec("tfidf-logreg").make_classifier, tfidf, ["a", "a", "b", "b"])
 
 
-def _wilson(c: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """The Wilson score interval by its textbook formula."""
+def _wilson_cc(c: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson's score interval with continuity correction by its textbook formula (Newcombe 1998)."""
     p = c / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
+    lo = 0.0 if c == 0 else (2 * n * p + z * z - 1 - z * np.sqrt(z * z - 2 - 1 / n + 4 * p * (n * (1 - p) + 1))) / (
+        2 * (n + z * z))
+    hi = 1.0 if c == n else (2 * n * p + z * z + 1 + z * np.sqrt(z * z + 2 - 1 / n + 4 * p * (n * (1 - p) - 1))) / (
+        2 * (n + z * z))
+    return lo, hi
 
 
 @pytest.mark.parametrize(("c", "n"), [(45, 50), (30, 30), (0, 7), (93, 120)])
-def test_audit_estimate_is_the_accuracy_with_a_wilson_interval(c, n):
+def test_audit_estimate_is_the_accuracy_with_a_continuity_corrected_wilson_interval(c, n):
     y_true = ["a"] * n
     y_pred = ["a"] * c + ["b"] * (n - c)
     result = audit_estimate(y_true, y_pred)
     assert (result["labelled"], result["correct"]) == (n, c)
     assert result["accuracy"] == pytest.approx(c / n)
-    assert result["ci95"] == pytest.approx(list(_wilson(c, n)), abs=1e-9)
+    assert result["ci95"] == pytest.approx(list(_wilson_cc(c, n)), abs=1e-9)
     assert result["ci95"][0] <= result["accuracy"] <= result["ci95"][1]
     json.dumps(result)
+
+
+def test_the_audit_interval_covers_95_percent_even_near_accuracy_1():
+    """Exact coverage over the binomial, where plain Wilson falls to about 86 %."""
+    from scipy.stats import binom
+
+    n = 50
+    bounds = [audit_estimate(["a"] * n, ["a"] * c + ["b"] * (n - c))["ci95"] for c in range(n + 1)]
+    for p in np.linspace(0.5, 0.999, 200):
+        weights = binom.pmf(np.arange(n + 1), n, p)
+        covered = sum(w for w, (lo, hi) in zip(weights, bounds) if lo <= p <= hi)
+        assert covered >= 0.95 - 1e-9
 
 
 def test_audit_estimate_without_audit_items_is_null():

@@ -103,7 +103,7 @@ def test_audit_items_are_held_out_and_scored_into_the_run(bbc):
     audit = run.metrics["audit"]
     assert (audit["labelled"], audit["correct"]) == (len(audit_ids), correct)
     assert audit["accuracy"] == correct / len(audit_ids)
-    ci = binomtest(correct, len(audit_ids)).proportion_ci(confidence_level=0.95, method="wilson")
+    ci = binomtest(correct, len(audit_ids)).proportion_ci(confidence_level=0.95, method="wilsoncc")
     assert audit["ci95"] == [ci.low, ci.high]
     assert 0 < correct < len(audit_ids)  # the wrong labels cost something
 
