@@ -1,7 +1,7 @@
 """Does the audit 95 % interval contain the true accuracy of the model's labels on the rest?
 
-    .venv/bin/python benchmarks/audit_coverage.py [--runs 20] [--budget 600] [--every 50]
-        [--audit-fraction 0.1] [--processes 1] [--plot out.png]
+    .venv/bin/python benchmarks/audit_coverage.py [--runs 20] [--first-seed 0] [--budget 600]
+        [--every 50] [--audit-fraction 0.1] [--processes 1] [--plot out.png]
 
 Each run (seed s = 0 .. runs-1) is a whole project life on the real code: a fresh SQLite
 database in a temporary folder, project ``bbc`` (seed s, the default model and strategy,
@@ -147,6 +147,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "covered_at_end_other_intervals": other_intervals(finals),
         "goal": f">= {GOAL_COVERED} of {len(runs)}",
         "goal_met": sum(r["covered"] for r in finals) >= GOAL_COVERED * len(runs) / 20,
+        # Held-out errors seen vs expected if the held-out items were a uniform sample of the rest.
+        "audit_errors": sum(r["audit_n"] - r["audit_correct"] for r in finals),
+        "audit_errors_expected": sum(r["audit_n"] * (1 - r["true_accuracy"]) for r in finals),
         "mean_audit_n": mean([r["audit_n"] for r in finals]),
         "mean_audit_reached": mean([r["audit_reached"] for r in finals]),
         "mean_audit_accuracy": mean([r["audit_accuracy"] for r in finals]),
@@ -190,6 +193,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=600)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--audit-fraction", type=float, default=0.1)
@@ -199,20 +203,21 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     kwargs = {"budget": args.budget, "every": args.every, "audit_fraction": args.audit_fraction}
     began = time.perf_counter()
+    seeds = range(args.first_seed, args.first_seed + args.runs)
     if args.processes > 1:
         with ProcessPoolExecutor(args.processes) as pool:
-            runs = list(pool.map(_run, [(s, kwargs) for s in range(args.runs)]))
+            runs = list(pool.map(_run, [(s, kwargs) for s in seeds]))
     else:
         runs = []
-        for seed in range(args.runs):
+        for seed in seeds:
             runs.append(one_run(seed, **kwargs))
-            print(f"run {seed}: audit {runs[-1]['audit_accuracy']:.3f} {runs[-1]['ci95']} "
+            print(f"seed {seed}: audit {runs[-1]['audit_accuracy']:.3f} {runs[-1]['ci95']} "
                   f"truth {runs[-1]['true_accuracy']:.3f} ({runs[-1]['seconds']} s)", file=sys.stderr)
     if args.plot:
         plot(runs, args.plot)
     print(json.dumps({
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.machine()},
-        "settings": {**kwargs, "runs": args.runs, "data": "bbc_news (2,225 articles, 5 topics)",
+        "settings": {**kwargs, "runs": args.runs, "first_seed": args.first_seed, "data": "bbc_news (2,225 articles, 5 topics)",
                      "model": "tfidf-logreg", "strategy": "margin"},
         "summary": summarise(runs),
         "wall_seconds": round(time.perf_counter() - began, 1),
