@@ -5,7 +5,8 @@ stability, stopping advice.
 random from the items still open *at the time of the draw*. The pool then keeps shrinking as
 the queue serves the items the models find hardest, so "uniform over the pool back then" is
 harder than "uniform over the rest now": measured on BBC news, holding out every audit item
-under-read the true accuracy of the rest by about 4 points. So audit items stay in the pool
+under-read the true accuracy of the rest by 1.4 points on average (up to 4.6; see
+benchmarks/RESULTS.md, audit_coverage). So audit items stay in the pool
 the model scores, and when the serving order *reaches* one (ranks it at or above the k-th
 non-audit item, k being the items the queue served under that order:
 :func:`labelloop.store.runs.audit_items_reached`) it is treated as if the queue had picked it:
