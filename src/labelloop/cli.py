@@ -69,19 +69,100 @@ def main() -> None:
     """
 
 
+_SETTING_OPTIONS = [
+    click.option("--overlap-fraction", type=float, default=None,
+                 help="Share of items (0-1) labelled by several people, for agreement (default 0)."),
+    click.option("--overlap-k", type=int, default=None, help="Different labellers per overlap item (default 2)."),
+    click.option("--audit-fraction", type=float, default=None,
+                 help="Share of served items (0-1) drawn at random as audit items (default 0.05)."),
+    click.option("--lease-seconds", type=int, default=None,
+                 help="How long a served item is held for its labeller (default: $LABELLOOP_LEASE_SECONDS)."),
+    click.option("--min-new-labels", type=int, default=None, help="New labels that make a retrain due (default 10)."),
+    click.option("--model", default=None, help="Model name, e.g. tfidf-logreg (the default)."),
+    click.option("--strategy", default=None, help="Query strategy, e.g. margin (the default)."),
+    click.option("--exploration", type=float, default=None,
+                 help="Share (0-1) of the queue's head picked at random (default 0.1)."),
+    click.option("--class-weight", type=click.Choice(["balanced", "none"]), default=None,
+                 help="Class weights of the classifier (default none)."),
+]
+
+
+def setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_SETTING_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _settings_given(options: dict[str, Any]) -> dict[str, Any]:
+    """The project settings given on the command line (``--class-weight none`` is None)."""
+    given = {key: value for key, value in options.items() if value is not None}
+    if "class_weight" in given:
+        given["class_weight"] = None if given["class_weight"] == "none" else given["class_weight"]
+    if {"model", "strategy", "class_weight"} & set(given):
+        from labelloop.learn import get_model_spec, get_strategy
+
+        if "model" in given:
+            get_model_spec(given["model"], class_weight=given.get("class_weight"))
+        if "strategy" in given:
+            get_strategy(given["strategy"])
+    return given
+
+
 @main.command()
 @click.argument("project")
 @click.option("--labels", required=True, help='Comma-separated tags in display order, e.g. "A,B,C".')
 @click.option("--seed", type=int, default=None, help="Seed of the serving order (default: random).")
+@setting_options
 @db_option
-def init(project: str, labels: str, seed: int | None, db_url: str | None) -> None:
-    """Create PROJECT with an ordered list of tags (an existing project is an error)."""
+def init(project: str, labels: str, seed: int | None, db_url: str | None, **options: Any) -> None:
+    """Create PROJECT with an ordered list of tags (an existing project is an error).
+
+    The settings options are those of `configure` (which changes them later)."""
+    from labelloop.store.configure import normalise_settings
+
+    values = normalise_settings(_settings_given(options))
     engine = engine_for(db_url)
     with writing(engine) as conn:
         created = store_projects.create_project(
-            conn, name=project, labels=store_projects.parse_tag_list(labels), seed=seed
+            conn, name=project, labels=store_projects.parse_tag_list(labels), seed=seed, settings=values
         )
     click.echo(f"created project {created.name!r} with tags: {', '.join(created.tag_names)}")
+
+
+@main.command()
+@click.argument("project")
+@setting_options
+@db_option
+def configure(project: str, db_url: str | None, **options: Any) -> None:
+    """Show or change PROJECT's settings; with no option, print them.
+
+    Changes are validated (nothing changes on an error), recorded in the audit log and
+    printed. A new overlap fraction or k applies at once to every item without a label yet
+    (and to items imported later); items with labels keep the number of labellers they had.
+    """
+    from labelloop.store.configure import configure_project, effective_settings
+
+    values = _settings_given(options)
+    engine = engine_for(db_url)
+    with writing(engine) as conn:
+        proj = store_projects.get_project(conn, name=project)
+        if not values:
+            for key, value in effective_settings(proj).items():
+                click.echo(f"{key}: {_show(key, value)}")
+            return
+        done = configure_project(conn, project=proj, values=values)
+    if not done.changes:
+        click.echo("nothing changed")
+    for key, (old, new) in done.changes.items():
+        click.echo(f"{key}: {_show(key, old)} -> {_show(key, new)}")
+    if "overlap_fraction" in done.changes or "overlap_k" in done.changes:
+        click.echo(f"{done.retargeted:,} unlabelled items got a new number of labellers")
+
+
+def _show(key: str, value: Any) -> str:
+    if value is None:
+        return "$LABELLOOP_LEASE_SECONDS" if key == "lease_seconds" else "none"
+    return str(value)
 
 
 @main.command()
@@ -89,7 +170,8 @@ def init(project: str, labels: str, seed: int | None, db_url: str | None) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @db_option
 def status(project: str, as_json: bool, db_url: str | None) -> None:
-    """Show PROJECT's progress: items, labelled items, labels per tag, the model, agreement."""
+    """Show PROJECT's progress: items, labelled items, labels per tag, the model, its audit
+    estimate (accuracy on random held-out items, 95 % CI), the stopping advice and agreement."""
     from labelloop.orchestrator.quality import agreement_report, status_summary
 
     engine = engine_for(db_url)
@@ -97,6 +179,7 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
         proj = store_projects.get_project(conn, name=project)
         summary = project_summary(conn, project=proj)
         summary["model"] = store_runs.current_model(conn, project_id=proj.id)
+        summary.update(store_runs.quality_summary(conn, project_id=proj.id))  # audit, advice
         summary["agreement"] = status_summary(agreement_report(conn, project=proj))
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
@@ -124,12 +207,26 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
         cv = model["cv"]
         score = f", CV accuracy {cv['accuracy']:.3f}, macro-F1 {cv['macro_f1']:.3f}" if cv else ", not cross-validated yet"
         console.print(f"model: version {model['version']} from {model['labels_used']:,} labels{score}", soft_wrap=True)
+    _print_audit(console, summary["audit"], summary["advice"])
     agree = summary["agreement"]
     if agree["items_with_overlap"]:
         alpha = agree["krippendorff_alpha"]
         console.print(f"agreement: {agree['items_with_overlap']:,} items labelled by several people, "
                       f"{agree['percent']:.1%} of label pairs agree, Krippendorff's alpha "
                       f"{'undefined' if alpha is None else f'{alpha:.3f}'}", soft_wrap=True)
+
+
+def _print_audit(console: Console, audit: dict[str, Any], advice: dict[str, Any] | None) -> None:
+    """The audit estimate (beside the CV score, which reads actively chosen, harder items) and the advice."""
+    if audit["accuracy"] is not None:
+        lo, hi = audit["ci95"]
+        console.print(
+            f"audit estimate: {audit['accuracy']:.1%} accurate (95 % CI {lo:.1%}-{hi:.1%}) on "
+            f"{audit['labelled']:,} random audit items the model never trained on; unlike CV, it is unbiased",
+            soft_wrap=True,
+        )
+    if advice is not None:
+        console.print(f"advice: {advice['message']}", soft_wrap=True)
 
 
 @main.group()

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from labelloop.errors import InvalidInputError, NotEnoughLabelsError
-from labelloop.learn.evaluation import can_cross_validate, can_train, cross_validate, evaluate, n_folds
+from labelloop.learn.evaluation import (
+    audit_estimate,
+    can_cross_validate,
+    can_train,
+    cross_validate,
+    evaluate,
+    n_folds,
+)
 from labelloop.learn.features import make_featurizer
 from labelloop.learn.models import get_model_spec
 
@@ -146,3 +153,43 @@ def test_cross_validate_refuses_too_few_labels(tags, message, tfidf):
 def test_cross_validate_checks_shapes(tfidf):
     with pytest.raises(InvalidInputError, match="X has 45 rows but there are 4 labels"):
         cross_validate(get_model_spec("tfidf-logreg").make_classifier, tfidf, ["a", "a", "b", "b"])
+
+
+def _wilson_cc(c: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson's score interval with continuity correction by its textbook formula (Newcombe 1998)."""
+    p = c / n
+    lo = 0.0 if c == 0 else (2 * n * p + z * z - 1 - z * np.sqrt(z * z - 2 - 1 / n + 4 * p * (n * (1 - p) + 1))) / (
+        2 * (n + z * z))
+    hi = 1.0 if c == n else (2 * n * p + z * z + 1 + z * np.sqrt(z * z + 2 - 1 / n + 4 * p * (n * (1 - p) - 1))) / (
+        2 * (n + z * z))
+    return lo, hi
+
+
+@pytest.mark.parametrize(("c", "n"), [(45, 50), (30, 30), (0, 7), (93, 120)])
+def test_audit_estimate_is_the_accuracy_with_a_continuity_corrected_wilson_interval(c, n):
+    y_true = ["a"] * n
+    y_pred = ["a"] * c + ["b"] * (n - c)
+    result = audit_estimate(y_true, y_pred)
+    assert (result["labelled"], result["correct"]) == (n, c)
+    assert result["accuracy"] == pytest.approx(c / n)
+    assert result["ci95"] == pytest.approx(list(_wilson_cc(c, n)), abs=1e-9)
+    assert result["ci95"][0] <= result["accuracy"] <= result["ci95"][1]
+    json.dumps(result)
+
+
+def test_the_audit_interval_covers_95_percent_even_near_accuracy_1():
+    """Exact coverage over the binomial, where plain Wilson falls to about 86 %."""
+    from scipy.stats import binom
+
+    n = 50
+    bounds = [audit_estimate(["a"] * n, ["a"] * c + ["b"] * (n - c))["ci95"] for c in range(n + 1)]
+    for p in np.linspace(0.5, 0.999, 200):
+        weights = binom.pmf(np.arange(n + 1), n, p)
+        covered = sum(w for w, (lo, hi) in zip(weights, bounds) if lo <= p <= hi)
+        assert covered >= 0.95 - 1e-9
+
+
+def test_audit_estimate_without_audit_items_is_null():
+    assert audit_estimate([], []) == {"labelled": 0, "correct": 0, "accuracy": None, "ci95": None}
+    with pytest.raises(InvalidInputError):
+        audit_estimate(["a"], ["a", "b"])

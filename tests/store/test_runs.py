@@ -217,3 +217,56 @@ def test_the_lock_row_is_exclusive_until_stale(engine, project):
         assert store_runs.lock_holder(conn, project_id=project.id)[0] == "B"
         store_runs.release_lock_row(conn, project_id=project.id, holder="B")
         assert store_runs.lock_holder(conn, project_id=project.id) is None
+
+
+def test_stop_set_is_the_smallest_rand_keys_and_recent_model_runs_skip_cold_starts(engine, project):
+    with reading(engine) as conn:
+        rows = conn.execute(select(items.c.id, items.c.rand).where(items.c.project_id == project.id)).all()
+        stop = store_runs.stop_set_ids(conn, project_id=project.id, size=10)
+    assert stop.tolist() == sorted(r.id for r in sorted(rows, key=lambda r: r.rand)[:10])
+    states = ["model", "not_enough_labels", "model", "model"]
+    for state in states:
+        run = start(engine, project)
+        with writing(engine) as conn:
+            store_runs.switch_to_run(conn, project_id=project.id, run_id=run.id, metrics={"state": state}, path=None)
+    failed = start(engine, project)
+    with writing(engine) as conn:
+        store_runs.fail_run(conn, run_id=failed.id, error="boom", metrics={"state": "model"})
+        recent = store_runs.recent_model_runs(conn, project_id=project.id, limit=3)
+        assert [r.version for r in store_runs.recent_model_runs(conn, project_id=project.id, limit=2)] == [4, 3]
+    assert [r.version for r in recent] == [4, 3, 1]
+
+
+def test_audit_items_reached_by_a_serving_order(engine, project):
+    from labelloop.store import users as store_users
+    from labelloop.store.schema import assignments
+
+    ids = item_ids(engine, project)
+    run = start(engine, project, now=T0)
+    store_scores.write_scores(engine, run_id=run.id, item_ids=ids, priorities=np.arange(len(ids), dtype=float))
+    with writing(engine) as conn:
+        store_runs.switch_to_run(conn, project_id=project.id, run_id=run.id, metrics={}, path=None, now=T0)
+        run = store_runs.get_run(conn, run_id=run.id)
+        user = store_users.create_user(conn, name="u", role="labeller", password="a long password").id
+    audit = [int(ids[49]), int(ids[30]), int(ids[5])]  # priorities 49, 30 and 5
+
+    def serve(items_, *, when, is_audit=False):
+        with writing(engine) as conn:
+            conn.execute(insert(assignments), [
+                {"project_id": project.id, "item_id": int(i), "user_id": user, "state": "labelled",
+                 "is_audit": is_audit, "leased_at": when, "expires_at": when} for i in items_])
+
+    def reached():
+        with reading(engine) as conn:
+            return store_runs.audit_items_reached(conn, project_id=project.id, run=run, audit_ids=audit).tolist()
+
+    with reading(engine) as conn:
+        assert store_runs.audit_items_reached(conn, project_id=project.id, run=None, audit_ids=audit).tolist() == audit
+    assert reached() == []  # nothing served yet under this run
+    serve(ids[40:45], when=T0 - timedelta(minutes=1))  # before the run served: not counted
+    serve(ids[0:3], when=T0 + timedelta(minutes=1), is_audit=True)  # audit draws: not counted
+    assert reached() == []
+    serve(ids[45:48], when=T0 + timedelta(minutes=2))  # 3 items served: the 3rd best non-audit is 46
+    assert reached() == [int(ids[49])]
+    serve(list(ids[31:40]) + list(ids[20:28]), when=T0 + timedelta(minutes=3))  # 20 served: the 20th is 28
+    assert reached() == sorted([int(ids[49]), int(ids[30])])

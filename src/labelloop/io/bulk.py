@@ -8,6 +8,10 @@
 Both run on the SQLAlchemy connection's own driver connection, so everything stays in the one
 import transaction and a failure rolls all of it back. All values are bound parameters.
 
+New items get ``target_labels`` by the project's overlap rule
+(:func:`labelloop.store.items.target_labels_for`: ``k`` different labellers for the overlap
+share, else 1); items imported with a label need no more labellers (target 1).
+
 :class:`BackgroundWriter` writes chunks in a second thread while the next chunk is parsed (the
 database drivers release the GIL while the database works); at most two chunks wait in its
 queue, so memory stays bounded.
@@ -18,12 +22,14 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, false, func, insert, literal, null, select, text
 
 from labelloop.store.engine import is_sqlite
+from labelloop.store.items import OVERLAP_SCALE
 from labelloop.store.schema import annotations, items
 
 #: (external id, display JSON text, model text, rand key, label tag id or None)
@@ -35,9 +41,17 @@ SQLITE_IMPORT_CACHE_KIB = 256 * 1024
 _PG_IMPORT_LOCK = 0x6C6C696D
 
 _ITEM_COLUMNS = (
-    "project_id, external_id, display, text, rand, n_labels, label_tag_id, label_source, "
+    "project_id, external_id, display, text, rand, n_labels, target_labels, label_tag_id, label_source, "
     "created_at, updated_at"
 )
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """The overlap rule of new items: ``rand % OVERLAP_SCALE < threshold`` needs ``k`` labellers."""
+
+    threshold: int = 0
+    k: int = 1
 
 
 class ItemWriter:
@@ -51,7 +65,7 @@ class ItemWriter:
 
 
 class SqliteItemWriter(ItemWriter):
-    def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool):
+    def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool, overlap: Overlap):
         self._cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         # A bigger page cache for the duration of the import: the unique and the random-order
         # index take inserts all over their B-trees. Restored by close().
@@ -61,9 +75,11 @@ class SqliteItemWriter(ItemWriter):
         self._now = stamp(now) if stamp else now
         self._project_id = project_id
         self._update = update
+        self._overlap = overlap
 
     def write(self, rows: list[ItemRow]) -> tuple[int, int]:
         cursor, pid, now = self._cursor, self._project_id, self._now
+        threshold, k = self._overlap.threshold, self._overlap.k
         updated = 0
         if self._update:
             cursor.executemany(
@@ -73,12 +89,12 @@ class SqliteItemWriter(ItemWriter):
             )
             updated = max(cursor.rowcount, 0)
         cursor.executemany(
-            f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (project_id, external_id) DO NOTHING",
             [
-                (pid, ext, display, body, rand, 0, None, None, now, now)
+                (pid, ext, display, body, rand, 0, k if rand % OVERLAP_SCALE < threshold else 1, None, None, now, now)
                 if tag is None
-                else (pid, ext, display, body, rand, 1, tag, "human", now, now)
+                else (pid, ext, display, body, rand, 1, 1, tag, "human", now, now)
                 for ext, display, body, rand, tag in rows
             ],
         )
@@ -94,9 +110,10 @@ class SqliteItemWriter(ItemWriter):
 class PostgresItemWriter(ItemWriter):
     _STAGE = "labelloop_import_stage"
 
-    def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool):
+    def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool, overlap: Overlap):
         self._raw: Any = conn.connection.driver_connection
-        self._params = {"p": project_id, "now": now}
+        self._params = {"p": project_id, "now": now, "scale": OVERLAP_SCALE, "threshold": overlap.threshold,
+                        "k": overlap.k}
         self._update = update
         with self._raw.cursor() as cur:
             cur.execute(
@@ -124,7 +141,9 @@ class PostgresItemWriter(ItemWriter):
             cur.execute(
                 f"INSERT INTO items ({_ITEM_COLUMNS}) "
                 "SELECT %(p)s, external_id, display, text, rand, "
-                "CASE WHEN label_tag_id IS NULL THEN 0 ELSE 1 END, label_tag_id, "
+                "CASE WHEN label_tag_id IS NULL THEN 0 ELSE 1 END, "
+                "CASE WHEN label_tag_id IS NULL AND rand %% %(scale)s < %(threshold)s THEN %(k)s ELSE 1 END, "
+                "label_tag_id, "
                 "CASE WHEN label_tag_id IS NULL THEN NULL ELSE 'human' END, %(now)s, %(now)s "
                 f"FROM {stage} ON CONFLICT (project_id, external_id) DO NOTHING",
                 self._params,
@@ -195,9 +214,10 @@ class BackgroundWriter:
             self._raise()
 
 
-def make_writer(conn: Connection, *, project_id: int, now: datetime, update: bool) -> ItemWriter:
+def make_writer(conn: Connection, *, project_id: int, now: datetime, update: bool,
+                overlap: Overlap | None = None) -> ItemWriter:
     cls = SqliteItemWriter if is_sqlite(conn) else PostgresItemWriter
-    return cls(conn, project_id=project_id, now=now, update=update)
+    return cls(conn, project_id=project_id, now=now, update=update, overlap=overlap or Overlap())
 
 
 def lock_project_for_import(conn: Connection, *, project_id: int) -> None:

@@ -1,4 +1,5 @@
-"""Pure machine learning for labelloop: featurizers, models, query strategies, selection, evaluation.
+"""Pure machine learning for labelloop: featurizers, models, query strategies, selection,
+evaluation (CV and the held-out audit estimate) and the stopping advice.
 
 Imports only numpy, scipy, scikit-learn and joblib (plus, lazily, the optional ``wordllama``;
 ``krippendorff`` in :mod:`labelloop.learn.agreement`, the agreement between labellers) and
@@ -20,6 +21,7 @@ A round, as the orchestrator runs it::
 from labelloop.learn.classifiers import AdaptiveMLPClassifier, CalibratedLinearSVC
 from labelloop.learn.evaluation import (
     MAX_FOLDS,
+    audit_estimate,
     can_cross_validate,
     can_train,
     cross_validate,
@@ -36,13 +38,25 @@ from labelloop.learn.features import (
 )
 from labelloop.learn.models import DEFAULT_MODEL, MODEL_NAMES, ModelSpec, build_pipeline, get_model_spec
 from labelloop.learn.selection import cold_start_order, priorities_from_order, queue_order
+from labelloop.learn.stopping import (
+    KAPPA_THRESHOLD,
+    MIN_AUDIT_LABELS,
+    STABLE_PAIRS,
+    STOP_SET_SIZE,
+    advise,
+    stability,
+)
 from labelloop.learn.strategies import STRATEGIES, STRATEGY_NAMES, Strategy, get_strategy
 
 __all__ = [
     "DEFAULT_MODEL",
     "FEATURIZER_NAMES",
+    "KAPPA_THRESHOLD",
     "MAX_FOLDS",
+    "MIN_AUDIT_LABELS",
     "MODEL_NAMES",
+    "STABLE_PAIRS",
+    "STOP_SET_SIZE",
     "STRATEGIES",
     "STRATEGY_NAMES",
     "AdaptiveMLPClassifier",
@@ -52,6 +66,8 @@ __all__ = [
     "ModelSpec",
     "Strategy",
     "TfidfFeaturizer",
+    "advise",
+    "audit_estimate",
     "build_pipeline",
     "can_cross_validate",
     "can_train",
@@ -65,4 +81,5 @@ __all__ = [
     "n_folds",
     "priorities_from_order",
     "queue_order",
+    "stability",
 ]

@@ -11,6 +11,10 @@ cold-start order of :func:`labelloop.learn.cold_start_order`, with ``state`` =
 ``"not_enough_labels"`` and the reason in ``message``. With a model but too few labels per tag
 for stratified cross-validation, the model still serves and ``cv`` is None (``cv_message``
 says why).
+
+Optionally a round also predicts held-out rows: ``eval_rows`` with their labels ``eval_y``
+(the audit items, never trained on) give ``audit`` (:func:`labelloop.learn.audit_estimate`),
+and ``stop_rows`` (the stop set) give ``stop_predicted`` for the stability check.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from labelloop.errors import InvalidInputError, NotEnoughLabelsError
 from labelloop.learn import (
+    audit_estimate,
     can_train,
     cold_start_order,
     cross_validate,
@@ -57,6 +62,8 @@ class RoundOutput:
     cv: dict[str, Any] | None = None
     cv_message: str | None = None
     top: list[dict[str, Any]] = field(default_factory=list)
+    audit: dict[str, Any] | None = None  # accuracy on eval_rows (labelled, correct, accuracy, ci95)
+    stop_predicted: np.ndarray | None = None  # the predicted tag of each of stop_rows
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds: fit, cv, predict
     cpu: dict[str, float] = field(default_factory=dict)  # the same phases in process CPU seconds
 
@@ -80,6 +87,9 @@ def compute_round(
     evaluate: bool = True,
     check: Callable[[], None] | None = None,
     threads: int | None = 1,
+    eval_rows: np.ndarray | None = None,
+    eval_y: np.ndarray | None = None,
+    stop_rows: np.ndarray | None = None,
 ) -> RoundOutput:
     """Fit, cross-validate and rank ``pool_rows`` (default: every row not in ``train_rows``).
 
@@ -87,22 +97,37 @@ def compute_round(
     ``y``: the label (tag) of each of ``train_rows``; ``seed``: anything
     ``numpy.random.default_rng`` takes. ``check()`` is called between phases and may raise to
     abandon the round. ``threads``: BLAS/OpenMP threads during the round (1 by default: on a
-    busy 2-core machine OpenBLAS's spinning threads made L-BFGS 4x slower; None: as is)."""
-    args = (features, train_rows, y, pool_rows, model, strategy, exploration, class_weight, seed, evaluate, check)
+    busy 2-core machine OpenBLAS's spinning threads made L-BFGS 4x slower; None: as is).
+    ``eval_rows``/``eval_y``: held-out rows and their labels, scored into ``audit``;
+    ``stop_rows``: rows whose predictions go to ``stop_predicted`` (both only with a model)."""
+    held_out = _HeldOut(eval_rows, eval_y, stop_rows)
+    args = (features, train_rows, y, pool_rows, model, strategy, exploration, class_weight, seed, evaluate, check,
+            held_out)
     if threads is None:
         return _compute(*args)
     with threadpool_limits(limits=threads):
         return _compute(*args)
 
 
+@dataclass(frozen=True)
+class _HeldOut:
+    eval_rows: np.ndarray | None
+    eval_y: np.ndarray | None
+    stop_rows: np.ndarray | None
+
+
 def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str, strategy: str,
              exploration: float, class_weight: Any, seed: Any, evaluate: bool,
-             check: Callable[[], None] | None) -> RoundOutput:
+             check: Callable[[], None] | None, held_out: _HeldOut) -> RoundOutput:
     source = features if hasattr(features, "chunks") else InMemoryFeatures(features)
     train_rows = np.asarray(train_rows, dtype=np.int64)
     y = np.asarray(y)
     if train_rows.shape != y.shape:
         raise InvalidInputError(f"{len(train_rows)} labelled rows but {len(y)} labels")
+    if (held_out.eval_rows is None) != (held_out.eval_y is None) or (
+        held_out.eval_rows is not None and len(held_out.eval_rows) != len(held_out.eval_y)  # type: ignore[arg-type]
+    ):
+        raise InvalidInputError("give eval_rows and eval_y together, one label per row")
     if pool_rows is None:
         pool_rows = np.setdiff1d(np.arange(source.n_rows), train_rows)
     pool_rows = np.unique(np.asarray(pool_rows, dtype=np.int64))
@@ -140,12 +165,27 @@ def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str,
     order = queue_order(scores, features=head, exploration=exploration, diversity=True,
                         candidates=DIVERSITY_CANDIDATES, rng=rng)
     priorities = priorities_from_order(order)
+    audit = stop_predicted = None
+    if held_out.eval_rows is not None:
+        audit = audit_estimate(np.asarray(held_out.eval_y, dtype=object),
+                               _labels_of(source, held_out.eval_rows, classifier))
+    if held_out.stop_rows is not None:
+        stop_predicted = _labels_of(source, held_out.stop_rows, classifier)
     clock.lap("predict")
     return RoundOutput(
         "model", pool_rows, priorities, classes=np.asarray(classifier.classes_), predicted_index=predicted,
         confidence=confidence, scores=scores, classifier=classifier, cv=cv, cv_message=cv_message,
-        top=_top(order, scores), timings=clock.wall, cpu=clock.cpu,
+        top=_top(order, scores), audit=audit, stop_predicted=stop_predicted, timings=clock.wall, cpu=clock.cpu,
     )
+
+
+def _labels_of(source: FeatureSource, rows: np.ndarray, classifier: Any) -> np.ndarray:
+    """The classifier's label (its most probable class, as for the pool) of each of ``rows``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    classes = np.asarray(classifier.classes_, dtype=object)
+    if len(rows) == 0:
+        return np.zeros(0, dtype=object)
+    return classes[classifier.predict_proba(source.rows(rows)).argmax(axis=1)]
 
 
 class _Clock:

@@ -43,6 +43,9 @@ def summary(result: RoundResult) -> str:
     what = "cold-start order" if result.state != "model" else "model"
     cv = result.cv
     score = f", CV accuracy {cv['accuracy']:.3f} macro-F1 {cv['macro_f1']:.3f}" if cv else ""
+    audit = result.audit or {}
+    if audit.get("accuracy") is not None:
+        score += f", audit accuracy {audit['accuracy']:.3f} on {audit['labelled']} items"
     why = f" ({result.message})" if result.state != "model" and result.message else ""
     return (
         f"{result.project}: version {result.version} serving ({what}{why}), {result.labels_used} labels, "

@@ -4,6 +4,11 @@ snapshot -> features (cached) -> fit -> cv -> save model file -> predict -> writ
 new version (chunked, invisible to the queue) -> switch ``projects.current_run_id`` in one
 short transaction -> delete older versions' scores and prune model files.
 
+Held-out design (:mod:`labelloop.orchestrator.heldout`): audit items are never trained on (nor
+cross-validated) unless a serving order reached them; each model round predicts the held-out
+ones and the stop set, and stores the audit estimate, the stability against the previous model
+and the stopping advice in the run's metrics.
+
 If anything fails or the round is stopped before the switch, the run is marked failed and its
 rows deleted: labellers keep being served the previous version throughout.
 """
@@ -25,9 +30,10 @@ from sqlalchemy import Engine
 
 from labelloop.config import Settings
 from labelloop.errors import LabelloopError, LockedError
-from labelloop.learn import get_model_spec, get_strategy
+from labelloop.learn import STOP_SET_SIZE, get_model_spec, get_strategy
 from labelloop.orchestrator.compute import DIVERSITY_CANDIDATES, RoundOutput, compute_round
 from labelloop.orchestrator.features import FeatureCache
+from labelloop.orchestrator.heldout import PREVIOUS_RUNS, quality_metrics, read_labels
 from labelloop.orchestrator.lock import ProjectLock
 from labelloop.orchestrator.modelfiles import project_dir, prune_models, save_model
 from labelloop.store import reading, writing
@@ -66,6 +72,8 @@ class RoundResult:
     cv: dict[str, Any] | None = None
     path: str | None = None
     features: str | None = None  # "cached", "updated" or "built"
+    audit: dict[str, Any] | None = None  # the held-out audit estimate (model rounds)
+    advice: dict[str, Any] | None = None  # the stopping advice (model rounds)
     # Wall seconds per phase (PHASES), "serving" (start to switch) and "total"; cpu: the
     # process's CPU seconds per phase (the database server's work is not in it).
     timings: dict[str, float] = field(default_factory=dict)
@@ -124,7 +132,9 @@ def run_round(
     # ---- snapshot (and validate the request before anything is written)
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
-        snap = store_runs.label_snapshot(conn, project_id=proj.id)
+        snap = read_labels(conn, project_id=proj.id)
+        stop_ids = store_runs.stop_set_ids(conn, project_id=proj.id, size=STOP_SET_SIZE)
+        previous = store_runs.recent_model_runs(conn, project_id=proj.id, limit=PREVIOUS_RUNS)
     model_name = model or proj.setting("model")
     strategy_name = strategy or proj.setting("strategy")
     spec = get_model_spec(model_name, class_weight=proj.setting("class_weight"))
@@ -133,11 +143,14 @@ def run_round(
 
     # ---- features (cached; built or updated only when the pool changed)
     features, ids, featurizer, how = feature_cache(settings, proj, spec.featurizer).ensure(engine, project_id=proj.id)
-    train_rows, train_ok = _rows_of(ids, snap["train_ids"])
+    train_rows, train_ok = _rows_of(ids, snap.train_ids)
     names = {t.id: t.name for t in proj.tags}
-    y = np.array([names[t] for t in snap["train_tags"][train_ok].tolist()], dtype=object)  # tag names
-    closed_rows, _ = _rows_of(ids, snap["closed_ids"])
+    y = np.array([names[t] for t in snap.train_tags[train_ok].tolist()], dtype=object)  # tag names
+    closed_rows, _ = _rows_of(ids, snap.closed_ids)
     pool_rows = np.setdiff1d(np.arange(len(ids)), closed_rows)
+    audit_rows, audit_ok = _rows_of(ids, snap.audit_ids)
+    audit_y = np.array([names[t] for t in snap.audit_tags[audit_ok].tolist()], dtype=object)
+    stop_rows, stop_ok = _rows_of(ids, stop_ids)
     lap("features")
     check()
 
@@ -151,7 +164,7 @@ def run_round(
         out = compute_round(
             features, train_rows, y, pool_rows=pool_rows, model=model_name, strategy=strategy_name,
             exploration=float(proj.setting("exploration")), class_weight=proj.setting("class_weight"),
-            seed=[proj.seed, run.version], check=check,
+            seed=[proj.seed, run.version], check=check, eval_rows=audit_rows, eval_y=audit_y, stop_rows=stop_rows,
         )
         for name in ("fit", "cv", "predict"):
             timings[name] = out.timings.get(name, 0.0)
@@ -160,6 +173,13 @@ def run_round(
         check()
         metrics = _metrics(proj, out, ids, y, n_items=len(ids), featurizer=spec.featurizer,
                            exploration=float(proj.setting("exploration")))
+        metrics["human_labels"] = snap.human_labels
+        metrics["audit_reached"] = [int(i) for i in snap.reached]
+        if out.state == "model":
+            metrics.update(quality_metrics(
+                audit=out.audit, stop_ids=stop_ids[stop_ok], stop_tag_ids=_names_to_ids(proj, out.stop_predicted),
+                previous=previous,
+            ))
         if out.state == "model":
             path = save_model(
                 project_dir(settings.models_dir, project_name=proj.name, project_id=proj.id),
@@ -208,6 +228,7 @@ def run_round(
     timings["total"] = time.perf_counter() - t0
     result.status, result.state, result.message = "complete", out.state, out.message
     result.scored, result.cv, result.path = len(out.pool_rows), metrics["cv"], None if path is None else str(path)
+    result.audit, result.advice = metrics.get("audit"), metrics.get("advice")
     return result
 
 
@@ -218,6 +239,11 @@ def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarra
     rows = np.searchsorted(ids, wanted)
     found = (rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == wanted)
     return rows[found], found
+
+
+def _names_to_ids(proj: Project, names: np.ndarray | None) -> np.ndarray:
+    by_name = {t.name: t.id for t in proj.tags}
+    return np.array([by_name[str(n)] for n in ([] if names is None else names)], dtype=np.int64)
 
 
 def _tag_ids(proj: Project, out: RoundOutput) -> np.ndarray | None:

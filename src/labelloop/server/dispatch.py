@@ -8,6 +8,9 @@ never wait on each other's locks inside a process, and one commit serves many re
 Claims use a per-project buffer of candidate item ids, refilled in queue order from the
 index (:func:`labelloop.store.queue.candidates`); every claim is still checked and made in
 the database (:func:`labelloop.store.queue.try_claim`), so several processes stay correct.
+An audit draw (probability ``audit_fraction``, from this process's own random generator)
+bypasses the buffer and leases the first available item in the seeded random order
+(:func:`labelloop.store.queue.claim_first` with ``audit=True``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue as queue_mod
+import random
 import threading
 import time
 from collections import deque
@@ -65,8 +69,10 @@ class Dispatcher:
     SQLite allows one writer at a time: one thread. PostgreSQL locks rows, so a few threads
     work at once (each waits on network round trips and commits, not on the others)."""
 
-    def __init__(self, engine: Engine, *, threads: int | None = None, max_batch: int = MAX_BATCH):
+    def __init__(self, engine: Engine, *, threads: int | None = None, max_batch: int = MAX_BATCH,
+                 rng: random.Random | None = None):
         self.engine = engine
+        self.rng = rng or random.Random()  # audit draws: seeded from the OS per process
         self.max_batch = max_batch if engine.dialect.name == "sqlite" else min(max_batch, PG_MAX_BATCH)
         self.n_threads = threads or (1 if engine.dialect.name == "sqlite" else PG_WRITERS)
         self._jobs: queue_mod.SimpleQueue[tuple[Op, Future[Any], bool] | None] = queue_mod.SimpleQueue()
@@ -196,6 +202,12 @@ class Dispatcher:
         )
         if lease is not None:
             return lease
+        if store_queue.is_audit_draw(project, self.rng):
+            lease = store_queue.claim_first(
+                conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now, audit=True
+            )
+            if lease is not None:
+                return lease
         buf = self._buffers.get(project.id)
         if buf is None or buf.run_id != project.current_run_id or time.monotonic() - buf.filled_at > BUFFER_MAX_AGE:
             buf = self._refill(conn, project, now)

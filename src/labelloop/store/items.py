@@ -6,12 +6,15 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select, update
 
 from labelloop.errors import NotFoundError
 from labelloop.store.labels import label_counts
 from labelloop.store.projects import Project
 from labelloop.store.schema import items
+
+#: Overlap items are those whose ``rand`` modulo this falls below ``round(F * OVERLAP_SCALE)``.
+OVERLAP_SCALE = 1_000_000
 
 
 def rand_key(seed: int, external_id: str) -> int:
@@ -20,6 +23,35 @@ def rand_key(seed: int, external_id: str) -> int:
     Independent of file order, stable across re-imports."""
     digest = hashlib.blake2b(f"{seed}\x1f{external_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
+
+
+def overlap_threshold(fraction: float) -> int:
+    """Items with ``rand % OVERLAP_SCALE`` below this are overlap items (``fraction`` of them).
+
+    The rule reads the low digits of ``rand`` while the serving order reads the whole key (its
+    high bits decide), so which items overlap is independent of the order they are served in."""
+    return round(float(fraction) * OVERLAP_SCALE)
+
+
+def target_labels_for(rand: int, *, fraction: float, k: int) -> int:
+    """How many different labellers an item with key ``rand`` needs: ``k`` for an overlap item, else 1."""
+    return int(k) if rand % OVERLAP_SCALE < overlap_threshold(fraction) else 1
+
+
+def apply_overlap(conn: Connection, *, project_id: int, fraction: float, k: int) -> int:
+    """Set ``target_labels`` of the project's items without any label yet by the overlap rule
+    (:func:`target_labels_for`), in one UPDATE; returns how many items changed.
+
+    Items with labels keep their target: what their labellers were asked stays as it was.
+    ``updated_at`` is left alone (it marks changed texts for the feature cache)."""
+    target = case((items.c.rand % OVERLAP_SCALE < overlap_threshold(fraction), int(k)), else_=1)
+    result = conn.execute(
+        update(items)
+        .where(items.c.project_id == project_id, items.c.n_labels == 0, items.c.target_labels != target)
+        .values(target_labels=target)
+        .execution_options(preserve_rowcount=True)
+    )
+    return max(int(result.rowcount or 0), 0)
 
 
 @dataclass(frozen=True)

@@ -99,19 +99,31 @@ def validate_project_name(name: str) -> None:
 
 
 def check_settings(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate project settings; returns them unchanged."""
+    """Validate project settings; returns them unchanged. InvalidInputError names the problem.
+
+    Model and strategy names are checked for type only here (the store knows no models);
+    ``labelloop configure`` and the orchestrator resolve them."""
     unknown = set(values) - set(PROJECT_SETTINGS_DEFAULTS)
     if unknown:
         raise InvalidInputError(f"unknown project settings: {', '.join(sorted(unknown))}")
-    for key in ("overlap_fraction", "audit_fraction", "exploration"):
-        if key in values and not 0.0 <= float(values[key]) <= 1.0:
-            raise InvalidInputError(f"{key} must be between 0 and 1, got {values[key]}")
-    if "overlap_k" in values and int(values["overlap_k"]) < 2:
-        raise InvalidInputError(f"overlap_k must be at least 2, got {values['overlap_k']}")
-    if values.get("lease_seconds") is not None and int(values["lease_seconds"]) < 5:
-        raise InvalidInputError("lease_seconds must be at least 5")
-    if "min_new_labels" in values and int(values["min_new_labels"]) < 1:
-        raise InvalidInputError("min_new_labels must be at least 1")
+    try:
+        for key in ("overlap_fraction", "audit_fraction", "exploration"):
+            if key in values and not 0.0 <= float(values[key]) <= 1.0:
+                raise InvalidInputError(f"{key} must be between 0 and 1, got {values[key]}")
+        if "overlap_k" in values and int(values["overlap_k"]) < 2:
+            raise InvalidInputError(f"overlap_k must be at least 2, got {values['overlap_k']}")
+        if values.get("lease_seconds") is not None and int(values["lease_seconds"]) < 5:
+            raise InvalidInputError("lease_seconds must be at least 5")
+        if "min_new_labels" in values and int(values["min_new_labels"]) < 1:
+            raise InvalidInputError("min_new_labels must be at least 1")
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"invalid project setting value: {exc}") from None
+    for key in ("model", "strategy"):
+        if key in values and (not isinstance(values[key], str) or not values[key].strip()):
+            raise InvalidInputError(f"{key} must be a non-empty name, got {values[key]!r}")
+    weight = values.get("class_weight")
+    if weight is not None and weight != "balanced" and not isinstance(weight, dict):
+        raise InvalidInputError(f"class_weight must be 'balanced' or none, got {weight!r}")
     return values
 
 

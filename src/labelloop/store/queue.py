@@ -10,6 +10,15 @@ Rules (one row per (item, user) in ``assignments``, state ``leased``/``labelled`
   same item; a labeller holds at most one lease per project.
 - Order: by the current model run's ``item_scores.priority`` (highest first) when the project
   has one, otherwise by the seeded random key ``items.rand`` (``ix_items_open``). Never file order.
+- Audit draws: with an injected ``random.Random``, each claim is an *audit draw* with the
+  probability of the project's ``audit_fraction``. An audit draw leases the first item available
+  to the user in the seeded random order (``items.rand``) instead of the priority order, which
+  is a uniformly random pick among the items still needing labels (the model never chose it),
+  and flags the assignment ``is_audit`` (its annotation inherits the flag; undo keeps it). If
+  nothing is available in that order the claim falls back to the normal order, unflagged.
+  Nothing in a :class:`Lease` answer tells the labeller (the API never shows ``is_audit``).
+  A skipped audit item returns to the queue and, having the smallest key, is usually the next
+  audit draw of someone else.
 - Claims are atomic: on SQLite the whole claim runs inside ``BEGIN IMMEDIATE``
   (:func:`labelloop.store.engine.writing`); on PostgreSQL the item row is locked with
   ``FOR UPDATE SKIP LOCKED`` and availability is checked again under the lock.
@@ -20,6 +29,7 @@ can be injected (tests, simulations) and defaults to the current UTC time.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,11 +85,13 @@ def _finished_by(item_id: Any, user_id: int) -> Any:
 
 
 def candidates(
-    conn: Connection, *, project: Project, now: datetime, limit: int, user_id: int | None = None
+    conn: Connection, *, project: Project, now: datetime, limit: int, user_id: int | None = None,
+    audit: bool = False,
 ) -> list[int]:
     """Ids of up to ``limit`` items that still need labels and are not held by live leases,
     in queue order. With ``user_id``: only items available to that user (and their own live
-    leases do not count as holding). Without: any user's view (``user_id`` 0 matches nobody)."""
+    leases do not count as holding). Without: any user's view (``user_id`` 0 matches nobody).
+    With ``audit``: in the seeded random order alone (the audit draw), priorities ignored."""
     uid = user_id if user_id is not None else 0
     held = _live_leases_by_others(items.c.id, uid, now)
     open_ = and_(items.c.project_id == project.id, items.c.n_labels < items.c.target_labels)
@@ -87,7 +99,7 @@ def candidates(
     if user_id is not None:
         conds.append(~_finished_by(items.c.id, user_id))
     ids: list[int] = []
-    if project.current_run_id is not None:
+    if project.current_run_id is not None and not audit:
         query = (
             select(items.c.id)
             .select_from(item_scores.join(items, items.c.id == item_scores.c.item_id))
@@ -129,7 +141,7 @@ INSERT INTO assignments (project_id, item_id, user_id, state, is_audit, leased_a
 VALUES (:project, :item, :user, 'leased', :audit, :now, :expires)"""
 
 _RENEW_OWN = """
-UPDATE assignments SET leased_at = :now, expires_at = :expires
+UPDATE assignments SET leased_at = :now, expires_at = :expires, is_audit = :audit
 WHERE item_id = :item AND user_id = :user"""
 
 _HELD = f"""
@@ -158,8 +170,9 @@ def try_claim(
     lease_seconds: int,
     now: datetime | None = None,
     wait: bool = False,
+    audit: bool = False,
 ) -> Lease | str:
-    """Lease ``item_id`` to the user if it is available to them.
+    """Lease ``item_id`` to the user if it is available to them (flagged ``is_audit`` with ``audit``).
 
     On PostgreSQL an item row locked by a concurrent claim is skipped, or with ``wait``
     waited for (then checked again).
@@ -182,10 +195,10 @@ def try_claim(
     expires = now + timedelta(seconds=lease_seconds)
     params["expires"] = raw.ts(conn, expires)
     if mine is not None:
-        raw.run(conn, _RENEW_OWN, params)
+        raw.run(conn, _RENEW_OWN, {**params, "audit": audit})
     else:
-        raw.run(conn, _INSERT_LEASE, {**params, "audit": False})
-    return Lease(item_id, external_id, raw.from_json(display), expires)
+        raw.run(conn, _INSERT_LEASE, {**params, "audit": audit})
+    return Lease(item_id, external_id, raw.from_json(display), expires, audit)
 
 
 def renew_current(
@@ -201,6 +214,14 @@ def renew_current(
     return Lease(lease.item_id, lease.external_id, lease.display, expires, lease.is_audit)
 
 
+def is_audit_draw(project: Project, rng: random.Random | None) -> bool:
+    """Whether this claim is an audit draw: probability ``audit_fraction``; never without ``rng``."""
+    if rng is None:
+        return False
+    fraction = float(project.setting("audit_fraction"))
+    return fraction > 0.0 and rng.random() < fraction
+
+
 def next_item(
     conn: Connection,
     *,
@@ -208,16 +229,32 @@ def next_item(
     user_id: int,
     lease_seconds: int,
     now: datetime | None = None,
+    rng: random.Random | None = None,
 ) -> Lease | None:
     """The item this user should label next, leased to them; None when nothing is left for them.
 
-    A user who holds a live lease in the project gets that same item again (lease renewed)."""
+    A user who holds a live lease in the project gets that same item again (lease renewed).
+    With ``rng``, the claim is an audit draw with probability ``audit_fraction`` (see the
+    module's notes); without, the queue order alone serves."""
     now = now or utcnow()
     lease = renew_current(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now)
     if lease is not None:
         return lease
+    if is_audit_draw(project, rng):
+        lease = claim_first(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now,
+                            audit=True)
+        if lease is not None:
+            return lease
+    return claim_first(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now)
+
+
+def claim_first(
+    conn: Connection, *, project: Project, user_id: int, lease_seconds: int, now: datetime, audit: bool = False
+) -> Lease | None:
+    """Lease the first item available to the user in queue order (with ``audit``: in the seeded
+    random order, flagged as an audit item); None when nothing is available."""
     for attempt in range(20):
-        ids = candidates(conn, project=project, now=now, limit=CLAIM_BATCH, user_id=user_id)
+        ids = candidates(conn, project=project, now=now, limit=CLAIM_BATCH, user_id=user_id, audit=audit)
         if not ids:
             return None
         # Concurrent claims lock rows our snapshot still shows as free: skip them at first;
@@ -225,7 +262,7 @@ def next_item(
         for item_id in ids:
             result = try_claim(
                 conn, project=project, user_id=user_id, item_id=item_id, lease_seconds=lease_seconds,
-                now=now, wait=attempt >= 2,
+                now=now, wait=attempt >= 2, audit=audit,
             )
             if isinstance(result, Lease):
                 return result
@@ -363,11 +400,11 @@ def undo_last(
     conn: Connection, *, project: Project, user_id: int, lease_seconds: int, now: datetime | None = None
 ) -> Lease:
     """Undo the user's last label in the project: the annotation is deleted and the item is
-    leased to them again (any other lease they held there is given back). NotFoundError when
-    they have no label to undo."""
+    leased to them again (any other lease they held there is given back), still an audit item
+    if it was one. NotFoundError when they have no label to undo."""
     now = now or utcnow()
     last = conn.execute(
-        select(annotations.c.id, annotations.c.item_id)
+        select(annotations.c.id, annotations.c.item_id, annotations.c.is_audit)
         .where(
             annotations.c.project_id == project.id,
             annotations.c.user_id == user_id,
@@ -385,15 +422,15 @@ def undo_last(
     result = conn.execute(
         update(assignments)
         .where(assignments.c.item_id == last.item_id, assignments.c.user_id == user_id)
-        .values(state="leased", leased_at=now, expires_at=expires, finished_at=None)
+        .values(state="leased", leased_at=now, expires_at=expires, finished_at=None, is_audit=bool(last.is_audit))
     )
     if not result.rowcount:
         conn.execute(
             insert(assignments).values(
                 project_id=project.id, item_id=last.item_id, user_id=user_id, state="leased",
-                leased_at=now, expires_at=expires,
+                is_audit=bool(last.is_audit), leased_at=now, expires_at=expires,
             )
         )
     refresh_items(conn, item_ids=[last.item_id])
     row = conn.execute(select(items.c.external_id, items.c.display).where(items.c.id == last.item_id)).one()
-    return Lease(last.item_id, row.external_id, dict(row.display), expires)
+    return Lease(last.item_id, row.external_id, dict(row.display), expires, bool(last.is_audit))

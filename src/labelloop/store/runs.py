@@ -30,6 +30,7 @@ from labelloop.errors import ConflictError, NotFoundError
 from labelloop.store.projects import Project
 from labelloop.store.schema import (
     annotations,
+    assignments,
     item_scores,
     items,
     model_runs,
@@ -70,6 +71,12 @@ class ModelRun:
     @property
     def cv(self) -> dict[str, Any] | None:
         return (self.metrics or {}).get("cv")
+
+    @property
+    def human_labels(self) -> int:
+        """Final human labels when the run started (training + held-out audit labels; older
+        runs did not record it: their training labels)."""
+        return int((self.metrics or {}).get("human_labels", self.labels_used))
 
 
 def _run(row: Any) -> ModelRun:
@@ -236,7 +243,7 @@ def retrain_pending(conn: Connection, *, project_id: int) -> datetime | None:
 
 
 def count_human_labels(conn: Connection, *, project_id: int) -> int:
-    """Items with a final human label (the training set size)."""
+    """Items with a final human label (the training set plus the held-out audit items)."""
     return conn.execute(
         select(func.count()).where(
             items.c.project_id == project_id, items.c.label_tag_id.is_not(None), items.c.label_source == "human"
@@ -254,8 +261,8 @@ def round_due(conn: Connection, *, project: Project, min_new_labels: int) -> str
     if current is None:
         return "no version yet"
     labels_now = count_human_labels(conn, project_id=project.id)
-    if labels_now - current.labels_used >= min_new_labels:
-        return f"{labels_now - current.labels_used} new labels"
+    if labels_now - current.human_labels >= min_new_labels:
+        return f"{labels_now - current.human_labels} new labels"
     items_then = (current.metrics or {}).get("items_total")
     items_now = conn.execute(select(func.count()).where(items.c.project_id == project.id)).scalar_one()
     if items_then is not None and items_now != items_then:
@@ -267,12 +274,15 @@ def round_due(conn: Connection, *, project: Project, min_new_labels: int) -> str
 
 
 def label_snapshot(conn: Connection, *, project_id: int) -> dict[str, np.ndarray]:
-    """The training labels and the items that are *not* to be scored, in one read.
+    """The labels a round needs and the items not to be scored, in one read.
 
-    Returns ``train_ids`` / ``train_tags`` (items with a final human label; conflicts
-    excluded) and ``closed_ids``: items needing no more labels and having a final label. Every
-    other item of the project is in the pool to score (its label may still be wanted).
-    Only items with a label or an annotation are read, through indexes (never the whole pool)."""
+    Returns ``train_ids`` / ``train_tags`` (items with a final human label and no audit
+    annotation; conflicts excluded); ``audit_ids`` / ``audit_tags`` (items with an audit
+    annotation and a final human label) and ``audit_all_ids`` (every item with an audit
+    annotation, conflicts too): the orchestrator decides which audit items stay held out; and
+    ``closed_ids``: items needing no more labels and having a final label (audit items among
+    them too). Only items with a label or an annotation are read, through indexes (never the
+    whole pool)."""
     columns = (items.c.id, items.c.label_tag_id, items.c.label_source, items.c.n_labels < items.c.target_labels)
     labelled = conn.execute(
         select(*columns).where(items.c.project_id == project_id, items.c.label_tag_id.is_not(None))
@@ -283,13 +293,104 @@ def label_snapshot(conn: Connection, *, project_id: int) -> dict[str, np.ndarray
         .select_from(items.join(annotated, annotated.c.item_id == items.c.id))
         .where(items.c.label_tag_id.is_(None))
     ).all()
+    audited = set(
+        conn.execute(
+            select(annotations.c.item_id)
+            .where(annotations.c.project_id == project_id, annotations.c.is_audit.is_(True))
+            .distinct()
+        ).scalars()
+    )
     rows = sorted(labelled + unresolved, key=lambda r: r[0])
-    train = [(r[0], r[1]) for r in rows if r[1] is not None and r[2] == "human"]
+    train = [(r[0], r[1]) for r in rows if r[1] is not None and r[2] == "human" and r[0] not in audited]
+    held_out = [(r[0], r[1]) for r in rows if r[1] is not None and r[2] == "human" and r[0] in audited]
     closed = [r[0] for r in rows if r[1] is not None and not r[3]]
     return {
         "train_ids": np.array([t[0] for t in train], dtype=np.int64),
         "train_tags": np.array([t[1] for t in train], dtype=np.int64),
+        "audit_ids": np.array([t[0] for t in held_out], dtype=np.int64),
+        "audit_tags": np.array([t[1] for t in held_out], dtype=np.int64),
+        "audit_all_ids": np.array(sorted(audited), dtype=np.int64),
         "closed_ids": np.array(closed, dtype=np.int64),
+    }
+
+
+def audit_items_reached(conn: Connection, *, project_id: int, run: ModelRun | None, audit_ids: Any) -> np.ndarray:
+    """Which of the audit items ``audit_ids`` the serving order of ``run`` reached while it was
+    the current run: those it ranked at or above the k-th best item that was not an audit item,
+    where k is the number of items served by the queue (non-audit claims) since the run became
+    current. Those items the priority queue would have served itself; the rest were passed
+    over by the model. With no run yet every audit item counts as reached (the serving order
+    was the seeded random order, which the audit draws follow too)."""
+    wanted = np.asarray(audit_ids, dtype=np.int64)
+    if run is None or len(wanted) == 0:
+        return wanted
+    since = run.finished_at or run.created_at
+    k = conn.execute(
+        select(func.count(func.distinct(assignments.c.item_id))).where(
+            assignments.c.project_id == project_id, assignments.c.is_audit.is_(False),
+            assignments.c.leased_at >= since,
+        )
+    ).scalar_one()
+    if not k:
+        return np.zeros(0, dtype=np.int64)
+    priority: dict[int, float] = {}
+    for start in range(0, len(wanted), 1000):
+        chunk = [int(i) for i in wanted[start : start + 1000]]
+        priority.update((i, p) for i, p in conn.execute(
+            select(item_scores.c.item_id, item_scores.c.priority)
+            .where(item_scores.c.run_id == run.id, item_scores.c.item_id.in_(chunk))
+        ))
+    head = conn.execute(
+        select(item_scores.c.item_id, item_scores.c.priority)
+        .where(item_scores.c.run_id == run.id)
+        .order_by(item_scores.c.priority.desc(), item_scores.c.item_id)
+        .limit(int(k) + len(priority))
+    ).all()
+    others = [p for i, p in head if i not in priority][: int(k)]
+    watermark = others[-1] if len(others) == k else -np.inf
+    return np.array(sorted(i for i, p in priority.items() if p >= watermark), dtype=np.int64)
+
+
+def stop_set_ids(conn: Connection, *, project_id: int, size: int) -> np.ndarray:
+    """Ids of the project's ``size`` items with the smallest ``rand`` (labelled or not), ascending:
+    a fixed random sample on which consecutive models' predictions are compared."""
+    ids = conn.execute(
+        select(items.c.id).where(items.c.project_id == project_id).order_by(items.c.rand, items.c.id).limit(size)
+    ).scalars()
+    return np.sort(np.fromiter(ids, dtype=np.int64))
+
+
+def recent_model_runs(conn: Connection, *, project_id: int, limit: int) -> list[ModelRun]:
+    """Up to ``limit`` of the project's complete runs that trained a model, newest first
+    (cold-start and failed runs are passed over)."""
+    found: list[ModelRun] = []
+    run_ids = conn.execute(
+        select(model_runs.c.id)
+        .where(model_runs.c.project_id == project_id, model_runs.c.status == "complete")
+        .order_by(model_runs.c.version.desc())
+    ).scalars().all()
+    for run_id in run_ids:
+        if len(found) >= limit:
+            break
+        run = get_run(conn, run_id=run_id)
+        if run.has_model:
+            found.append(run)
+    return found
+
+
+def quality_summary(conn: Connection, *, project_id: int) -> dict[str, Any]:
+    """``audit`` (``labelled``, ``accuracy``, ``ci95``) and ``advice`` (``stop``, ``message``)
+    of the serving model, for ``status --json``; labelled 0, nulls and no advice before a model."""
+    run = current_run(conn, project_id=project_id)
+    metrics = (run.metrics or {}) if run is not None and run.has_model else {}
+    audit = metrics.get("audit") or {}
+    return {
+        "audit": {
+            "labelled": int(audit.get("labelled", 0)),
+            "accuracy": audit.get("accuracy"),
+            "ci95": audit.get("ci95"),
+        },
+        "advice": metrics.get("advice"),
     }
 
 
