@@ -77,8 +77,11 @@ def settings(db_url: str) -> Settings:
 
 @pytest.fixture
 def world(engine, settings) -> World:
+    """Project "news" (5 items) and users boss (admin), ann and bob. No audit draws, so the
+    serving order is deterministic; tests of audit draws set ``audit_fraction`` themselves."""
     with writing(engine) as conn:
-        project = store_projects.create_project(conn, name="news", labels=TAGS, seed=11)
+        project = store_projects.create_project(conn, name="news", labels=TAGS, seed=11,
+                                                settings={"audit_fraction": 0.0})
     tokens, ids = make_users(engine, [("boss", "admin"), ("ann", "labeller"), ("bob", "labeller")])
     add_items(engine, project, 5)
     return World(settings, project, tokens, ids)
