@@ -301,18 +301,14 @@ def orchestrate(project: str | None, all_projects: bool, once: bool, interval: f
     """
     if all_projects == (project is not None):
         raise click.UsageError("give either PROJECT or --all")
-    import logging
     import signal
     import threading
 
+    from labelloop.logs import configure_logging
     from labelloop.orchestrator import orchestrate as run_orchestrator
 
     settings = settings_for(db_url)
-    logger = logging.getLogger("labelloop.orchestrator")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    logger.addHandler(handler)
-    logger.setLevel(settings.log_level.upper())
+    undo_logging = configure_logging(level=settings.log_level, fmt=settings.log_format)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     if all_projects:
@@ -325,7 +321,7 @@ def orchestrate(project: str | None, all_projects: bool, once: bool, interval: f
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-            logger.removeHandler(handler)
+            undo_logging()
         return
     try:
         results = run_orchestrator(engine_for(db_url), settings, project=project, once=once, interval=interval,
@@ -333,7 +329,7 @@ def orchestrate(project: str | None, all_projects: bool, once: bool, interval: f
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-        logger.removeHandler(handler)
+        undo_logging()
     if once and results:
         result = results[0]
         if result.status != "complete":

@@ -51,6 +51,16 @@ def summary(result: RoundResult) -> str:
     )
 
 
+def round_fields(result: RoundResult) -> dict[str, object]:
+    """A round's structured log fields (for ``LABELLOOP_LOG_FORMAT=json``)."""
+    return {
+        "project": result.project, "version": result.version, "run_id": result.run_id, "status": result.status,
+        "state": result.state, "labels": result.labels_used, "scored": result.scored,
+        "macro_f1": None if not result.cv else result.cv.get("macro_f1"),
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+    }
+
+
 def orchestrate(
     engine: Engine,
     settings: Settings,
@@ -94,7 +104,8 @@ def orchestrate(
         while not stop.is_set():
             reason = "--once" if once else _due(engine, proj.name, min_new_labels)
             if reason is not None:
-                log.info("%s: round starting (%s)", proj.name, reason)
+                log.info("%s: round starting (%s)", proj.name, reason,
+                         extra={"fields": {"project": proj.name, "reason": reason}})
                 try:
                     result = run_round(engine, settings, project=proj.name, model=model, strategy=strategy,
                                        stop=stop, lock=lock)
@@ -110,7 +121,7 @@ def orchestrate(
                     result = None
                 failures = 0 if result is not None else failures + 1
                 if result is not None:
-                    log.info(summary(result))
+                    log.info(summary(result), extra={"fields": round_fields(result)})
                     results.append(result)
                     if on_round is not None:
                         on_round(result)
@@ -150,9 +161,10 @@ def run_pass(engine: Engine, settings: Settings, *, stop: threading.Event | None
                 recover(engine, project_id=proj.id)
                 reason = _due(engine, name, None)
                 if reason is not None:
-                    log.info("%s: round starting (%s)", name, reason)
+                    log.info("%s: round starting (%s)", name, reason,
+                             extra={"fields": {"project": name, "reason": reason}})
                     result = run_round(engine, settings, project=name, stop=stop, lock=lock)
-                    log.info(summary(result))
+                    log.info(summary(result), extra={"fields": round_fields(result)})
                     results.append(result)
             finally:
                 lock.release()

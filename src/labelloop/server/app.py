@@ -27,6 +27,7 @@ from labelloop.server.caches import AuthCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired, PageUser
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.fastpath import FastLabelling
+from labelloop.server.requestlog import RequestLog
 from labelloop.server.responses import SafeJSONResponse, status_of
 from labelloop.store import open_engine
 from labelloop.store.migrate import current_revision, head_revision
@@ -129,6 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(auth.LazySessionMiddleware)
     app.add_middleware(FastLabelling)  # bearer-token next/labels: before sessions and routing
     app.add_middleware(BodyLimit)
+    app.add_middleware(RequestLog)  # outermost: every answer has an X-Request-ID and a log line
 
     @app.exception_handler(LabelloopError)
     async def labelloop_error(request: Request, exc: LabelloopError) -> JSONResponse:

@@ -82,6 +82,7 @@ class FastLabelling:
             user = await state.auth_cache.by_token(token)
         except AuthError as exc:
             return SafeJSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        scope.setdefault("state", {})["user"] = user  # for the request log
         try:
             project = await state.project_cache.get(name)
             dispatcher = state.dispatcher
