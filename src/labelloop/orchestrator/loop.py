@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from labelloop.config import Settings
 from labelloop.errors import LabelloopError, LockedError
 from labelloop.orchestrator.lock import HEARTBEAT_SECONDS, ProjectLock, describe
-from labelloop.orchestrator.round import RoundResult, recover, run_round
+from labelloop.orchestrator.round import Abandoned, RoundResult, recover, run_round
 from labelloop.store import open_engine, reading
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
@@ -107,8 +107,8 @@ def orchestrate(
                 log.info("%s: round starting (%s)", proj.name, reason,
                          extra={"fields": {"project": proj.name, "reason": reason}})
                 try:
-                    result = run_round(engine, settings, project=proj.name, model=model, strategy=strategy,
-                                       stop=stop, lock=lock)
+                    result = _round(engine, settings, project=proj.name, model=model, strategy=strategy,
+                                    stop=stop, lock=lock)
                 except LabelloopError:
                     if once:
                         raise
@@ -134,6 +134,15 @@ def orchestrate(
     finally:
         lock.release()
     return results
+
+
+def _round(engine: Engine, settings: Settings, *, project: str, **options: object) -> RoundResult:
+    """:func:`run_round`; a stop (or a lost lock) before the round created its run is an
+    abandoned round too, not a crash."""
+    try:
+        return run_round(engine, settings, project=project, **options)  # type: ignore[arg-type]
+    except Abandoned as exc:
+        return RoundResult(project=project, status="abandoned", message=str(exc))
 
 
 def _due(engine: Engine, project: str, min_new_labels: int | None) -> str | None:
@@ -163,7 +172,7 @@ def run_pass(engine: Engine, settings: Settings, *, stop: threading.Event | None
                 if reason is not None:
                     log.info("%s: round starting (%s)", name, reason,
                              extra={"fields": {"project": name, "reason": reason}})
-                    result = run_round(engine, settings, project=name, stop=stop, lock=lock)
+                    result = _round(engine, settings, project=name, stop=stop, lock=lock)
                     log.info(summary(result), extra={"fields": round_fields(result)})
                     results.append(result)
             finally:
