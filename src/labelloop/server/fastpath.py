@@ -118,7 +118,7 @@ class FastLabelling:
 def _parse_label(raw: bytes) -> LabelCreate | SafeJSONResponse:
     try:
         data = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         return SafeJSONResponse({"detail": [{"type": "json_invalid", "loc": ["body"], "msg": f"JSON decode error: {exc}"}]},
                                 status_code=422)
     try:
