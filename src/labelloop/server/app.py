@@ -164,7 +164,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return SafeJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+        # The fields the bearer fast path gives too; not the offending input, which may not even
+        # be JSON (a NaN) and need not be echoed back.
+        errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+        return SafeJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(DataError)
     async def unstorable_value(request: Request, exc: DataError) -> JSONResponse:
