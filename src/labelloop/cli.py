@@ -270,7 +270,11 @@ def demo(host: str, port: int, no_serve: bool, db_url: str | None) -> None:
 @click.option("--orchestrate", is_flag=True, help="Also run the orchestrator (retraining) in this process.")
 @db_option
 def serve(host: str, port: int, workers: int, orchestrate: bool, db_url: str | None) -> None:
-    """Serve the labelling pages and the JSON API (OpenAPI at /docs) until Ctrl+C."""
+    """Serve the labelling pages and the JSON API (OpenAPI at /docs) until Ctrl+C or SIGTERM.
+
+    Stopping lets the requests in flight finish (at most $LABELLOOP_SHUTDOWN_TIMEOUT seconds)
+    and commits every queued write; the exit status is then 0. One log line per request on
+    stderr ($LABELLOOP_LOG_FORMAT: text or json)."""
     from labelloop.server import serve as run_server
 
     settings = settings_for(db_url)
