@@ -276,7 +276,7 @@ def rounds(url: str) -> list[dict]:
                     "started": r["created_at"].isoformat(timespec="seconds"),
                     # from its run row to the switch (snapshot and features come before the row)
                     "seconds": round((finished - r["created_at"]).total_seconds(), 1) if finished else None,
-                    "error": (r["error"] or "").splitlines()[0][:120] or None})
+                    "error": ((r["error"] or "").strip().splitlines() or [None])[0]})
     return out
 
 
@@ -331,6 +331,7 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     codes[name] = "killed"
+    (WORK / "samples.json").write_text(json.dumps(sampler.samples))  # kept even if the summary fails
     runs = rounds(url)
     loads = [s["load1"] for s in sampler.samples]
     out = {
