@@ -15,9 +15,9 @@ the RSS and CPU time of each process (server parent and workers, orchestrator, t
 with psutil, and the 1-minute load average.
 
 Prints JSON: p50/p99 of next and label overall and per 30 s window, errors by kind, labels
-done, model rounds completed (from the database), and per process the RSS at the start, after
-the first minute, at the end, its maximum, the growth after the first minute and the slope
-over the second half of the run (MB per minute: a leak shows as a steady positive slope).
+done, model rounds completed (from the database), and per process its CPU seconds and RSS: at
+the start, at the end, the maximum, and the floor (lowest RSS) of every minute with its growth
+and slope (a round makes the orchestrator's RSS jump and fall back; a leak raises the floor).
 ``--plot`` also writes benchmarks/plots/soak.png.
 """
 
@@ -180,9 +180,9 @@ class Log:
 async def labeller(port: int, token: str, truth: dict[str, str], log: Log, t0: float, stop: float,
                    think: float) -> None:
     prefix = f"/api/projects/{PROJECT}"
+    await asyncio.sleep(random.uniform(0, 2.0))  # labellers arrive over 2 s, not all at once
     client = Client(port, token)
     await client.open()
-    await asyncio.sleep(random.uniform(0, max(think, 0.1)))
     while time.perf_counter() < stop:
         try:
             a = time.perf_counter()
@@ -248,21 +248,27 @@ def slope_mb_per_min(points: list[tuple[float, float]]) -> float | None:
 
 
 def memory(samples: list[dict], duration: float) -> dict[str, dict]:
+    """Per process: RSS at the start, at the end and its maximum, and its *floor* (the lowest
+    RSS) per minute. A round makes the orchestrator's RSS jump and fall back; a leak raises the
+    floor. Growth is the last minute's floor minus the second minute's (the first one is
+    start-up); the slope is fitted to the floors of the minutes after the first."""
     names = sorted({name for s in samples for name in s["rss_mb"]})
     out = {}
     for name in names:
         series = [(s["t"], s["rss_mb"][name]) for s in samples if name in s["rss_mb"]]
-        after_minute = next((v for t, v in series if t >= 60), series[-1][1])
+        floors = [(60 * m + 30, min(v for t, v in series if 60 * m <= t < 60 * (m + 1)))
+                  for m in range(int(duration // 60) + 1) if any(60 * m <= t < 60 * (m + 1) for t, _ in series)]
         out[name] = {
-            "start_mb": series[0][1], "after_1_min_mb": after_minute, "end_mb": series[-1][1],
-            "max_mb": max(v for _, v in series), "growth_after_1_min_mb": round(series[-1][1] - after_minute, 1),
-            "slope_second_half_mb_per_min": slope_mb_per_min([(t, v) for t, v in series if t >= duration / 2]),
+            "start_mb": series[0][1], "end_mb": series[-1][1], "max_mb": max(v for _, v in series),
+            "floor_per_min_mb": [v for _, v in floors],
+            "growth_mb": round(floors[-1][1] - floors[min(1, len(floors) - 1)][1], 1),
+            "floor_slope_mb_per_min": slope_mb_per_min(floors[1:]),
             "cpu_s": next((s["cpu_s"][name] for s in reversed(samples) if name in s["cpu_s"]), None),
         }
     return out
 
 
-def rounds(url: str) -> list[dict]:
+def rounds(url: str, t0_wall: float) -> list[dict]:
     engine = open_engine(url)
     with reading(engine) as conn:
         rows = conn.execute(select(model_runs).order_by(model_runs.c.id)).mappings().all()
@@ -273,7 +279,7 @@ def rounds(url: str) -> list[dict]:
         finished = r["finished_at"]
         out.append({"version": r["version"], "status": r["status"], "labels_used": r["labels_used"],
                     "state": metrics.get("state"), "macro_f1": metrics.get("macro_f1"),
-                    "started": r["created_at"].isoformat(timespec="seconds"),
+                    "started_s": round(r["created_at"].timestamp() - t0_wall, 1),  # since the load started
                     # from its run row to the switch (snapshot and features come before the row)
                     "seconds": round((finished - r["created_at"]).total_seconds(), 1) if finished else None,
                     "error": ((r["error"] or "").strip().splitlines() or [None])[0]})
@@ -306,7 +312,7 @@ def main() -> None:
         orchestrator = start(["orchestrate", PROJECT, "--interval", str(args.interval), "--min-new-labels",
                               str(args.min_new_labels), "--db", url], WORK / "orchestrate.log", env)
         load_before = os.getloadavg()[0]
-        t0 = time.perf_counter()
+        t0, t0_wall = time.perf_counter(), time.time()
         sampler = Sampler(server.pid, orchestrator.pid, args.sample, time.monotonic())
         sampler.start()
         try:
@@ -332,7 +338,7 @@ def main() -> None:
                     proc.kill()
                     codes[name] = "killed"
     (WORK / "samples.json").write_text(json.dumps(sampler.samples))  # kept even if the summary fails
-    runs = rounds(url)
+    runs = rounds(url, t0_wall)
     loads = [s["load1"] for s in sampler.samples]
     out = {
         "benchmark": "soak", "database": "postgresql", "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -370,7 +376,7 @@ def plot(out: dict, samples: list[dict], path: Path) -> None:
         series = [(s["t"], s["rss_mb"][name]) for s in samples if name in s["rss_mb"]]
         if max(v for _, v in series) > 20:  # skip tiny helper processes
             mem.plot([t for t, _ in series], [v for _, v in series], label=name)
-    mem.set_ylabel("RSS (MB)")
+    mem.set_ylabel("RSS (MB); grey: rounds")
     mem.legend(fontsize=8, loc="upper left")
     mem.set_title(f"soak: {out['labellers']} labellers, {out['items']:,} items, PostgreSQL, "
                   f"{out['rounds_completed']} rounds, load avg {out['load_average_1min']['mean']}")
@@ -378,6 +384,10 @@ def plot(out: dict, samples: list[dict], path: Path) -> None:
     for kind in ("next", "label"):
         lat.plot(xs, [w[kind].get("p99_ms", float("nan")) for w in out["windows"]], marker="o", label=f"{kind} p99")
         lat.plot(xs, [w[kind].get("p50_ms", float("nan")) for w in out["windows"]], linestyle="--", label=f"{kind} p50")
+    for r in out["rounds"]:
+        if r["seconds"] is not None:
+            for ax in (mem, lat):
+                ax.axvspan(r["started_s"], r["started_s"] + r["seconds"], color="grey", alpha=0.15, lw=0)
     lat.set_yscale("log")
     lat.set_ylabel(f"latency per {WINDOW:.0f} s window (ms)")
     lat.set_xlabel("seconds since the load started")
