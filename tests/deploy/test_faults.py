@@ -68,6 +68,8 @@ def test_orchestrator_killed_twice_mid_round_under_load(engine, db_url, tmp_path
     started = time.monotonic()
     try:
         run_labellers(labellers)
+        # a first version serves, so that the kills below strike while a previous version serves
+        wait_for(lambda: current_run_id(engine, pid), timeout=120, what="a first complete round")
         for n in (2, 3):
             seen = set(runs(engine, pid))
             running = wait_for(
@@ -75,6 +77,7 @@ def test_orchestrator_killed_twice_mid_round_under_load(engine, db_url, tmp_path
                 timeout=120, every=0.05, what="a round in progress",
             )[0]
             serving = current_run_id(engine, pid)
+            assert serving is not None and serving < running
             orchestrators[-1].kill()
             killed.append((running, serving))
             assert runs(engine, pid)[running][0] == "running"  # died mid-round: nothing switched
