@@ -85,7 +85,8 @@ def test_huge_fields_nul_bytes_and_control_characters_on_import(db_url, tmp_path
     huge = tmp_path / "huge.csv"
     huge.write_text("id,title\n1,fine\n2," + "x" * 1_000_001 + "\n")
     result = run("import", "p", huge, *args)
-    assert result.exit_code == 2 and "huge.csv, line 3: a field is longer than the limit" in result.output
+    # (the csv module's own limit or the importer's check, whichever is lower, names the line)
+    assert result.exit_code == 2 and "huge.csv, line 3" in result.output and "longer than the limit" in result.output
     nul = tmp_path / "nul.csv"
     nul.write_bytes(b"id,title\n1,fine\n2,a\x00b\n")
     result = run("import", "p", nul, *args)

@@ -19,6 +19,13 @@ def _insert(key: str):
     return lambda conn: conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, 'x')"), {"k": key})
 
 
+def _run(scenario, failures: list[BaseException]) -> None:
+    try:
+        asyncio.run(scenario())
+    except BaseException as exc:  # reported by the test
+        failures.append(exc)
+
+
 def test_stop_finishes_queued_writes_and_cancelled_ones_are_skipped(engine):
     dispatcher = Dispatcher(engine, threads=1)
     gate = threading.Event()
@@ -37,7 +44,12 @@ def test_stop_finishes_queued_writes_and_cancelled_ones_are_skipped(engine):
         await asyncio.get_running_loop().run_in_executor(None, stopper.join, 30)
         assert not stopper.is_alive()
 
-    asyncio.run(scenario())
+    # in a thread of its own: another test's event loop may still run in this one (Playwright)
+    failures: list[BaseException] = []
+    runner = threading.Thread(target=lambda: _run(scenario, failures))
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive() and not failures, failures
     with engine.connect() as conn:
         assert _count(conn) == 5
         assert conn.execute(text("SELECT count(*) FROM meta WHERE key = 'cancelled'")).scalar_one() == 0
