@@ -441,7 +441,11 @@ def demo(host: str, port: int, no_serve: bool, db_url: str | None) -> None:
 @click.option("--orchestrate", is_flag=True, help="Also run the orchestrator (retraining) in this process.")
 @db_option
 def serve(host: str, port: int, workers: int, orchestrate: bool, db_url: str | None) -> None:
-    """Serve the labelling pages and the JSON API (OpenAPI at /docs) until Ctrl+C."""
+    """Serve the labelling pages and the JSON API (OpenAPI at /docs) until Ctrl+C or SIGTERM.
+
+    Stopping lets the requests in flight finish (at most $LABELLOOP_SHUTDOWN_TIMEOUT seconds)
+    and commits every queued write; the exit status is then 0. One log line per request on
+    stderr ($LABELLOOP_LOG_FORMAT: text or json)."""
     from labelloop.server import serve as run_server
 
     settings = settings_for(db_url)
@@ -472,18 +476,14 @@ def orchestrate(project: str | None, all_projects: bool, once: bool, interval: f
     """
     if all_projects == (project is not None):
         raise click.UsageError("give either PROJECT or --all")
-    import logging
     import signal
     import threading
 
+    from labelloop.logs import configure_logging
     from labelloop.orchestrator import orchestrate as run_orchestrator
 
     settings = settings_for(db_url)
-    logger = logging.getLogger("labelloop.orchestrator")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    logger.addHandler(handler)
-    logger.setLevel(settings.log_level.upper())
+    undo_logging = configure_logging(level=settings.log_level, fmt=settings.log_format)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     if all_projects:
@@ -496,7 +496,7 @@ def orchestrate(project: str | None, all_projects: bool, once: bool, interval: f
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-            logger.removeHandler(handler)
+            undo_logging()
         return
     try:
         results = run_orchestrator(engine_for(db_url), settings, project=project, once=once, interval=interval,
@@ -504,7 +504,7 @@ def orchestrate(project: str | None, all_projects: bool, once: bool, interval: f
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-        logger.removeHandler(handler)
+        undo_logging()
     if once and results:
         result = results[0]
         if result.status != "complete":

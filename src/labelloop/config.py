@@ -68,7 +68,23 @@ class Settings:
         default=30.0,
         metadata=_doc("Seconds between the orchestrator's checks for new labels."),
     )
-    log_level: str = field(default="INFO", metadata=_doc("Log level: DEBUG, INFO, WARNING or ERROR."))
+    log_level: str = field(
+        default="INFO",
+        metadata=_doc("Log level: DEBUG, INFO, WARNING or ERROR. At INFO the server logs one line "
+                      "per request; WARNING silences those."),
+    )
+    log_format: str = field(
+        default="text",
+        metadata=_doc("Log format of `serve` and `orchestrate` on stderr: `text` (readable lines) or "
+                      "`json` (one JSON object per line; requests carry `request_id`, `method`, `path`, "
+                      "`status`, `duration_ms`, `user`; rounds carry `project`, `version`, `labels`, "
+                      "`timings`)."),
+    )
+    shutdown_timeout: int = field(
+        default=20,
+        metadata=_doc("Seconds `serve` gives requests in flight to finish after SIGTERM or Ctrl+C before "
+                      "it cancels them; keep it below the container's stop grace period."),
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from labelloop.config import Settings
 from labelloop.errors import LabelloopError, LockedError
 from labelloop.orchestrator.lock import HEARTBEAT_SECONDS, ProjectLock, describe
-from labelloop.orchestrator.round import RoundResult, recover, run_round
+from labelloop.orchestrator.round import Abandoned, RoundResult, recover, run_round
 from labelloop.store import open_engine, reading
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
@@ -52,6 +52,16 @@ def summary(result: RoundResult) -> str:
         f"{result.scored} items scored{score}; {t.get('total', 0):.1f}s "
         f"(model {result.model_seconds:.1f}s, write {t.get('write', 0):.1f}s)"
     )
+
+
+def round_fields(result: RoundResult) -> dict[str, object]:
+    """A round's structured log fields (for ``LABELLOOP_LOG_FORMAT=json``)."""
+    return {
+        "project": result.project, "version": result.version, "run_id": result.run_id, "status": result.status,
+        "state": result.state, "labels": result.labels_used, "scored": result.scored,
+        "macro_f1": None if not result.cv else result.cv.get("macro_f1"),
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+    }
 
 
 def orchestrate(
@@ -97,10 +107,11 @@ def orchestrate(
         while not stop.is_set():
             reason = "--once" if once else _due(engine, proj.name, min_new_labels)
             if reason is not None:
-                log.info("%s: round starting (%s)", proj.name, reason)
+                log.info("%s: round starting (%s)", proj.name, reason,
+                         extra={"fields": {"project": proj.name, "reason": reason}})
                 try:
-                    result = run_round(engine, settings, project=proj.name, model=model, strategy=strategy,
-                                       stop=stop, lock=lock)
+                    result = _round(engine, settings, project=proj.name, model=model, strategy=strategy,
+                                    stop=stop, lock=lock)
                 except LabelloopError:
                     if once:
                         raise
@@ -113,7 +124,7 @@ def orchestrate(
                     result = None
                 failures = 0 if result is not None else failures + 1
                 if result is not None:
-                    log.info(summary(result))
+                    log.info(summary(result), extra={"fields": round_fields(result)})
                     results.append(result)
                     if on_round is not None:
                         on_round(result)
@@ -126,6 +137,15 @@ def orchestrate(
     finally:
         lock.release()
     return results
+
+
+def _round(engine: Engine, settings: Settings, *, project: str, **options: object) -> RoundResult:
+    """:func:`run_round`; a stop (or a lost lock) before the round created its run is an
+    abandoned round too, not a crash."""
+    try:
+        return run_round(engine, settings, project=project, **options)  # type: ignore[arg-type]
+    except Abandoned as exc:
+        return RoundResult(project=project, status="abandoned", message=str(exc))
 
 
 def _due(engine: Engine, project: str, min_new_labels: int | None) -> str | None:
@@ -153,9 +173,10 @@ def run_pass(engine: Engine, settings: Settings, *, stop: threading.Event | None
                 recover(engine, project_id=proj.id)
                 reason = _due(engine, name, None)
                 if reason is not None:
-                    log.info("%s: round starting (%s)", name, reason)
-                    result = run_round(engine, settings, project=name, stop=stop, lock=lock)
-                    log.info(summary(result))
+                    log.info("%s: round starting (%s)", name, reason,
+                             extra={"fields": {"project": name, "reason": reason}})
+                    result = _round(engine, settings, project=name, stop=stop, lock=lock)
+                    log.info(summary(result), extra={"fields": round_fields(result)})
                     results.append(result)
             finally:
                 lock.release()

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
 from labelloop.errors import InvalidInputError, LabelloopError
-from labelloop.server.deps import CsrfChecked, EngineDep, PageAdmin
+from labelloop.server.deps import CsrfChecked, EngineDep, PageAdmin, RowIdPath
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.store import browse, reading, writing
 from labelloop.store import users as store_users
@@ -109,7 +109,9 @@ def _disable(conn: Connection, target: User, admin: User, disabled: bool) -> Non
 
 
 @router.post("/users/{user_id}/disable", response_class=HTMLResponse)
-def disable_user(request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: int) -> Response:
+def disable_user(
+    request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: RowIdPath
+) -> Response:
     """Disable an account: it can no longer log in, and its sessions and tokens stop working."""
     _, error, status = _change(request, engine, user, user_id, lambda c, t: _disable(c, t, user, True), "user.disable")
     if error:
@@ -119,7 +121,9 @@ def disable_user(request: Request, user: PageAdmin, engine: EngineDep, _csrf: Cs
 
 
 @router.post("/users/{user_id}/enable", response_class=HTMLResponse)
-def enable_user(request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: int) -> Response:
+def enable_user(
+    request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: RowIdPath
+) -> Response:
     """Enable a disabled account again."""
     _, error, status = _change(request, engine, user, user_id, lambda c, t: _disable(c, t, user, False), "user.enable")
     if error:
@@ -129,7 +133,9 @@ def enable_user(request: Request, user: PageAdmin, engine: EngineDep, _csrf: Csr
 
 
 @router.post("/users/{user_id}/password", response_class=HTMLResponse)
-def reset_password(request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: int) -> Response:
+def reset_password(
+    request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: RowIdPath
+) -> Response:
     """Give the user a new generated password, shown once."""
     value = store_users.generate_password()
 
@@ -145,7 +151,7 @@ def reset_password(request: Request, user: PageAdmin, engine: EngineDep, _csrf: 
 
 @router.post("/users/{user_id}/tokens", response_class=HTMLResponse)
 def create_token(
-    request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: int,
+    request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: RowIdPath,
     label: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Create an API token for the user, shown once (only its hash is stored)."""
@@ -162,7 +168,8 @@ def create_token(
 
 @router.post("/users/{user_id}/tokens/{token_id}/revoke", response_class=HTMLResponse)
 def revoke_token(
-    request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: int, token_id: int,
+    request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: RowIdPath,
+    token_id: RowIdPath,
 ) -> Response:
     """Revoke one of the user's API tokens."""
 

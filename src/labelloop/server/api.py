@@ -20,6 +20,7 @@ from labelloop.server.deps import (
     AdminUser,
     CachedProjectDep,
     CurrentUser,
+    ItemIdPath,
     check_csrf,
     current_user,
     get_cached_project,
@@ -145,7 +146,7 @@ async def next_item(ctx: LabellingDep) -> Any:
 
 
 @router.post("/projects/{project}/items/{item_id}/labels", response_model=LabelPublic, status_code=201)
-async def label_item(ctx: LabellingJsonDep, item_id: int, body: LabelCreate) -> Response:
+async def label_item(ctx: LabellingJsonDep, item_id: ItemIdPath, body: LabelCreate) -> Response:
     """Label an item leased to you with one of the project's tags."""
     await ctx.dispatcher.run(
         lambda conn: store_queue.label_item(
@@ -157,7 +158,7 @@ async def label_item(ctx: LabellingJsonDep, item_id: int, body: LabelCreate) -> 
 
 
 @router.post("/projects/{project}/items/{item_id}/skip", status_code=204)
-async def skip_item(ctx: LabellingDep, item_id: int) -> Response:
+async def skip_item(ctx: LabellingDep, item_id: ItemIdPath) -> Response:
     """Pass on an item leased to you: it goes to others, never back to you."""
     await ctx.dispatcher.run(
         lambda conn: ctx.dispatcher.skip(conn, project=ctx.project, user_id=ctx.user.id, item_id=item_id)
@@ -166,7 +167,7 @@ async def skip_item(ctx: LabellingDep, item_id: int) -> Response:
 
 
 @router.post("/projects/{project}/items/{item_id}/renew", response_model=LeasePublic)
-async def renew(ctx: LabellingDep, item_id: int) -> dict[str, Any]:
+async def renew(ctx: LabellingDep, item_id: ItemIdPath) -> dict[str, Any]:
     """Extend your lease on an item (the page calls this while it is open)."""
     expires = await ctx.dispatcher.run(
         lambda conn: store_queue.renew_lease(

@@ -16,6 +16,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +28,7 @@ from labelloop.server.caches import AuthCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired, PageUser
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.fastpath import FastLabelling
+from labelloop.server.requestlog import RequestLog
 from labelloop.server.responses import SafeJSONResponse, status_of
 from labelloop.store import open_engine
 from labelloop.store.migrate import current_revision, head_revision
@@ -76,6 +78,24 @@ class BodyLimit:
             await send(message)
 
         await self.app(scope, limited_receive, guarded_send)
+
+
+class RejectNul:
+    """Answer 400 to a URL with a NUL character (``%00``) in its path or query: no name, search
+    or id of ours contains one, and PostgreSQL cannot even compare text with it."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            body = b'{"detail":"NUL characters (%00) are not allowed in URLs"}'
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 async def _too_large(send: Send, limit: int) -> None:
@@ -129,6 +149,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(auth.LazySessionMiddleware)
     app.add_middleware(FastLabelling)  # bearer-token next/labels: before sessions and routing
     app.add_middleware(BodyLimit)
+    app.add_middleware(RejectNul)
+    app.add_middleware(RequestLog)  # outermost: every answer has an X-Request-ID and a log line
 
     @app.exception_handler(LabelloopError)
     async def labelloop_error(request: Request, exc: LabelloopError) -> JSONResponse:
@@ -142,7 +164,17 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return SafeJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+        # The fields the bearer fast path gives too; not the offending input, which may not even
+        # be JSON (a NaN) and need not be echoed back.
+        errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+        return SafeJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def unstorable_value(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses (NUL in text, a number out of range): the request's
+        # fault, and its transaction was rolled back.
+        detail = f"a value of this request cannot be stored: {_reason(exc)}"
+        return SafeJSONResponse({"detail": detail}, status_code=400)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
@@ -181,6 +213,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(review.router)
     app.include_router(dashboard.router)
     return app
+
+
+def _reason(exc: DataError) -> str:
+    return str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
 
 
 def _schema_revision(engine: Any) -> str | None:

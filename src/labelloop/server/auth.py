@@ -130,6 +130,8 @@ async def login(
 ) -> Response:
     state = request.app.state
     next_path = local_path(next) or "/"
+    if "\x00" in username or "\x00" in password:  # no account has one; PostgreSQL cannot compare it
+        return render_login(request, error="wrong user name or password", next_path=next_path, status=401)
     result = await run_in_threadpool(_attempt_login, state.engine, state.settings, username, password, _client(request))
     if result == "limited":
         return render_login(

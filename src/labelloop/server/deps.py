@@ -6,6 +6,7 @@
 - :data:`PageUser`, :data:`PageAdmin`: for HTML pages: without a session they redirect to
   ``/login?next=<path>`` (PageAdmin answers 403 to labellers).
 - :data:`ProjectDep`: the ``{project}`` path parameter as a :class:`Project` (404 if unknown).
+- :data:`ItemIdPath`, :data:`RowIdPath`: id path parameters within the columns' range.
 - :func:`csrf_token` for templates; :data:`CsrfChecked` for form POSTs (field ``csrf_token``)
   and cookie-authenticated JSON POSTs (header ``X-CSRF-Token``); bearer requests need none.
 """
@@ -16,7 +17,7 @@ import secrets
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +27,11 @@ from labelloop.store import reading
 from labelloop.store import projects as store_projects
 from labelloop.store.projects import Project
 from labelloop.store.users import User
+
+# Ids in paths, bounded to what the columns hold: a larger number is refused (422, or the
+# 400 page) instead of overflowing in the database driver.
+ItemIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+RowIdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 CSRF_SESSION_KEY = "csrf"
 USER_SESSION_KEY = "uid"

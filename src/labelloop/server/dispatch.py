@@ -95,6 +95,8 @@ class Dispatcher:
                 self._threads.append(thread)
 
     def stop(self) -> None:
+        """Finish every write queued so far, then end the writer threads (the app's shutdown,
+        after Uvicorn has let the requests in flight finish)."""
         with self._lock:
             threads, self._threads = self._threads, []
         for _thread in threads:
@@ -148,7 +150,11 @@ class Dispatcher:
                     self._jobs.put(None)
                     break
                 batch.append(more)
-            self._execute(batch)
+            # A request cancelled while queued (Uvicorn's shutdown timeout) is never written;
+            # once running, a job can no longer be cancelled and its result is always set.
+            batch = [j for j in batch if j[1].set_running_or_notify_cancel()]
+            if batch:
+                self._execute(batch)
 
     def _execute(self, batch: list[tuple[Op, Future[Any], bool]]) -> None:
         outcomes: list[tuple[bool, Any]] = []

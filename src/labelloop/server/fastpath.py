@@ -82,6 +82,7 @@ class FastLabelling:
             user = await state.auth_cache.by_token(token)
         except AuthError as exc:
             return SafeJSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        scope.setdefault("state", {})["user"] = user  # for the request log
         try:
             project = await state.project_cache.get(name)
             dispatcher = state.dispatcher
@@ -117,7 +118,7 @@ class FastLabelling:
 def _parse_label(raw: bytes) -> LabelCreate | SafeJSONResponse:
     try:
         data = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         return SafeJSONResponse({"detail": [{"type": "json_invalid", "loc": ["body"], "msg": f"JSON decode error: {exc}"}]},
                                 status_code=422)
     try:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import DataError
 
 from labelloop.errors import AlreadyExistsError, ConflictError, LabelloopError, NotFoundError
 from labelloop.server.deps import EngineDep, PageUser, ProjectDep, SettingsDep, csrf_token
@@ -49,6 +50,9 @@ class HtmlRoute(APIRoute):
                 return error_page(request, 400, f"invalid form or query: {problems}")
             except LabelloopError as exc:
                 return error_page(request, error_status(exc), str(exc))
+            except DataError as exc:  # the database refused a value (NUL in text, number out of range)
+                reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+                return error_page(request, 400, f"a value of this request cannot be stored: {reason}")
 
         return run
 

@@ -1,4 +1,11 @@
-"""Running the server: :func:`serve` (used by ``labelloop serve``) and the worker app factory."""
+"""Running the server: :func:`serve` (used by ``labelloop serve``) and the worker app factory.
+
+Shutdown: on SIGTERM or SIGINT Uvicorn stops accepting connections, lets the requests in
+flight finish (at most ``settings.shutdown_timeout`` seconds, then cancels them), runs the
+app's shutdown (the writer threads finish every queued write, see
+:class:`labelloop.server.dispatch.Dispatcher`) and :func:`serve` returns; ``labelloop serve``
+exits with status 0. With several workers the parent sends SIGTERM to each and waits for them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import dataclasses
 import importlib
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from labelloop.config import PREFIX, Settings
+from labelloop.logs import configure_logging
 from labelloop.server.app import create_app
 
 log = logging.getLogger(__name__)
@@ -22,7 +31,9 @@ log = logging.getLogger(__name__)
 
 def app_from_env() -> FastAPI:
     """App factory for Uvicorn workers: settings from the ``LABELLOOP_*`` environment."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)  # a worker is a fresh process
+    return create_app(settings)
 
 
 def settings_environ(settings: Settings) -> dict[str, str]:
@@ -70,11 +81,18 @@ def serve(
 
     With ``workers > 1`` each worker process builds its app from the environment
     (:func:`app_from_env`); ``orchestrate`` runs the orchestrator in this process."""
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
     orchestrator = start_orchestrator(settings) if orchestrate else None
     common: dict[str, Any] = {
         "host": host, "port": port, "log_level": settings.log_level.lower(), "access_log": False,
-        "proxy_headers": False,
+        "proxy_headers": False, "log_config": None,  # our handler (text or JSON) formats Uvicorn's lines too
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
     }
+    # After a graceful shutdown Uvicorn raises the signal that stopped it again, for the handler
+    # that was in place before it ran. SIGTERM's default would kill the process (status 143)
+    # before the cleanup below; exiting normally instead ends `labelloop serve` with status 0.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_normally) if main_thread else None
     try:
         if workers > 1:
             os.environ.update(settings_environ(settings))
@@ -82,7 +100,14 @@ def serve(
         else:
             uvicorn.run(create_app(settings), **common)
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if orchestrator is not None:
             thread, stop = orchestrator
             stop.set()
             thread.join(timeout=30)
+        log.info("server stopped")
+
+
+def _exit_normally(signum: int, frame: Any) -> None:
+    raise SystemExit(0)

@@ -1,0 +1,34 @@
+"""PostgreSQL: writing a run's scores refreshes the planner's statistics of item_scores, so the
+queue's candidate query uses the priority index at once (autovacuum may be late, or off)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from labelloop.store import writing
+from labelloop.store import projects as store_projects
+from labelloop.store import runs as store_runs
+from labelloop.store.scores import write_scores
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_written_scores_are_known_to_the_planner(engine):
+    with writing(engine) as conn:
+        project = store_projects.create_project(conn, name="p", labels=["A", "B"], seed=1)
+        conn.execute(text("INSERT INTO items (project_id, external_id, display, text, rand, created_at, updated_at) "
+                          "SELECT :p, 'e' || g, '{}', 't', g, now(), now() FROM generate_series(1, 5000) g"),
+                     {"p": project.id})
+        ids = np.array(conn.execute(text("SELECT id FROM items ORDER BY id")).scalars().all(), dtype=np.int64)
+        run = store_runs.start_run(conn, project_id=project.id, model_name="m", strategy="s", labels_used=0)
+        conn.execute(text("ANALYZE item_scores"))  # the statistics of an empty table, as at a first round
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'item_scores'::regclass")).scalar() <= 0
+    write_scores(engine, run_id=run.id, item_ids=ids, priorities=np.linspace(1, 0, len(ids)))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'item_scores'::regclass")).scalar() == 5000
+        plan = "\n".join(conn.execute(text(
+            "EXPLAIN SELECT item_id FROM item_scores WHERE run_id = :r ORDER BY priority DESC LIMIT 10"),
+            {"r": run.id}).scalars())
+    assert "ix_item_scores_run_priority" in plan, plan
