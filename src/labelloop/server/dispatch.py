@@ -9,8 +9,11 @@ Claims use a per-project buffer of candidate item ids, refilled in queue order f
 index (:func:`labelloop.store.queue.candidates`); every claim is still checked and made in
 the database (:func:`labelloop.store.queue.try_claim`), so several processes stay correct.
 An audit draw (probability ``audit_fraction``, from this process's own random generator)
-bypasses the buffer and leases the first available item in the seeded random order
-(:func:`labelloop.store.queue.claim_first` with ``audit=True``).
+claims from a second buffer, refilled in the seeded random order (``candidates(audit=True)``;
+before the first model that is the queue's order, so the one buffer serves both), and flags
+its lease. Claims from buffers skip locked rows and never wait for them: a writer
+that holds item locks (its batch's earlier claims and labels) waiting for another writer's
+lock is how two batches deadlock on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class Dispatcher:
         self._jobs: queue_mod.SimpleQueue[tuple[Op, Future[Any], bool] | None] = queue_mod.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._buffers: dict[int, _Candidates] = {}
+        self._buffers: dict[tuple[int, bool], _Candidates] = {}  # (project id, seeded random order)
         self._lock_file: Any = None
         database = engine.url.database
         if engine.dialect.name == "sqlite" and database and database != ":memory:" and fcntl is not None:
@@ -200,7 +203,7 @@ class Dispatcher:
             raw.run(conn, "RELEASE SAVEPOINT op")
         return True, result
 
-    # -- claims through the candidate buffer (writer thread only) --------------------------
+    # -- claims through the candidate buffers (writer thread only) -------------------------
     def claim_next(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int) -> Any:
         now = utcnow()
         lease = store_queue.renew_current(
@@ -209,14 +212,29 @@ class Dispatcher:
         if lease is not None:
             return lease
         if store_queue.is_audit_draw(project, self.rng):
-            lease = store_queue.claim_first(
-                conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now, audit=True
-            )
+            lease = self._claim_buffered(conn, project=project, user_id=user_id, lease_seconds=lease_seconds,
+                                         now=now, audit=True)
             if lease is not None:
                 return lease
-        buf = self._buffers.get(project.id)
+        lease = self._claim_buffered(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now)
+        if lease is not None:
+            return lease
+        # Whatever the buffer holds is not for this user: the exact query decides.
+        return store_queue.next_item(
+            conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now
+        )
+
+    def _claim_buffered(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int, now: Any,
+                        audit: bool = False) -> store_queue.Lease | None:
+        """Lease the first candidate of the project's buffer (the audit buffer: the seeded random
+        order) that is available to the user; None if none is. Locked rows are skipped, never
+        waited for: a writer holding item locks never waits for another's."""
+        # Before the first model the queue's order *is* the seeded random order: one buffer
+        # serves both (two would make audit draws step over the items the other took).
+        random_order = audit and project.current_run_id is not None
+        buf = self._buffers.get((project.id, random_order))
         if buf is None or buf.run_id != project.current_run_id or time.monotonic() - buf.filled_at > BUFFER_MAX_AGE:
-            buf = self._refill(conn, project, now)
+            buf = self._refill(conn, project, now, audit=random_order)
         for _round in range(2):
             kept: list[int] = []
             try:
@@ -224,7 +242,7 @@ class Dispatcher:
                     item_id = buf.ids.popleft()
                     result = store_queue.try_claim(
                         conn, project=project, user_id=user_id, item_id=item_id,
-                        lease_seconds=lease_seconds, now=now,
+                        lease_seconds=lease_seconds, now=now, audit=audit,
                     )
                     if isinstance(result, store_queue.Lease):
                         return result
@@ -236,11 +254,8 @@ class Dispatcher:
                 buf.ids.extendleft(reversed(kept))
             if len(kept) >= 64 or buf.exhausted:
                 break
-            buf = self._refill(conn, project, now)
-        # Whatever the buffer holds is not for this user: the exact query decides.
-        return store_queue.next_item(
-            conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now
-        )
+            buf = self._refill(conn, project, now, audit=random_order)
+        return None
 
     def skip(self, conn: Connection, *, project: Project, user_id: int, item_id: int) -> None:
         """Skip the item; it goes back to the front of this process's candidates for others."""
@@ -256,15 +271,15 @@ class Dispatcher:
         return lease
 
     def _give_back(self, project: Project, item_id: int) -> None:
-        buf = self._buffers.get(project.id)
+        buf = self._buffers.get((project.id, False))
         if buf is not None and item_id not in buf.ids:
             buf.ids.appendleft(item_id)
 
-    def _refill(self, conn: Connection, project: Project, now: Any) -> _Candidates:
+    def _refill(self, conn: Connection, project: Project, now: Any, *, audit: bool = False) -> _Candidates:
         buf = _Candidates(project.current_run_id)
-        ids = store_queue.candidates(conn, project=project, now=now, limit=BUFFER_SIZE)
+        ids = store_queue.candidates(conn, project=project, now=now, limit=BUFFER_SIZE, audit=audit)
         buf.ids.extend(ids)
         buf.exhausted = len(ids) < BUFFER_SIZE
         buf.filled_at = time.monotonic()
-        self._buffers[project.id] = buf
+        self._buffers[(project.id, audit)] = buf
         return buf
