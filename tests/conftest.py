@@ -21,7 +21,9 @@ from sqlalchemy import Engine, create_engine, text
 from labelloop.store import open_engine
 
 PG_URL = os.environ.get("LABELLOOP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+# The shared data sets live beside the repository (``../shared/datasets``); a clone elsewhere
+# points LABELLOOP_TEST_SHARED_DIR at the ``shared`` folder.
+SHARED = Path(os.environ.get("LABELLOOP_TEST_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared") / "datasets"
 ARTEFACTS = Path(__file__).resolve().parent / "artefacts"
 
 _pg_admin: Engine | None = None
@@ -84,7 +86,7 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def shared_datasets() -> Path:
     if not SHARED.is_dir():
-        pytest.skip(f"the shared data sets are not at {SHARED}")
+        pytest.skip(f"SKIPPING: the shared data sets are not at {SHARED} (set LABELLOOP_TEST_SHARED_DIR)")
     return SHARED
 
 

@@ -18,5 +18,5 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def bbc(engine: Engine, settings: Settings, shared_datasets: Path) -> Bbc:
-    return make_bbc(engine, settings, shared_datasets)
+def bbc(engine: Engine, settings: Settings) -> Bbc:
+    return make_bbc(engine, settings)

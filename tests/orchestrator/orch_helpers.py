@@ -1,20 +1,21 @@
 """Orchestrator test helpers: a small real project (BBC news articles) on SQLite and PostgreSQL.
 
-``bbc`` imports 159 articles (every 14th of the 2,225, so all five topics) through the real
+The articles come from the installed demo corpus (:mod:`labelloop.io.demo_data`, the same BBC
+news set as ``../shared/datasets/bbc_news.csv``), so these tests run wherever the package is
+installed. ``bbc`` imports 160 articles (every 14th of the 2,225, so all five topics) through the real
 importer, the labels of ``labelled`` of them (evenly spread) kept as human labels (source
 ``import``) and the rest unlabelled; the true topic of every item stays in ``truth``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-from pathlib import Path
 
 from sqlalchemy import Engine, select
 
 from labelloop.config import Settings
 from labelloop.io import ImportOptions, MappingSource, import_source
+from labelloop.io.demo_data import read_articles
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
@@ -40,15 +41,15 @@ class Bbc:
             return store_users.create_user(conn, name=name, role="labeller", password="a long password").id
 
 
-def articles(shared: Path, *, n: int, step: int) -> list[dict[str, str]]:
-    with open(shared / "bbc_news.csv", newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+def articles(*, n: int, step: int) -> list[dict[str, str]]:
+    """Every ``step``-th article of the demo corpus (``id``, ``title``, ``body``, ``label``), at most ``n``."""
+    rows = [{**a, "label": a["topic"]} for a in read_articles()]
     return rows[::step][:n]
 
 
-def make_bbc(engine: Engine, settings: Settings, shared: Path, *, n: int = 160, labelled: int = 40,
+def make_bbc(engine: Engine, settings: Settings, *, n: int = 160, labelled: int = 40,
              only_tag: str | None = None, name: str = "bbc") -> Bbc:
-    rows = articles(shared, n=n, step=14)
+    rows = articles(n=n, step=14)
     records = []
     every = max(1, n // max(labelled, 1))
     for i, row in enumerate(rows):

@@ -100,8 +100,8 @@ def test_a_second_round_switches_atomically_and_drops_the_old_scores(bbc):
         assert [r.status for r in store_runs.list_runs(conn, project_id=project.id)] == ["complete", "complete"]
 
 
-def test_not_enough_labels_serves_a_diverse_cold_start_order(engine, settings, shared_datasets):
-    bbc = make_bbc(engine, settings, shared_datasets, labelled=40, only_tag="sports")
+def test_not_enough_labels_serves_a_diverse_cold_start_order(engine, settings):
+    bbc = make_bbc(engine, settings, labelled=40, only_tag="sports")
     result = run_round(engine, settings, project="bbc")
     assert (result.status, result.state, result.path) == ("complete", "not_enough_labels", None)
     assert "not enough labels yet" in result.message and "sports" in result.message
@@ -119,8 +119,8 @@ def test_not_enough_labels_serves_a_diverse_cold_start_order(engine, settings, s
     assert len({bbc.truth[i] for i in head}) >= 3  # spread over the topics
 
 
-def test_no_labels_at_all_is_not_an_error(engine, settings, shared_datasets):
-    make_bbc(engine, settings, shared_datasets, n=60, labelled=0)
+def test_no_labels_at_all_is_not_an_error(engine, settings):
+    make_bbc(engine, settings, n=60, labelled=0)
     result = run_round(engine, settings, project="bbc")
     assert result.state == "not_enough_labels" and "no item is labelled" in result.message
     assert result.scored == 60
