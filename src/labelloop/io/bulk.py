@@ -22,6 +22,7 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,11 +55,12 @@ class Overlap:
     k: int = 1
 
 
-class ItemWriter:
+class ItemWriter(ABC):
     """Writes chunks of new items; returns (inserted, updated) per chunk."""
 
+    @abstractmethod
     def write(self, rows: list[ItemRow]) -> tuple[int, int]:
-        raise NotImplementedError
+        """Write one chunk; (inserted, updated)."""
 
     def close(self) -> None:
         """Undo any per-import connection setting."""

@@ -10,6 +10,7 @@ memory, so the file readers and the notebook's DataFrame path share one writer.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from typing import Any
@@ -57,24 +58,24 @@ def _is_missing(value: Any) -> bool:
         return type(value).__name__ in {"NAType", "NaTType"}
 
 
-class RecordSource:
+class RecordSource(ABC):
     """Base class of record sources. Subclasses set :attr:`name` and implement the reads."""
 
     name: str = "<records>"
     #: what :meth:`position` and :meth:`total` count: "bytes" or "rows"
     unit: str = "rows"
 
+    @abstractmethod
     def columns(self) -> list[str]:
         """Column names available in the source (raises InputFileError if it is empty)."""
-        raise NotImplementedError
 
     def header_line(self) -> int | None:
         """The line to cite when a named column is missing."""
         return None
 
+    @abstractmethod
     def rows(self, wanted: Sequence[str]) -> Iterator[tuple[int, Sequence[str]]]:
         """``(line, cells of the wanted columns)`` for each record, in order."""
-        raise NotImplementedError
 
     def total(self) -> int | None:
         """Total of :attr:`unit` to read, when known (for the progress bar)."""
