@@ -13,7 +13,9 @@ claims from a second buffer, refilled in the seeded random order (``candidates(a
 before the first model that is the queue's order, so the one buffer serves both), and flags
 its lease. Claims from buffers skip locked rows and never wait for them: a writer
 that holds item locks (its batch's earlier claims and labels) waiting for another writer's
-lock is how two batches deadlock on PostgreSQL.
+lock is how two batches deadlock on PostgreSQL. A batch that fails is retried one operation at
+a time; an operation that fails for a passing reason (deadlock, serialization failure, a locked
+SQLite file, a lost connection) runs again in a fresh transaction, up to three times.
 """
 
 from __future__ import annotations
@@ -54,6 +56,24 @@ BUFFER_SIZE = 256
 BUFFER_MAX_AGE = 5.0  # seconds: refill to pick up items whose leases expired or were skipped
 
 Op = Callable[[Connection], Any]
+
+TRANSIENT_ATTEMPTS = 3  # tries of one operation that failed for a passing reason
+# PostgreSQL: deadlock detected, serialization failure; SQLite: another process held the write
+# lock past the busy timeout.
+_TRANSIENT_SQLSTATES = {"40P01", "40001"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database failure may pass if the operation runs again: a deadlock or
+    serialization failure, a locked SQLite file, or a lost connection (the pool opens a new one)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    return "database is locked" in str(orig)
 
 
 class _Candidates:
@@ -159,7 +179,7 @@ class Dispatcher:
             if batch:
                 self._execute(batch)
 
-    def _execute(self, batch: list[tuple[Op, Future[Any], bool]]) -> None:
+    def _execute(self, batch: list[tuple[Op, Future[Any], bool]], *, attempt: int = 1) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with self._process_lock(), writing(self.engine) as conn:
@@ -171,6 +191,12 @@ class Dispatcher:
                 log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
                 for job in batch:
                     self._execute([job])
+                return
+            if attempt < TRANSIENT_ATTEMPTS and is_transient(exc):
+                # The transaction was rolled back whole, so running the operation again is safe.
+                log.warning("operation failed (%s); attempt %d of %d", exc, attempt + 1, TRANSIENT_ATTEMPTS)
+                time.sleep(0.01 * attempt)
+                self._execute(batch, attempt=attempt + 1)
                 return
             for _op, future, _checks in batch:
                 future.set_exception(exc)
