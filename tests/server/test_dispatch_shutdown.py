@@ -29,10 +29,16 @@ def _run(scenario, failures: list[BaseException]) -> None:
 def test_stop_finishes_queued_writes_and_cancelled_ones_are_skipped(engine):
     dispatcher = Dispatcher(engine, threads=1)
     gate = threading.Event()
+    inside = threading.Event()
+
+    def blocking(conn) -> bool:
+        inside.set()
+        return gate.wait(30)
 
     async def scenario() -> None:
-        blocked = asyncio.ensure_future(dispatcher.run(lambda conn: gate.wait(30)))
-        await asyncio.sleep(0.05)  # the writer is now inside the first operation
+        blocked = asyncio.ensure_future(dispatcher.run(blocking))
+        # wait until the writer is inside the first operation: what follows queues behind it
+        assert await asyncio.get_running_loop().run_in_executor(None, inside.wait, 30)
         queued = [asyncio.ensure_future(dispatcher.run(_insert(f"drain-{i}"))) for i in range(5)]
         cancelled = asyncio.ensure_future(dispatcher.run(_insert("cancelled")))
         await asyncio.sleep(0.05)

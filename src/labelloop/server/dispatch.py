@@ -24,6 +24,7 @@ import asyncio
 import logging
 import queue as queue_mod
 import random
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -32,13 +33,14 @@ from contextlib import contextmanager
 from concurrent.futures import Future
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from labelloop.errors import LabelloopError
 from labelloop.store import queue as store_queue
 from labelloop.store import rawsql as raw
-from labelloop.store import writing
+from labelloop.store.engine import write_connection
 from labelloop.store.projects import Project
 from labelloop.store.schema import utcnow
 
@@ -65,15 +67,21 @@ _TRANSIENT_SQLSTATES = {"40P01", "40001"}
 
 def is_transient(exc: BaseException) -> bool:
     """Whether a database failure may pass if the operation runs again: a deadlock or
-    serialization failure, a locked SQLite file, or a lost connection (the pool opens a new one)."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated:
+    serialization failure, a locked SQLite file, or a lost connection (the pool opens a new one).
+
+    The hot path's plain SQL (:mod:`labelloop.store.rawsql`) raises the driver's own errors,
+    SQLAlchemy statements wrap them in :class:`DBAPIError`: both are recognised."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    if getattr(exc, "sqlstate", None) in _TRANSIENT_SQLSTATES:
         return True
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
-        return True
-    return "database is locked" in str(orig)
+    return isinstance(exc, sqlite3.OperationalError) and "database is locked" in str(exc)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError | sqlite3.Error | psycopg.Error)
 
 
 class _Candidates:
@@ -101,6 +109,7 @@ class Dispatcher:
         self._jobs: queue_mod.SimpleQueue[tuple[Op, Future[Any], bool] | None] = queue_mod.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._local = threading.local()  # each writer thread's connection
         self._buffers: dict[tuple[int, bool], _Candidates] = {}  # (project id, seeded random order)
         self._lock_file: Any = None
         database = engine.url.database
@@ -159,6 +168,30 @@ class Dispatcher:
 
     # -- the writer thread -----------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._serve_jobs()
+        finally:
+            self._close_connection()
+
+    def _connection(self) -> Connection:
+        """This writer thread's own connection, kept between batches (a checkout from the pool,
+        and on PostgreSQL its pre-ping round trip, cost more than a small batch's work)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = write_connection(self.engine)
+        return conn
+
+    def _close_connection(self) -> None:
+        """Give the thread's connection back (after a failure, so the next batch gets a fresh one)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already broken; the pool discards it
+                log.debug("closing a writer connection failed", exc_info=True)
+
+    def _serve_jobs(self) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
@@ -181,11 +214,16 @@ class Dispatcher:
 
     def _execute(self, batch: list[tuple[Op, Future[Any], bool]], *, attempt: int = 1) -> None:
         outcomes: list[tuple[bool, Any]] = []
+        # Only an operation alone in its transaction may wait for another's row locks: a batch
+        # holds its earlier operations' locks, and two batches waiting on each other deadlock.
+        self._local.alone = len(batch) == 1
         try:
-            with self._process_lock(), writing(self.engine) as conn:
+            conn = self._connection()
+            with self._process_lock(), conn.begin():
                 for op, _future, checks_first in batch:
                     outcomes.append(self._one(conn, op, savepoint=not checks_first))
         except Exception as exc:  # the commit (or BEGIN) failed: retry one by one
+            self._close_connection()
             self._buffers.clear()
             if len(batch) > 1:
                 log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
@@ -193,7 +231,9 @@ class Dispatcher:
                     self._execute([job])
                 return
             if attempt < TRANSIENT_ATTEMPTS and is_transient(exc):
-                # The transaction was rolled back whole, so running the operation again is safe.
+                # The transaction was rolled back whole, so running the operation again is safe;
+                # only if the connection died during COMMIT may the first run have been saved,
+                # and then the operation's own checks refuse the repeat (409, never twice).
                 log.warning("operation failed (%s); attempt %d of %d", exc, attempt + 1, TRANSIENT_ATTEMPTS)
                 time.sleep(0.01 * attempt)
                 self._execute(batch, attempt=attempt + 1)
@@ -215,15 +255,16 @@ class Dispatcher:
             raw.run(conn, "SAVEPOINT op")
         try:
             result = op(conn)
-        except DBAPIError:
-            raise  # a database failure (deadlock, lost connection): the whole batch is retried
         except LabelloopError as exc:  # a refusal must not sink the other operations
             if savepoint:
                 raw.run(conn, "ROLLBACK TO SAVEPOINT op")
                 raw.run(conn, "RELEASE SAVEPOINT op")
             return False, exc
-        except Exception:  # a bug: the batch is retried one by one, so only this one fails
-            log.exception("operation failed")
+        except Exception as exc:
+            # A database failure (deadlock, lost connection), a claim that must wait (run alone
+            # next), or a bug: the batch is retried one by one, so only the failing one fails.
+            if not (_is_database_error(exc) or isinstance(exc, store_queue.WouldWait)):
+                log.exception("operation failed")
             raise
         if savepoint:
             raw.run(conn, "RELEASE SAVEPOINT op")
@@ -245,9 +286,11 @@ class Dispatcher:
         lease = self._claim_buffered(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now)
         if lease is not None:
             return lease
-        # Whatever the buffer holds is not for this user: the exact query decides.
+        # Whatever the buffer holds is not for this user: the exact query decides. It may wait
+        # for concurrent claims only in a transaction of its own (see _execute).
         return store_queue.next_item(
-            conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now
+            conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now,
+            may_wait=getattr(self._local, "alone", False),
         )
 
     def _claim_buffered(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int, now: Any,

@@ -90,9 +90,15 @@ def writing(engine: Engine) -> Iterator[Connection]:
 
     On SQLite it begins with ``BEGIN IMMEDIATE``, taking the write lock up front.
     """
-    with engine.connect().execution_options(labelloop_write=True) as conn:
+    with write_connection(engine) as conn:
         with conn.begin():
             yield conn
+
+
+def write_connection(engine: Engine) -> Connection:
+    """A connection whose transactions are write transactions (see :func:`writing`); for a
+    caller that runs many of them in a row and closes it itself."""
+    return engine.connect().execution_options(labelloop_write=True)
 
 
 @contextmanager

@@ -230,26 +230,36 @@ def next_item(
     lease_seconds: int,
     now: datetime | None = None,
     rng: random.Random | None = None,
+    may_wait: bool = True,
 ) -> Lease | None:
     """The item this user should label next, leased to them; None when nothing is left for them.
 
     A user who holds a live lease in the project gets that same item again (lease renewed).
     With ``rng``, the claim is an audit draw with probability ``audit_fraction`` (see the
-    module's notes); without, the queue order alone serves."""
+    module's notes); without, the queue order alone serves. With ``may_wait=False`` (a
+    transaction holding other rows' locks, where waiting could deadlock) :class:`WouldWait` is
+    raised instead of waiting for concurrent claims."""
     now = now or utcnow()
     lease = renew_current(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now)
     if lease is not None:
         return lease
     if is_audit_draw(project, rng):
         lease = claim_first(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now,
-                            audit=True)
+                            audit=True, may_wait=may_wait)
         if lease is not None:
             return lease
-    return claim_first(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now)
+    return claim_first(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now,
+                       may_wait=may_wait)
+
+
+class WouldWait(Exception):
+    """Raised by a claim told not to wait (``may_wait=False``) where it would have to wait for
+    another transaction's row lock: the caller runs it again where waiting is safe."""
 
 
 def claim_first(
-    conn: Connection, *, project: Project, user_id: int, lease_seconds: int, now: datetime, audit: bool = False
+    conn: Connection, *, project: Project, user_id: int, lease_seconds: int, now: datetime, audit: bool = False,
+    may_wait: bool = True,
 ) -> Lease | None:
     """Lease the first item available to the user in queue order (with ``audit``: in the seeded
     random order, flagged as an audit item); None when nothing is available."""
@@ -259,6 +269,8 @@ def claim_first(
             return None
         # Concurrent claims lock rows our snapshot still shows as free: skip them at first;
         # if that keeps failing (the end of the queue), wait for their outcome instead.
+        if attempt >= 2 and not may_wait:
+            raise WouldWait(f"claim in project {project.name!r} would wait for concurrent claims")
         for item_id in ids:
             result = try_claim(
                 conn, project=project, user_id=user_id, item_id=item_id, lease_seconds=lease_seconds,
