@@ -10,11 +10,21 @@ from labelloop.cli import main
 from labelloop.store import open_engine, reading
 from labelloop.store import projects as store_projects
 from labelloop.store.browse import audit_entries
+from labelloop.store.runs import retrain_pending
 from labelloop.store.schema import items
 
 
 def run(*args):
     return CliRunner().invoke(main, [*map(str, args)], catch_exceptions=False)
+
+
+def retrain_requested(db_url, name="p"):
+    engine = open_engine(db_url)
+    try:
+        with reading(engine) as conn:
+            return retrain_pending(conn, project_id=store_projects.get_project(conn, name=name).id) is not None
+    finally:
+        engine.dispose()
 
 
 def settings_of(db_url, name="p"):
@@ -53,6 +63,8 @@ def test_init_takes_settings_and_configure_prints_and_changes_them(db_url, tmp_p
                "--db", db_url).exit_code == 0
     before = targets_of(db_url)
     assert 0 < before.count(3) < len(before) == 200  # the import applied the overlap rule
+    assert run("configure", "p", "--audit-fraction", "0.2", "--db", db_url).exit_code == 0
+    assert not retrain_requested(db_url)  # not a model setting
     changed = run("configure", "p", "--overlap-fraction", "0", "--min-new-labels", "25", "--model", "tfidf-svm",
                   "--class-weight", "balanced", "--db", db_url)
     assert changed.exit_code == 0, changed.output
@@ -61,6 +73,7 @@ def test_init_takes_settings_and_configure_prints_and_changes_them(db_url, tmp_p
                          "class_weight: none -> balanced"]
     assert lines[4] == f"{before.count(3):,} unlabelled items got a new number of labellers"
     assert set(targets_of(db_url)) == {1}
+    assert retrain_requested(db_url)  # a new model serves from the next round on
     settings, log = settings_of(db_url)
     assert settings["min_new_labels"] == 25 and settings["class_weight"] == "balanced"
     assert log[0]["action"] == "project.configure" and log[0]["details"]["changes"]["model"] == {

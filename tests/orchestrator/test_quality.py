@@ -102,7 +102,7 @@ def test_imported_labels_count_as_one_labeller_and_retired_tags_are_left_out(tea
     team.label("i6", "dan", "B")
     report = team.report()
     assert report["items_with_overlap"] == 5
-    assert report["cohen_kappa"]["(import) / dan"] is None  # one shared item
+    assert report["cohen_kappa"]["(imported labels) / dan"] is None  # one shared item
     with writing(team.engine) as conn:
         store_tags.retire_tag(conn, project=team.fresh(), name="C", user_id=None)
     report = team.report()
@@ -177,6 +177,9 @@ def test_review_queue_lists_disagreements_ties_first_and_adjudication_resolves_t
         assert (row.label_tag_id, row.label_source, row.adjudicated_tag_id) == (proj.tag_id("B"), "human",
                                                                                 proj.tag_id("B"))
         assert [r.external_id for r in review.review_queue(conn, project=proj).items] == ["i3"]
+        # the item wanted 3 labellers and has 2: decided, it leaves the queue
+        assert conn.execute(select(items.c.n_labels, items.c.target_labels)
+                            .where(items.c.id == team.ids["i2"])).one() == (2, 2)
         # training uses the decision ...
         snapshot = label_snapshot(conn, project_id=proj.id)
         trained = dict(zip(snapshot["train_ids"].tolist(), snapshot["train_tags"].tolist()))

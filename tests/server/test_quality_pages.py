@@ -122,7 +122,7 @@ def test_dashboard_shows_the_audit_estimate_beside_cv_and_the_advice(client, wor
         first = conn.execute(select(model_runs.c.id).where(model_runs.c.version == 1)).scalar_one()
         conn.execute(update(projects).values(current_run_id=first))
     text = text_of(client.get("/admin/projects/news/dashboard").text)
-    assert "Audit estimate (v1) — no audit items labelled since this version was trained" in text
+    assert "Audit estimate (v1) — no held-out audit items labelled yet" in text
     assert "no stopping advice for this version" in text
 
 

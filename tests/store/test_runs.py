@@ -219,11 +219,11 @@ def test_the_lock_row_is_exclusive_until_stale(engine, project):
         assert store_runs.lock_holder(conn, project_id=project.id) is None
 
 
-def test_stop_set_is_the_smallest_rand_keys_and_recent_model_runs_skip_cold_starts(engine, project):
+def test_stop_set_is_the_largest_rand_keys_and_recent_model_runs_skip_cold_starts(engine, project):
     with reading(engine) as conn:
         rows = conn.execute(select(items.c.id, items.c.rand).where(items.c.project_id == project.id)).all()
         stop = store_runs.stop_set_ids(conn, project_id=project.id, size=10)
-    assert stop.tolist() == sorted(r.id for r in sorted(rows, key=lambda r: r.rand)[:10])
+    assert stop.tolist() == sorted(r.id for r in sorted(rows, key=lambda r: -r.rand)[:10])
     states = ["model", "not_enough_labels", "model", "model"]
     for state in states:
         run = start(engine, project)

@@ -3,7 +3,7 @@
 Two signals, both cheap:
 
 - **Stability.** Each model round predicts a fixed random *stop set* (the project's
-  :data:`STOP_SET_SIZE` items with the smallest seeded random key, labelled or not), and
+  :data:`STOP_SET_SIZE` items with the largest seeded random key, labelled or not), and
   :func:`stability` compares those predictions with the previous model's by Cohen's kappa
   on the items both predicted. Kappa is undefined when both models predict one same tag for
   every item (perfect agreement, but no chance correction possible); it is then defined as

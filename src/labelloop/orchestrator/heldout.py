@@ -21,7 +21,7 @@ Written into the run's metrics by :func:`labelloop.orchestrator.run_round` (mode
   model would have chosen them, so this estimates the accuracy of the model's labels on the
   unlabelled rest without bias, for every version.
 - ``stop_set``: ``{"ids": [...], "tags": [...]}`` — the stop set (the project's
-  :data:`~labelloop.learn.STOP_SET_SIZE` items with the smallest ``rand``) and the model's
+  :data:`~labelloop.learn.STOP_SET_SIZE` items with the largest ``rand``) and the model's
   predicted *tag ids* for them (ids, so that renaming a tag does not read as a change).
 - ``stability``: ``{"kappa", "compared", "previous_version"}`` — Cohen's kappa against the
   previous complete model run's stop-set predictions on their common items.

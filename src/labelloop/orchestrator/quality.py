@@ -1,7 +1,7 @@
 """Team quality: agreement between labellers and their pace, from the store through learn/.
 
 :func:`agreement_report` reads the overlap items (items with human or imported labels from at
-least two labellers; imported labels count as one labeller, ``(import)``) and returns a
+least two labellers; imported labels count as one labeller, ``(imported labels)``) and returns a
 JSON-able dict for ``labelloop status --json`` and the admin dashboard::
 
     items_with_overlap   items labelled by >= 2 labellers

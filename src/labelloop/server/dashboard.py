@@ -5,8 +5,8 @@
   (matplotlib, server-rendered; the label balance is ``/charts/balance.png`` of the overview).
 
 The model's figures come from the metrics of its runs, written by the orchestrator:
-``cv`` (cross-validation on the labelled items), ``audit`` (accuracy on the random audit
-items labelled after the model was trained, with a 95 % interval), ``stability`` and
+``cv`` (cross-validation on the labelled items), ``audit`` (accuracy on the held-out random
+audit items, which no model trains on, with a 95 % interval), ``stability`` and
 ``advice`` (whether labelling more is worth it). Runs made before these existed lack them;
 every key is read defensively. Agreement figures are computed on request by
 :func:`labelloop.orchestrator.quality.agreement_report`, imported on first use so that a web

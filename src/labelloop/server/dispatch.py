@@ -328,19 +328,22 @@ class Dispatcher:
 
     def skip(self, conn: Connection, *, project: Project, user_id: int, item_id: int) -> None:
         """Skip the item; it goes back to the front of this process's candidates for others."""
-        store_queue.skip_item(conn, project=project, user_id=user_id, item_id=item_id)
-        self._give_back(project, item_id)
+        audit = store_queue.skip_item(conn, project=project, user_id=user_id, item_id=item_id)
+        self._give_back(project, item_id, audit=audit)
 
     def undo(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int) -> Any:
         """Undo the user's last label; the lease they held meanwhile goes back to the candidates."""
         held = store_queue.current_lease(conn, project=project, user_id=user_id)
         lease = store_queue.undo_last(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
         if held is not None and held.item_id != lease.item_id:
-            self._give_back(project, held.item_id)
+            self._give_back(project, held.item_id, audit=held.is_audit)
         return lease
 
-    def _give_back(self, project: Project, item_id: int) -> None:
-        buf = self._buffers.get((project.id, False))
+    def _give_back(self, project: Project, item_id: int, *, audit: bool) -> None:
+        """Put an item back at the front of the buffer it came from: an audit item must go to
+        the next audit draw, not to the priority queue (which would take it out of the
+        random sample, the more so as people skip the hard ones)."""
+        buf = self._buffers.get((project.id, audit and project.current_run_id is not None))
         if buf is not None and item_id not in buf.ids:
             buf.ids.appendleft(item_id)
 

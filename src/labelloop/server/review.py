@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from labelloop.errors import LabelloopError
 from labelloop.server.admin import project_url
 from labelloop.server.api import require_json
-from labelloop.server.deps import AdminUser, CsrfChecked, EngineDep, PageAdmin, ProjectDep
+from labelloop.server.deps import AdminUser, CsrfChecked, EngineDep, ItemIdPath, PageAdmin, ProjectDep
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.server.schemas import AdjudicatePublic, LabelCreate
 from labelloop.store import reading, writing
@@ -62,7 +62,8 @@ def review_page(request: Request, project: ProjectDep, user: PageAdmin, engine: 
 
 @pages.post("/{item_id}", response_class=HTMLResponse)
 def decide(
-    request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, item_id: int,
+    request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked,
+    item_id: ItemIdPath,
     label: Annotated[str, Form(max_length=1000)],
 ) -> Response:
     """Record the admin's label for the item; back to the queue."""
@@ -77,7 +78,7 @@ def decide(
 
 @api.post("/items/{item_id}/adjudicate", response_model=AdjudicatePublic,
           dependencies=[Depends(require_json)])
-def adjudicate(project: ProjectDep, user: AdminUser, engine: EngineDep, _csrf: CsrfChecked, item_id: int,
+def adjudicate(project: ProjectDep, user: AdminUser, engine: EngineDep, _csrf: CsrfChecked, item_id: ItemIdPath,
                body: LabelCreate) -> dict[str, Any]:
     """Decide an item's final label (admins). The decision wins over every label on the item."""
     with writing(engine) as conn:

@@ -90,9 +90,11 @@ def serve(
     }
     # After a graceful shutdown Uvicorn raises the signal that stopped it again, for the handler
     # that was in place before it ran. SIGTERM's default would kill the process (status 143)
-    # before the cleanup below; exiting normally instead ends `labelloop serve` with status 0.
+    # and SIGINT's raise KeyboardInterrupt ("Aborted!", status 1) before the cleanup below;
+    # exiting normally instead ends `labelloop serve` with status 0.
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _exit_normally) if main_thread else None
+    stops = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, _exit_normally) for sig in stops} if main_thread else {}
     try:
         if workers > 1:
             os.environ.update(settings_environ(settings))
@@ -100,8 +102,8 @@ def serve(
         else:
             uvicorn.run(create_app(settings), **common)
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if orchestrator is not None:
             thread, stop = orchestrator
             stop.set()

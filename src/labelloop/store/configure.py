@@ -2,7 +2,8 @@
 
 A change of ``overlap_fraction`` or ``overlap_k`` is applied at once to every item that has no
 label yet (:func:`labelloop.store.items.apply_overlap`, one UPDATE); items with labels keep
-their ``target_labels``. Every change is recorded in the project's audit log
+their ``target_labels``. A change of a model setting (:data:`MODEL_SETTINGS`) requests a
+retrain, so the new model serves from the next round. Every change is recorded in the project's audit log
 (action ``project.configure``, details ``{"changes": {key: {"from": old, "to": new}}, ...}``).
 """
 
@@ -16,9 +17,12 @@ from sqlalchemy import Connection
 from labelloop.store.browse import record_audit
 from labelloop.store.items import apply_overlap
 from labelloop.store.projects import PROJECT_SETTINGS_DEFAULTS, Project, check_settings, update_settings
+from labelloop.store.runs import request_retrain
 
 _FLOATS = ("overlap_fraction", "audit_fraction", "exploration")
 _INTS = ("overlap_k", "min_new_labels", "lease_seconds")
+#: Settings of the model in the loop: changing one requests a retrain.
+MODEL_SETTINGS = frozenset({"model", "strategy", "exploration", "class_weight"})
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ def configure_project(
         retargeted = apply_overlap(
             conn, project_id=project.id, fraction=after["overlap_fraction"], k=after["overlap_k"]
         )
+    if changes.keys() & MODEL_SETTINGS:  # a new model or strategy serves from the next round on
+        request_retrain(conn, project_id=project.id)
     record_audit(
         conn, project_id=project.id, user_id=user_id, action="project.configure",
         details={"changes": {key: {"from": old, "to": new} for key, (old, new) in changes.items()},

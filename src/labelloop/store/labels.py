@@ -42,6 +42,9 @@ def refresh_items(conn: Connection, *, item_ids: Iterable[int]) -> None:
     adjudicated: dict[int, int | None] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
+        # On PostgreSQL, lock the items first (in id order) so that a label committed meanwhile
+        # cannot be overwritten with the counts read here (SQLite's writer lock does it already).
+        conn.execute(select(items.c.id).where(items.c.id.in_(chunk)).order_by(items.c.id).with_for_update())
         for item_id, tag_id in conn.execute(
             select(annotations.c.item_id, annotations.c.tag_id)
             .join(tags, tags.c.id == annotations.c.tag_id)

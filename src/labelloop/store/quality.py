@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, case, extract, func, select
 from labelloop.store.browse import labels_per_day
 from labelloop.store.schema import annotations, item_scores, tags, users, utcnow
 
-IMPORT_LABELLER = "(import)"  # labels brought in by `import --label-column` have no user
+IMPORT_LABELLER = "(imported labels)"  # no user: `import --label-column`; a space no user name has
 AGREEMENT_SOURCES = ("human", "import")
 
 

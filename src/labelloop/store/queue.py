@@ -367,11 +367,13 @@ def label_item(
 
 def skip_item(
     conn: Connection, *, project: Project, user_id: int, item_id: int, now: datetime | None = None
-) -> None:
-    """The user passes on a leased item: it goes back to the queue for others, never to them."""
+) -> bool:
+    """The user passes on a leased item: it goes back to the queue for others, never to them.
+    Returns whether it was served as an audit item."""
     now = now or utcnow()
     held = _held(conn, project=project, item_id=item_id, user_id=user_id, now=now)
     raw.run(conn, _FINISH, {"state": "skipped", "now": raw.ts(conn, now), "assignment": held.assignment_id})
+    return held.is_audit
 
 
 def renew_lease(

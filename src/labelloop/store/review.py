@@ -107,7 +107,8 @@ def review_queue(conn: Connection, *, project: Project, limit: int = 50) -> Revi
 
 def adjudicate(conn: Connection, *, project: Project, item_id: int, tag: str, user_id: int | None) -> dict[str, Any]:
     """Decide item ``item_id``'s final label: ``tag`` (an active tag; InvalidInputError
-    otherwise), whatever its labels say. Returns the item's new state. NotFoundError for an
+    otherwise), whatever its labels say; the item needs no more labellers. Returns the item's
+    new state. NotFoundError for an
     item of another project or none."""
     tag_id = project.tag_id(tag)
     row = conn.execute(
@@ -121,6 +122,12 @@ def adjudicate(conn: Connection, *, project: Project, item_id: int, tag: str, us
     previous = names.get(row.label_tag_id) if row.label_tag_id is not None else row.label_source
     conn.execute(update(items).where(items.c.id == item_id).values(adjudicated_tag_id=tag_id))
     refresh_items(conn, item_ids=[item_id])
+    # The decision is final: an item still waiting for more labellers leaves the queue.
+    conn.execute(
+        update(items)
+        .where(items.c.id == item_id, items.c.n_labels >= 1, items.c.n_labels < items.c.target_labels)
+        .values(target_labels=items.c.n_labels)
+    )
     record_audit(
         conn, project_id=project.id, user_id=user_id, action="item.adjudicate",
         details={"item_id": item_id, "external_id": row.external_id, "tag": tag, "previous": previous},

@@ -352,10 +352,12 @@ def audit_items_reached(conn: Connection, *, project_id: int, run: ModelRun | No
 
 
 def stop_set_ids(conn: Connection, *, project_id: int, size: int) -> np.ndarray:
-    """Ids of the project's ``size`` items with the smallest ``rand`` (labelled or not), ascending:
-    a fixed random sample on which consecutive models' predictions are compared."""
+    """Ids of the project's ``size`` items with the largest ``rand`` (labelled or not), ascending:
+    a fixed random sample on which consecutive models' predictions are compared. The largest
+    keys, because audit draws take the smallest: the two samples stay apart."""
     ids = conn.execute(
-        select(items.c.id).where(items.c.project_id == project_id).order_by(items.c.rand, items.c.id).limit(size)
+        select(items.c.id).where(items.c.project_id == project_id)
+        .order_by(items.c.rand.desc(), items.c.id).limit(size)
     ).scalars()
     return np.sort(np.fromiter(ids, dtype=np.int64))
 
