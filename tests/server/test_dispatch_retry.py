@@ -4,6 +4,7 @@ in a fresh transaction; one that fails for good fails once. Real database failur
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
@@ -16,7 +17,9 @@ def _run(dispatcher: Dispatcher, op):
     async def go():
         return await dispatcher.run(op)
 
-    return asyncio.run(go())
+    # in a thread of its own: another test's event loop may still run in this one (Playwright)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result(timeout=60)
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # a backend that ends its own connection
