@@ -277,3 +277,22 @@ def test_stats(setup):
     assert stats["per_labeller"] == {"u0": 2, "u1": 1}
     assert (stats["yours_total"], stats["yours_today"]) == (2, 1)
     assert overview == [{"name": "p", "items": 5, "labelled": 3, "remaining": 2}]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # row locks: PostgreSQL's claims
+def test_a_claim_that_may_not_wait_says_so_instead_of_waiting(setup):
+    """Every candidate locked by another transaction: the exact claim waits for them when it may,
+    and raises WouldWait at once when it may not (inside a batch, where waiting can deadlock)."""
+    engine, project, users = setup
+    add_items(engine, project, 3)
+    with engine.connect() as other:
+        with other.begin():
+            other.execute(select(items.c.id).where(items.c.project_id == project.id).with_for_update())
+            with writing(engine) as conn:
+                with pytest.raises(queue.WouldWait):
+                    queue.next_item(conn, project=project, user_id=users[0], lease_seconds=LEASE, now=T0,
+                                    may_wait=False)
+    # the locks are gone: the same claim succeeds
+    with writing(engine) as conn:
+        lease = queue.next_item(conn, project=project, user_id=users[0], lease_seconds=LEASE, now=T0, may_wait=False)
+    assert lease is not None
