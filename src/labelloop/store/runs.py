@@ -115,9 +115,12 @@ def get_run(conn: Connection, *, run_id: int) -> ModelRun:
     return _run(row)
 
 
-def list_runs(conn: Connection, *, project_id: int, limit: int | None = None) -> list[ModelRun]:
-    """The project's runs, newest version first."""
+def list_runs(conn: Connection, *, project_id: int, limit: int | None = None, status: str | None = None
+              ) -> list[ModelRun]:
+    """The project's runs (only those with ``status``, if given), newest version first."""
     query = select(*RUN_COLUMNS).where(model_runs.c.project_id == project_id).order_by(model_runs.c.version.desc())
+    if status is not None:
+        query = query.where(model_runs.c.status == status)
     if limit is not None:
         query = query.limit(limit)
     return [_run(r) for r in conn.execute(query)]
@@ -365,19 +368,7 @@ def stop_set_ids(conn: Connection, *, project_id: int, size: int) -> np.ndarray:
 def recent_model_runs(conn: Connection, *, project_id: int, limit: int) -> list[ModelRun]:
     """Up to ``limit`` of the project's complete runs that trained a model, newest first
     (cold-start and failed runs are passed over)."""
-    found: list[ModelRun] = []
-    run_ids = conn.execute(
-        select(model_runs.c.id)
-        .where(model_runs.c.project_id == project_id, model_runs.c.status == "complete")
-        .order_by(model_runs.c.version.desc())
-    ).scalars().all()
-    for run_id in run_ids:
-        if len(found) >= limit:
-            break
-        run = get_run(conn, run_id=run_id)
-        if run.has_model:
-            found.append(run)
-    return found
+    return [run for run in list_runs(conn, project_id=project_id, status="complete") if run.has_model][:limit]
 
 
 def quality_summary(conn: Connection, *, project_id: int) -> dict[str, Any]:
