@@ -180,7 +180,6 @@ def run_round(
                 audit=out.audit, stop_ids=stop_ids[stop_ok], stop_tag_ids=_names_to_ids(proj, out.stop_predicted),
                 previous=previous,
             ))
-        if out.state == "model":
             path = save_model(
                 project_dir(settings.models_dir, project_name=proj.name, project_id=proj.id),
                 now=now or utcnow(), macro_f1=None if out.cv is None else out.cv["macro_f1"],
@@ -242,6 +241,7 @@ def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _names_to_ids(proj: Project, names: np.ndarray | None) -> np.ndarray:
+    """The tag id of each tag name."""
     by_name = {t.name: t.id for t in proj.tags}
     return np.array([by_name[str(n)] for n in ([] if names is None else names)], dtype=np.int64)
 
@@ -250,8 +250,7 @@ def _tag_ids(proj: Project, out: RoundOutput) -> np.ndarray | None:
     """The predicted tag id of each pool row (the classifier's classes are tag names)."""
     if out.classes is None:
         return None
-    by_name = {t.name: t.id for t in proj.tags}
-    return np.array([by_name[str(c)] for c in out.classes], dtype=np.int64)[out.predicted_index]
+    return _names_to_ids(proj, out.classes)[out.predicted_index]
 
 
 def _metrics(proj: Project, out: RoundOutput, ids: np.ndarray, y: np.ndarray, *, n_items: int,
