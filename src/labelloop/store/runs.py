@@ -19,6 +19,7 @@ who holds it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -371,19 +372,50 @@ def recent_model_runs(conn: Connection, *, project_id: int, limit: int) -> list[
     return [run for run in list_runs(conn, project_id=project_id, status="complete") if run.has_model][:limit]
 
 
+def metric_number(value: Any) -> float | None:
+    """A finite number from a run's metrics JSON, else None (the JSON is read defensively: runs
+    made by older versions lack keys)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def run_quality(run: ModelRun | None) -> dict[str, Any]:
+    """The held-out audit estimate and the stopping advice in a model run's metrics, read
+    defensively (runs made before the audit lack them; every reader goes through here):
+
+    - ``audit``: ``{"labelled", "correct", "accuracy", "ci95"}`` (accuracy None before any audit
+      label, ci95 ``[low, high]`` or None); None when the run has no model or no audit figures;
+    - ``advice``: ``{"stop", "message"}``; None when the run has no model or no advice."""
+    metrics = (run.metrics or {}) if run is not None and run.has_model else {}
+    audit, advice = metrics.get("audit"), metrics.get("advice")
+    advice = advice if isinstance(advice, dict) else {}
+    estimate = None
+    if isinstance(audit, dict) and audit:
+        ci95 = audit.get("ci95")
+        bounds = [metric_number(v) for v in ci95] if isinstance(ci95, (list, tuple)) and len(ci95) == 2 else [None]
+        estimate = {
+            "labelled": int(metric_number(audit.get("labelled")) or 0),
+            "correct": int(metric_number(audit.get("correct")) or 0),
+            "accuracy": metric_number(audit.get("accuracy")),
+            "ci95": None if None in bounds else bounds,
+        }
+    message = advice.get("message")
+    return {
+        "audit": estimate,
+        "advice": {"stop": advice.get("stop") is True, "message": str(message)} if message else None,
+    }
+
+
 def quality_summary(conn: Connection, *, project_id: int) -> dict[str, Any]:
     """``audit`` (``labelled``, ``accuracy``, ``ci95``) and ``advice`` (``stop``, ``message``)
-    of the serving model, for ``status --json``; labelled 0, nulls and no advice before a model."""
-    run = current_run(conn, project_id=project_id)
-    metrics = (run.metrics or {}) if run is not None and run.has_model else {}
-    audit = metrics.get("audit") or {}
+    of the serving model (:func:`run_quality`), for ``status --json``; labelled 0, nulls and no
+    advice before a model."""
+    quality = run_quality(current_run(conn, project_id=project_id))
+    audit = quality["audit"] or {}
     return {
-        "audit": {
-            "labelled": int(audit.get("labelled", 0)),
-            "accuracy": audit.get("accuracy"),
-            "ci95": audit.get("ci95"),
-        },
-        "advice": metrics.get("advice"),
+        "audit": {"labelled": audit.get("labelled", 0), "accuracy": audit.get("accuracy"), "ci95": audit.get("ci95")},
+        "advice": quality["advice"],
     }
 
 
