@@ -10,8 +10,9 @@ audit items, which no model trains on, with a 95 % interval), ``stability`` and
 ``advice`` (whether labelling more is worth it). Runs made before these existed lack them;
 every key is read defensively (the audit and the advice by :func:`labelloop.store.runs.run_quality`,
 as for ``labelloop status``). Agreement figures are computed on request by
-:func:`labelloop.orchestrator.quality.agreement_report`, imported on first use so that a web
-worker loads scikit-learn only when an admin opens the dashboard.
+:func:`labelloop.orchestrator.quality.agreement_report` (the page) and ``agreement_figures``
+(the confusion chart: the overlap items alone), imported on first use so that a web worker
+loads scikit-learn only when an admin opens the dashboard.
 """
 
 from __future__ import annotations
@@ -68,10 +69,12 @@ def model_view(run: store_runs.ModelRun | None) -> dict[str, Any]:
     }
 
 
-def _agreement(conn: Any, project: Project) -> dict[str, Any]:
-    from labelloop.orchestrator.quality import agreement_report  # scikit-learn: loaded on first use
+def _agreement(conn: Any, project: Project, *, full: bool = True) -> dict[str, Any]:
+    """``agreement_report``, or with ``full=False`` the lighter ``agreement_figures`` (no
+    per-labeller table)."""
+    from labelloop.orchestrator.quality import agreement_figures, agreement_report  # scikit-learn: on first use
 
-    return agreement_report(conn, project=project)
+    return (agreement_report if full else agreement_figures)(conn, project=project)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -134,5 +137,5 @@ def quality_chart(request: Request, project: ProjectDep, user: PageAdmin, engine
 def confusion_chart(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
     """Heat map of label pairs between labellers on the same items (PNG)."""
     with reading(engine) as conn:
-        confusion = _agreement(conn, project)["confusion"]
+        confusion = _agreement(conn, project, full=False)["confusion"]
     return png_response(request, charts.confusion_png(confusion["tags"], confusion["matrix"]))
