@@ -295,3 +295,15 @@ def test_run_quality_reads_the_audit_and_the_advice_defensively(engine, project)
                                                "advice": {"stop": False, "message": "7"}}
     nothing = {"audit": None, "advice": None}
     assert store_runs.run_quality(runs[2]) == store_runs.run_quality(runs[3]) == store_runs.run_quality(None) == nothing
+
+
+def test_forget_metrics_drops_only_the_named_keys(engine, project):
+    run = start(engine, project)
+    with writing(engine) as conn:
+        store_runs.switch_to_run(conn, project_id=project.id, run_id=run.id, path=None,
+                                 metrics={"state": "model", "audit_reached": [3, 5], "stop_set": {"ids": [1]}})
+        done = store_runs.get_run(conn, run_id=run.id)
+        store_runs.forget_metrics(conn, run=done, keys=["audit_reached", "absent"])
+        store_runs.forget_metrics(conn, run=store_runs.get_run(conn, run_id=run.id), keys=["audit_reached"])
+    with reading(engine) as conn:
+        assert store_runs.get_run(conn, run_id=run.id).metrics == {"state": "model", "stop_set": {"ids": [1]}}

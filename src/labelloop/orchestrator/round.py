@@ -206,8 +206,10 @@ def run_round(
             if lock is not None and not lock.still_mine(conn):
                 raise Abandoned(f"lost the orchestrator lock of project {proj.name!r}")
             metrics["timings"] = dict(timings)
-            store_runs.switch_to_run(conn, project_id=proj.id, run_id=run.id, metrics=metrics,
-                                     path=None if path is None else str(path), now=utcnow())
+            superseded = store_runs.switch_to_run(conn, project_id=proj.id, run_id=run.id, metrics=metrics,
+                                                  path=None if path is None else str(path), now=utcnow())
+            if superseded is not None:  # the reached audit ids are read from the current run only
+                store_runs.forget_metrics(conn, run=superseded, keys=["audit_reached"])
         lap("switch")
         timings["serving"] = time.perf_counter() - t0  # until the new version is what labellers get
     except BaseException as exc:

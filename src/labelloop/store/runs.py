@@ -20,6 +20,7 @@ who holds it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -174,6 +175,16 @@ def switch_to_run(
     previous = current_run(conn, project_id=project_id)
     conn.execute(update(projects).where(projects.c.id == project_id).values(current_run_id=run_id))
     return previous
+
+
+def forget_metrics(conn: Connection, *, run: ModelRun, keys: Sequence[str]) -> None:
+    """Remove ``keys`` from a finished run's metrics (as read into ``run``): figures its
+    successor carries forward, which nothing reads from this run any more. No write when none
+    of them is there."""
+    metrics = run.metrics or {}
+    if any(key in metrics for key in keys):
+        kept = {key: value for key, value in metrics.items() if key not in keys}
+        conn.execute(update(model_runs).where(model_runs.c.id == run.id).values(metrics=kept))
 
 
 def set_run_path(conn: Connection, *, run_id: int, path: str) -> None:
