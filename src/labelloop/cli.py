@@ -172,7 +172,7 @@ def _show(key: str, value: Any) -> str:
 def status(project: str, as_json: bool, db_url: str | None) -> None:
     """Show PROJECT's progress: items, labelled items, labels per tag, the model, its audit
     estimate (accuracy on random held-out items, 95 % CI), the stopping advice and agreement."""
-    from labelloop.orchestrator.quality import agreement_report, status_summary
+    from labelloop.orchestrator.quality import agreement_figures, status_summary
 
     engine = engine_for(db_url)
     with reading(engine) as conn:
@@ -180,7 +180,7 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
         summary = project_summary(conn, project=proj)
         summary["model"] = store_runs.current_model(conn, project_id=proj.id)
         summary.update(store_runs.quality_summary(conn, project_id=proj.id))  # audit, advice
-        summary["agreement"] = status_summary(agreement_report(conn, project=proj))
+        summary["agreement"] = status_summary(agreement_figures(conn, project=proj))
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return

@@ -65,3 +65,21 @@ def test_too_few_labels_per_tag_for_cv_still_trains(corpus):
     train = np.array([int(np.flatnonzero(y == t)[0]) for t in tags] + [int(np.flatnonzero(y == tags[0])[1])])
     out = compute_round(X, train, y[train], seed=0)
     assert out.state == "model" and out.cv is None and "cross-validation needs at least 2" in out.cv_message
+
+
+def test_held_out_and_stop_rows_get_the_most_probable_class_in_or_out_of_the_pool(corpus):
+    X, y = corpus
+    train = np.arange(0, 240, 4)
+    unscored = np.arange(2, 240, 8)  # neither trained on nor in the pool
+    pool = np.setdiff1d(np.arange(240), np.concatenate([train, unscored]))
+    held = np.sort(np.concatenate([np.arange(1, 240, 8), unscored]))  # half in the pool, half not
+    stop = np.sort(np.concatenate([np.arange(3, 240, 16), np.arange(0, 240, 16), unscored[:5]]))
+    out = compute_round(X, train, y[train], pool_rows=pool, seed=1, eval_rows=held, eval_y=y[held], stop_rows=stop)
+
+    def most_probable(rows):
+        return out.classes[out.classifier.predict_proba(X[rows]).argmax(axis=1)]
+
+    assert out.stop_predicted.tolist() == most_probable(stop).tolist()
+    assert out.audit["labelled"] == len(held)
+    assert out.audit["correct"] == int(np.sum(most_probable(held) == y[held]))
+    assert out.audit["correct"] < len(held)  # a real estimate, not every row right by construction

@@ -135,7 +135,9 @@ def test_audit_items_the_serving_order_reaches_join_the_training_set(bbc):
     third = run_round(bbc.engine, bbc.settings, project="bbc")
     with reading(bbc.engine) as conn:
         run = store_runs.get_run(conn, run_id=third.run_id)
+        superseded = store_runs.get_run(conn, run_id=second.run_id)
     assert run.metrics["audit_reached"] == reached
+    assert "audit_reached" not in superseded.metrics and superseded.metrics["audit"] is not None  # stored once
     assert third.labels_used == 40 + len(reached) + 12
     assert run.metrics["audit"]["labelled"] == len(audit_ids) - len(reached)
     # The held-out ones are what the model left alone: on average easier than what it reached.

@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, update
 
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.io.export import export_rows, plan_export
-from labelloop.orchestrator.quality import agreement_report, status_summary
+from labelloop.orchestrator.quality import agreement_figures, agreement_report, status_summary
 from labelloop.store import browse, reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import quality as store_quality
@@ -95,6 +95,9 @@ def test_report_matches_the_hand_computed_values(team):
     assert people["alice"]["agreement_with_model"] is None  # no model yet
     assert status_summary(report) == {k: report[k] for k in
                                       ("items_with_overlap", "percent", "krippendorff_alpha", "cohen_kappa")}
+    with reading(team.engine) as conn:
+        figures = agreement_figures(conn, project=team.fresh())
+    assert figures == {k: v for k, v in report.items() if k != "per_labeller"}
 
 
 def test_imported_labels_count_as_one_labeller_and_retired_tags_are_left_out(team):

@@ -270,3 +270,40 @@ def test_audit_items_reached_by_a_serving_order(engine, project):
     assert reached() == [int(ids[49])]
     serve(list(ids[31:40]) + list(ids[20:28]), when=T0 + timedelta(minutes=3))  # 20 served: the 20th is 28
     assert reached() == sorted([int(ids[49]), int(ids[30])])
+
+
+def test_run_quality_reads_the_audit_and_the_advice_defensively(engine, project):
+    full = {"state": "model", "audit": {"labelled": 40, "correct": 36, "accuracy": 0.9, "ci95": [0.76, 0.96]},
+            "advice": {"stop": True, "message": "enough"}}
+    odd = {"state": "model", "audit": {"labelled": "40", "correct": True, "accuracy": None, "ci95": [0.1]},
+           "advice": {"stop": "yes", "message": 7}}
+    old = {"state": "model", "cv": {"accuracy": 0.8}}  # made before the audit existed
+    cold = {"state": "not_enough_labels", "audit": full["audit"], "advice": full["advice"]}
+    for metrics in (odd, old, cold, full):
+        run = start(engine, project)
+        with writing(engine) as conn:
+            store_runs.switch_to_run(conn, project_id=project.id, run_id=run.id, metrics=metrics, path=None)
+    with reading(engine) as conn:
+        runs = {r.version: r for r in store_runs.list_runs(conn, project_id=project.id)}
+        summary = store_runs.quality_summary(conn, project_id=project.id)
+    assert store_runs.run_quality(runs[4]) == {"audit": {"labelled": 40, "correct": 36, "accuracy": 0.9,
+                                                         "ci95": [0.76, 0.96]},
+                                               "advice": {"stop": True, "message": "enough"}}
+    assert summary == {"audit": {"labelled": 40, "accuracy": 0.9, "ci95": [0.76, 0.96]},
+                       "advice": {"stop": True, "message": "enough"}}
+    assert store_runs.run_quality(runs[1]) == {"audit": {"labelled": 0, "correct": 0, "accuracy": None, "ci95": None},
+                                               "advice": {"stop": False, "message": "7"}}
+    nothing = {"audit": None, "advice": None}
+    assert store_runs.run_quality(runs[2]) == store_runs.run_quality(runs[3]) == store_runs.run_quality(None) == nothing
+
+
+def test_forget_metrics_drops_only_the_named_keys(engine, project):
+    run = start(engine, project)
+    with writing(engine) as conn:
+        store_runs.switch_to_run(conn, project_id=project.id, run_id=run.id, path=None,
+                                 metrics={"state": "model", "audit_reached": [3, 5], "stop_set": {"ids": [1]}})
+        done = store_runs.get_run(conn, run_id=run.id)
+        store_runs.forget_metrics(conn, run=done, keys=["audit_reached", "absent"])
+        store_runs.forget_metrics(conn, run=store_runs.get_run(conn, run_id=run.id), keys=["audit_reached"])
+    with reading(engine) as conn:
+        assert store_runs.get_run(conn, run_id=run.id).metrics == {"state": "model", "stop_set": {"ids": [1]}}

@@ -24,14 +24,13 @@ import queue
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, false, func, insert, literal, null, select, text
 
 from labelloop.store.engine import is_sqlite
-from labelloop.store.items import OVERLAP_SCALE
+from labelloop.store.items import OVERLAP_SCALE, overlap_threshold, target_labels_for
 from labelloop.store.schema import annotations, items
 
 #: (external id, display JSON text, model text, rand key, label tag id or None)
@@ -48,14 +47,6 @@ _ITEM_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class Overlap:
-    """The overlap rule of new items: ``rand % OVERLAP_SCALE < threshold`` needs ``k`` labellers."""
-
-    threshold: int = 0
-    k: int = 1
-
-
 class ItemWriter(ABC):
     """Writes chunks of new items; returns (inserted, updated) per chunk."""
 
@@ -68,7 +59,8 @@ class ItemWriter(ABC):
 
 
 class SqliteItemWriter(ItemWriter):
-    def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool, overlap: Overlap):
+    def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool,
+                 overlap_fraction: float, overlap_k: int):
         self._cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         # A bigger page cache for the duration of the import: the unique and the random-order
         # index take inserts all over their B-trees. Restored by close().
@@ -78,11 +70,12 @@ class SqliteItemWriter(ItemWriter):
         self._now = stamp(now) if stamp else now
         self._project_id = project_id
         self._update = update
-        self._overlap = overlap
+        self._overlap = (overlap_fraction, overlap_k)
 
     def write(self, rows: list[ItemRow]) -> tuple[int, int]:
         cursor, pid, now = self._cursor, self._project_id, self._now
-        threshold, k = self._overlap.threshold, self._overlap.k
+        fraction, k = self._overlap
+        target = target_labels_for
         updated = 0
         if self._update:
             cursor.executemany(
@@ -95,7 +88,7 @@ class SqliteItemWriter(ItemWriter):
             f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (project_id, external_id) DO NOTHING",
             [
-                (pid, ext, display, body, rand, 0, k if rand % OVERLAP_SCALE < threshold else 1, None, None, now, now)
+                (pid, ext, display, body, rand, 0, target(rand, fraction=fraction, k=k), None, None, now, now)
                 if tag is None
                 else (pid, ext, display, body, rand, 1, 1, tag, "human", now, now)
                 for ext, display, body, rand, tag in rows
@@ -118,12 +111,13 @@ class PostgresItemWriter(ItemWriter):
 
     _STAGE = "labelloop_import_stage"
 
-    def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool, overlap: Overlap):
+    def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool,
+                 overlap_fraction: float, overlap_k: int):
         self._raw: Any = conn.connection.driver_connection
-        self._params = {"p": project_id, "now": now, "scale": OVERLAP_SCALE, "threshold": overlap.threshold,
-                        "k": overlap.k}
+        self._params = {"p": project_id, "now": now, "scale": OVERLAP_SCALE,
+                        "threshold": overlap_threshold(overlap_fraction), "k": int(overlap_k)}
         self._update = update
-        self._overlap = overlap
+        self._overlap = (overlap_fraction, overlap_k)
         with self._raw.cursor() as cur:
             cur.execute("SELECT 1 FROM items WHERE project_id = %(p)s LIMIT 1", self._params)
             self._direct = cur.fetchone() is None
@@ -137,12 +131,13 @@ class PostgresItemWriter(ItemWriter):
 
     def _write_direct(self, rows: list[ItemRow]) -> tuple[int, int]:
         pid, now = self._params["p"], self._params["now"].isoformat()  # adapted once, not per row
-        threshold, k = self._overlap.threshold, self._overlap.k
+        fraction, k = self._overlap
+        target = target_labels_for
         with self._raw.cursor() as cur, cur.copy(f"COPY items ({_ITEM_COLUMNS}) FROM STDIN") as copy:
             write_row = copy.write_row
             for ext, display, body, rand, tag in rows:
                 if tag is None:
-                    write_row((pid, ext, display, body, rand, 0, k if rand % OVERLAP_SCALE < threshold else 1,
+                    write_row((pid, ext, display, body, rand, 0, target(rand, fraction=fraction, k=k),
                                None, None, now, now))
                 else:
                     write_row((pid, ext, display, body, rand, 1, 1, tag, "human", now, now))
@@ -165,6 +160,8 @@ class PostgresItemWriter(ItemWriter):
                     self._params,
                 )
                 updated = max(cur.rowcount, 0)
+            # target_labels: the overlap rule of target_labels_for (labelloop.store.items) in SQL,
+            # with its threshold (overlap_threshold) bound as a parameter.
             cur.execute(
                 f"INSERT INTO items ({_ITEM_COLUMNS}) "
                 "SELECT %(p)s, external_id, display, text, rand, "
@@ -242,9 +239,12 @@ class BackgroundWriter:
 
 
 def make_writer(conn: Connection, *, project_id: int, now: datetime, update: bool,
-                overlap: Overlap | None = None) -> ItemWriter:
+                overlap_fraction: float = 0.0, overlap_k: int = 1) -> ItemWriter:
+    """The writer for the connection's backend; new items without a label get ``target_labels``
+    from ``overlap_fraction`` and ``overlap_k`` (:func:`target_labels_for`)."""
     cls = SqliteItemWriter if is_sqlite(conn) else PostgresItemWriter
-    return cls(conn, project_id=project_id, now=now, update=update, overlap=overlap or Overlap())
+    return cls(conn, project_id=project_id, now=now, update=update, overlap_fraction=overlap_fraction,
+               overlap_k=overlap_k)
 
 
 def lock_project_for_import(conn: Connection, *, project_id: int) -> None:

@@ -20,7 +20,6 @@ from labelloop.errors import InvalidInputError
 from labelloop.io.bulk import (
     BackgroundWriter,
     ItemRow,
-    Overlap,
     add_import_annotations,
     lock_project_for_import,
     make_writer,
@@ -31,7 +30,7 @@ from labelloop.io.readers import open_file
 from labelloop.io.records import RecordSource
 from labelloop.store import projects as store_projects
 from labelloop.store import writing
-from labelloop.store.items import overlap_threshold, rand_key
+from labelloop.store.items import rand_key
 from labelloop.store.schema import items, tags, utcnow
 
 MAX_EXTERNAL_ID = items.c.external_id.type.length or 512
@@ -143,8 +142,8 @@ def import_into(conn: Connection, *, project: store_projects.Project, source: Re
     lock_project_for_import(conn, project_id=project.id)
     now = utcnow()
     after_id = max_item_id(conn)
-    overlap = Overlap(overlap_threshold(project.setting("overlap_fraction")), int(project.setting("overlap_k")))
-    writer = make_writer(conn, project_id=project.id, now=now, update=options.update, overlap=overlap)
+    writer = make_writer(conn, project_id=project.id, now=now, update=options.update,
+                         overlap_fraction=project.setting("overlap_fraction"), overlap_k=project.setting("overlap_k"))
     try:
         background = BackgroundWriter(writer)
         labels = _TagResolver(conn, project, source, options, before_write=background.drain)

@@ -168,9 +168,9 @@ def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str,
     audit = stop_predicted = None
     if held_out.eval_rows is not None:
         audit = audit_estimate(np.asarray(held_out.eval_y, dtype=object),
-                               _labels_of(source, held_out.eval_rows, classifier))
+                               _labels_of(source, held_out.eval_rows, classifier, pool_rows, predicted))
     if held_out.stop_rows is not None:
-        stop_predicted = _labels_of(source, held_out.stop_rows, classifier)
+        stop_predicted = _labels_of(source, held_out.stop_rows, classifier, pool_rows, predicted)
     clock.lap("predict")
     return RoundOutput(
         "model", pool_rows, priorities, classes=np.asarray(classifier.classes_), predicted_index=predicted,
@@ -179,13 +179,22 @@ def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str,
     )
 
 
-def _labels_of(source: FeatureSource, rows: np.ndarray, classifier: Any) -> np.ndarray:
-    """The classifier's label (its most probable class, as for the pool) of each of ``rows``."""
+def _labels_of(source: FeatureSource, rows: np.ndarray, classifier: Any, pool_rows: np.ndarray,
+               predicted: np.ndarray) -> np.ndarray:
+    """The classifier's label (its most probable class, as for the pool) of each of ``rows``:
+    the pool's prediction (``predicted``, per row of ``pool_rows``) for rows in the pool (in a
+    database round, the held-out audit items always are), a new one for the others."""
     rows = np.asarray(rows, dtype=np.int64)
     classes = np.asarray(classifier.classes_, dtype=object)
-    if len(rows) == 0:
-        return np.zeros(0, dtype=object)
-    return classes[classifier.predict_proba(source.rows(rows)).argmax(axis=1)]
+    at = np.searchsorted(pool_rows, rows)
+    in_pool = np.zeros(len(rows), dtype=bool)
+    if len(pool_rows):
+        in_pool = pool_rows[np.minimum(at, len(pool_rows) - 1)] == rows
+    index = np.empty(len(rows), dtype=np.int64)
+    index[in_pool] = predicted[at[in_pool]]
+    if not in_pool.all():
+        index[~in_pool] = classifier.predict_proba(source.rows(rows[~in_pool])).argmax(axis=1)
+    return classes[index]
 
 
 class _Clock:

@@ -12,7 +12,9 @@ non-audit item, k being the items the queue served under that order:
 :func:`labelloop.store.runs.audit_items_reached`) it is treated as if the queue had picked it:
 its label joins the training set. The audit items still held out are then the ones no model
 would have picked, a uniformly random sample of everything the models left alone, i.e. of
-the unlabelled rest. The reached ids are carried from run to run in ``metrics["audit_reached"]``.
+the unlabelled rest. The reached ids are carried from run to run in ``metrics["audit_reached"]``:
+every run gets the whole set when it is made, and the switch to its successor drops its copy
+(only the current run's is read), so the list is stored once, not once per version.
 
 Written into the run's metrics by :func:`labelloop.orchestrator.run_round` (model rounds only):
 

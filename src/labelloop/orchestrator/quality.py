@@ -2,7 +2,8 @@
 
 :func:`agreement_report` reads the overlap items (items with human or imported labels from at
 least two labellers; imported labels count as one labeller, ``(imported labels)``) and returns a
-JSON-able dict for ``labelloop status --json`` and the admin dashboard::
+JSON-able dict for the admin dashboard (:func:`agreement_figures`: the same without
+``per_labeller``, from the overlap items alone, for ``labelloop status`` and the confusion chart)::
 
     items_with_overlap   items labelled by >= 2 labellers
     pairs                pairs of labels on the same item (the base of ``percent``)
@@ -33,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from labelloop.learn.agreement import agreement
+from labelloop.learn.agreement import Agreement, agreement
 from labelloop.store import quality as store_quality
 from labelloop.store import runs as store_runs
 from labelloop.store.projects import Project
@@ -46,14 +47,39 @@ def _share(compared: int, same: int) -> float | None:
     return same / compared if compared else None
 
 
-def agreement_report(conn: Connection, *, project: Project) -> dict[str, Any]:
-    """Agreement figures and the per-labeller table of ``project`` (see the module docstring)."""
+def _agreement(conn: Connection, project: Project) -> Agreement:
     rows = store_quality.overlap_labels(conn, project_id=project.id)
     names = {t.id: t.name for t in project.tags}
-    figures = agreement(
+    return agreement(
         [r[0] for r in rows], [r[1] for r in rows], [names.get(r[2], f"#{r[2]}") for r in rows],
         tag_order=project.tag_names,
     )
+
+
+def _figures(figures: Agreement) -> dict[str, Any]:
+    pairs = {f"{a} / {b}": value for (a, b), value in figures.cohen_kappa.items()}
+    return {
+        "items_with_overlap": figures.items_with_overlap,
+        "pairs": figures.pairs,
+        "percent": figures.percent,
+        "krippendorff_alpha": figures.krippendorff_alpha,
+        "alpha_per_tag": {str(tag): alpha for tag, alpha in figures.alpha_per_tag.items()},
+        "cohen_kappa": {pair: kappa for pair, (_, kappa) in pairs.items()},
+        "kappa_items": {pair: n for pair, (n, _) in pairs.items()},
+        "confusion": {"tags": [str(t) for t in figures.tags], "matrix": figures.confusion.tolist()},
+    }
+
+
+def agreement_figures(conn: Connection, *, project: Project) -> dict[str, Any]:
+    """The agreement figures of ``project`` (every key of :func:`agreement_report` but
+    ``per_labeller``), from the overlap labels alone: no pass over every label for the pace,
+    no model agreement."""
+    return _figures(_agreement(conn, project))
+
+
+def agreement_report(conn: Connection, *, project: Project) -> dict[str, Any]:
+    """Agreement figures and the per-labeller table of ``project`` (see the module docstring)."""
+    figures = _agreement(conn, project)
     activity = store_quality.labeller_activity(conn, project_id=project.id, cap_seconds=ACTIVE_GAP_SECONDS)
     run = store_runs.current_run(conn, project_id=project.id)
     model: dict[str, tuple[int, int]] = {}
@@ -69,20 +95,10 @@ def agreement_report(conn: Connection, *, project: Project) -> dict[str, Any]:
             "agreement_with_consensus": figures.consensus_share(name),
             "agreement_with_model": _share(*model.get(name, (0, 0))),
         })
-    pairs = {f"{a} / {b}": value for (a, b), value in figures.cohen_kappa.items()}
-    return {
-        "items_with_overlap": figures.items_with_overlap,
-        "pairs": figures.pairs,
-        "percent": figures.percent,
-        "krippendorff_alpha": figures.krippendorff_alpha,
-        "alpha_per_tag": {str(tag): alpha for tag, alpha in figures.alpha_per_tag.items()},
-        "cohen_kappa": {pair: kappa for pair, (_, kappa) in pairs.items()},
-        "kappa_items": {pair: n for pair, (n, _) in pairs.items()},
-        "confusion": {"tags": [str(t) for t in figures.tags], "matrix": figures.confusion.tolist()},
-        "per_labeller": per_labeller,
-    }
+    return {**_figures(figures), "per_labeller": per_labeller}
 
 
 def status_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The part of :func:`agreement_report` that ``labelloop status --json`` shows."""
+    """The part of :func:`agreement_figures` (or :func:`agreement_report`) that ``labelloop
+    status --json`` shows."""
     return {k: report[k] for k in ("items_with_overlap", "percent", "krippendorff_alpha", "cohen_kappa")}

@@ -180,7 +180,6 @@ def run_round(
                 audit=out.audit, stop_ids=stop_ids[stop_ok], stop_tag_ids=_names_to_ids(proj, out.stop_predicted),
                 previous=previous,
             ))
-        if out.state == "model":
             path = save_model(
                 project_dir(settings.models_dir, project_name=proj.name, project_id=proj.id),
                 now=now or utcnow(), macro_f1=None if out.cv is None else out.cv["macro_f1"],
@@ -207,8 +206,10 @@ def run_round(
             if lock is not None and not lock.still_mine(conn):
                 raise Abandoned(f"lost the orchestrator lock of project {proj.name!r}")
             metrics["timings"] = dict(timings)
-            store_runs.switch_to_run(conn, project_id=proj.id, run_id=run.id, metrics=metrics,
-                                     path=None if path is None else str(path), now=utcnow())
+            superseded = store_runs.switch_to_run(conn, project_id=proj.id, run_id=run.id, metrics=metrics,
+                                                  path=None if path is None else str(path), now=utcnow())
+            if superseded is not None:  # the reached audit ids are read from the current run only
+                store_runs.forget_metrics(conn, run=superseded, keys=["audit_reached"])
         lap("switch")
         timings["serving"] = time.perf_counter() - t0  # until the new version is what labellers get
     except BaseException as exc:
@@ -242,6 +243,7 @@ def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _names_to_ids(proj: Project, names: np.ndarray | None) -> np.ndarray:
+    """The tag id of each tag name."""
     by_name = {t.name: t.id for t in proj.tags}
     return np.array([by_name[str(n)] for n in ([] if names is None else names)], dtype=np.int64)
 
@@ -250,8 +252,7 @@ def _tag_ids(proj: Project, out: RoundOutput) -> np.ndarray | None:
     """The predicted tag id of each pool row (the classifier's classes are tag names)."""
     if out.classes is None:
         return None
-    by_name = {t.name: t.id for t in proj.tags}
-    return np.array([by_name[str(c)] for c in out.classes], dtype=np.int64)[out.predicted_index]
+    return _names_to_ids(proj, out.classes)[out.predicted_index]
 
 
 def _metrics(proj: Project, out: RoundOutput, ids: np.ndarray, y: np.ndarray, *, n_items: int,

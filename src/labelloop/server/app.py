@@ -29,7 +29,7 @@ from labelloop.server.deps import CurrentUser, LoginRequired, PageUser
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.fastpath import FastLabelling
 from labelloop.server.requestlog import RequestLog
-from labelloop.server.responses import SafeJSONResponse, status_of
+from labelloop.server.responses import SafeJSONResponse, status_of, unstorable_message
 from labelloop.store import open_engine
 from labelloop.store.migrate import current_revision, head_revision
 
@@ -173,8 +173,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def unstorable_value(request: Request, exc: DataError) -> JSONResponse:
         # A value the database refuses (NUL in text, a number out of range): the request's
         # fault, and its transaction was rolled back.
-        detail = f"a value of this request cannot be stored: {_reason(exc)}"
-        return SafeJSONResponse({"detail": detail}, status_code=400)
+        return SafeJSONResponse({"detail": unstorable_message(exc)}, status_code=400)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
@@ -213,10 +212,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(review.router)
     app.include_router(dashboard.router)
     return app
-
-
-def _reason(exc: DataError) -> str:
-    return str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
 
 
 def _schema_revision(engine: Any) -> str | None:

@@ -8,14 +8,15 @@ The model's figures come from the metrics of its runs, written by the orchestrat
 ``cv`` (cross-validation on the labelled items), ``audit`` (accuracy on the held-out random
 audit items, which no model trains on, with a 95 % interval), ``stability`` and
 ``advice`` (whether labelling more is worth it). Runs made before these existed lack them;
-every key is read defensively. Agreement figures are computed on request by
-:func:`labelloop.orchestrator.quality.agreement_report`, imported on first use so that a web
-worker loads scikit-learn only when an admin opens the dashboard.
+every key is read defensively (the audit and the advice by :func:`labelloop.store.runs.run_quality`,
+as for ``labelloop status``). Agreement figures are computed on request by
+:func:`labelloop.orchestrator.quality.agreement_report` (the page) and ``agreement_figures``
+(the confusion chart: the overlap items alone), imported on first use so that a web worker
+loads scikit-learn only when an admin opens the dashboard.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -30,6 +31,7 @@ from labelloop.store import reading
 from labelloop.store import review as store_review
 from labelloop.store import runs as store_runs
 from labelloop.store.projects import Project
+from labelloop.store.runs import metric_number
 from labelloop.store.stats import project_stats
 
 CV_VERSUS_AUDIT = (
@@ -46,34 +48,6 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _interval(value: Any) -> tuple[float, float] | None:
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        low, high = _number(value[0]), _number(value[1])
-        if low is not None and high is not None:
-            return low, high
-    return None
-
-
-def audit_of(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``metrics["audit"]`` checked: labelled, correct, accuracy (or None), ci95 (or None)."""
-    audit = _dict(_dict(metrics).get("audit"))
-    if not audit:
-        return None
-    labelled = _number(audit.get("labelled"))
-    return {
-        "labelled": int(labelled) if labelled is not None else 0,
-        "correct": int(_number(audit.get("correct")) or 0),
-        "accuracy": _number(audit.get("accuracy")),
-        "ci95": _interval(audit.get("ci95")),
-    }
-
-
 def model_view(run: store_runs.ModelRun | None) -> dict[str, Any]:
     """What the dashboard says about the serving model (every key optional in old runs)."""
     if run is None or not run.has_model:
@@ -81,24 +55,26 @@ def model_view(run: store_runs.ModelRun | None) -> dict[str, Any]:
     metrics = _dict(run.metrics)
     cv = _dict(metrics.get("cv"))
     stability = _dict(metrics.get("stability"))
-    advice = _dict(metrics.get("advice"))
-    message = advice.get("message")
+    quality = store_runs.run_quality(run)  # audit and advice
+    advice = quality["advice"]
     return {
         "run": run,
-        "cv": {"accuracy": _number(cv.get("accuracy")), "macro_f1": _number(cv.get("macro_f1")),
+        "cv": {"accuracy": metric_number(cv.get("accuracy")), "macro_f1": metric_number(cv.get("macro_f1")),
                "folds": cv.get("folds")} if cv else None,
-        "audit": audit_of(metrics),
-        "stability": {"kappa": _number(stability.get("kappa")), "compared": stability.get("compared"),
+        "audit": quality["audit"],
+        "stability": {"kappa": metric_number(stability.get("kappa")), "compared": stability.get("compared"),
                       "previous_version": stability.get("previous_version")} if stability else None,
-        "advice": str(message) if message else "no stopping advice for this version (it predates the audit)",
-        "stop": advice.get("stop") is True,
+        "advice": advice["message"] if advice else "no stopping advice for this version (it predates the audit)",
+        "stop": bool(advice and advice["stop"]),
     }
 
 
-def _agreement(conn: Any, project: Project) -> dict[str, Any]:
-    from labelloop.orchestrator.quality import agreement_report  # scikit-learn: loaded on first use
+def _agreement(conn: Any, project: Project, *, full: bool = True) -> dict[str, Any]:
+    """``agreement_report``, or with ``full=False`` the lighter ``agreement_figures`` (no
+    per-labeller table)."""
+    from labelloop.orchestrator.quality import agreement_figures, agreement_report  # scikit-learn: on first use
 
-    return agreement_report(conn, project=project)
+    return (agreement_report if full else agreement_figures)(conn, project=project)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -144,12 +120,12 @@ def quality_chart(request: Request, project: ProjectDep, user: PageAdmin, engine
         if run.status != "complete" or not run.has_model:
             continue
         cv = _dict(run.cv)
-        audit = audit_of(run.metrics) or {}
+        audit = store_runs.run_quality(run)["audit"] or {}
         interval = audit.get("ci95")
         points.append({
             "labels": run.labels_used,
-            "cv_accuracy": _number(cv.get("accuracy")),
-            "cv_macro_f1": _number(cv.get("macro_f1")),
+            "cv_accuracy": metric_number(cv.get("accuracy")),
+            "cv_macro_f1": metric_number(cv.get("macro_f1")),
             "audit_accuracy": audit.get("accuracy"),
             "audit_low": interval[0] if interval else None,
             "audit_high": interval[1] if interval else None,
@@ -161,5 +137,5 @@ def quality_chart(request: Request, project: ProjectDep, user: PageAdmin, engine
 def confusion_chart(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
     """Heat map of label pairs between labellers on the same items (PNG)."""
     with reading(engine) as conn:
-        confusion = _agreement(conn, project)["confusion"]
+        confusion = _agreement(conn, project, full=False)["confusion"]
     return png_response(request, charts.confusion_png(confusion["tags"], confusion["matrix"]))

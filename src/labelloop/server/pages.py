@@ -20,6 +20,7 @@ from sqlalchemy.exc import DataError
 
 from labelloop.errors import AlreadyExistsError, ConflictError, LabelloopError, NotFoundError
 from labelloop.server.deps import EngineDep, PageUser, ProjectDep, SettingsDep, csrf_token
+from labelloop.server.responses import unstorable_message
 from labelloop.store import reading
 from labelloop.store.browse import label_totals_of_user
 from labelloop.store.queue import lease_seconds_for
@@ -51,8 +52,7 @@ class HtmlRoute(APIRoute):
             except LabelloopError as exc:
                 return error_page(request, error_status(exc), str(exc))
             except DataError as exc:  # the database refused a value (NUL in text, number out of range)
-                reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
-                return error_page(request, 400, f"a value of this request cannot be stored: {reason}")
+                return error_page(request, 400, unstorable_message(exc))
 
         return run
 

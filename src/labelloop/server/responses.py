@@ -1,10 +1,12 @@
-"""Response helpers of the app: escaped JSON, status codes of our errors, the lease answer."""
+"""Response helpers of the app: escaped JSON, status codes of our errors, the message of a value
+the database refuses, the lease answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from labelloop.errors import (
     AlreadyExistsError,
@@ -35,6 +37,12 @@ def status_of(exc: LabelloopError) -> int:
         if isinstance(exc, cls):
             return code
     return 400
+
+
+def unstorable_message(exc: DataError) -> str:
+    """The message for a value the database refused (NUL in text, a number out of range)."""
+    reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+    return f"a value of this request cannot be stored: {reason}"
 
 
 class SafeJSONResponse(JSONResponse):

@@ -19,6 +19,8 @@ who holds it.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -115,9 +117,12 @@ def get_run(conn: Connection, *, run_id: int) -> ModelRun:
     return _run(row)
 
 
-def list_runs(conn: Connection, *, project_id: int, limit: int | None = None) -> list[ModelRun]:
-    """The project's runs, newest version first."""
+def list_runs(conn: Connection, *, project_id: int, limit: int | None = None, status: str | None = None
+              ) -> list[ModelRun]:
+    """The project's runs (only those with ``status``, if given), newest version first."""
     query = select(*RUN_COLUMNS).where(model_runs.c.project_id == project_id).order_by(model_runs.c.version.desc())
+    if status is not None:
+        query = query.where(model_runs.c.status == status)
     if limit is not None:
         query = query.limit(limit)
     return [_run(r) for r in conn.execute(query)]
@@ -170,6 +175,16 @@ def switch_to_run(
     previous = current_run(conn, project_id=project_id)
     conn.execute(update(projects).where(projects.c.id == project_id).values(current_run_id=run_id))
     return previous
+
+
+def forget_metrics(conn: Connection, *, run: ModelRun, keys: Sequence[str]) -> None:
+    """Remove ``keys`` from a finished run's metrics (as read into ``run``): figures its
+    successor carries forward, which nothing reads from this run any more. No write when none
+    of them is there."""
+    metrics = run.metrics or {}
+    if any(key in metrics for key in keys):
+        kept = {key: value for key, value in metrics.items() if key not in keys}
+        conn.execute(update(model_runs).where(model_runs.c.id == run.id).values(metrics=kept))
 
 
 def set_run_path(conn: Connection, *, run_id: int, path: str) -> None:
@@ -365,34 +380,53 @@ def stop_set_ids(conn: Connection, *, project_id: int, size: int) -> np.ndarray:
 def recent_model_runs(conn: Connection, *, project_id: int, limit: int) -> list[ModelRun]:
     """Up to ``limit`` of the project's complete runs that trained a model, newest first
     (cold-start and failed runs are passed over)."""
-    found: list[ModelRun] = []
-    run_ids = conn.execute(
-        select(model_runs.c.id)
-        .where(model_runs.c.project_id == project_id, model_runs.c.status == "complete")
-        .order_by(model_runs.c.version.desc())
-    ).scalars().all()
-    for run_id in run_ids:
-        if len(found) >= limit:
-            break
-        run = get_run(conn, run_id=run_id)
-        if run.has_model:
-            found.append(run)
-    return found
+    return [run for run in list_runs(conn, project_id=project_id, status="complete") if run.has_model][:limit]
+
+
+def metric_number(value: Any) -> float | None:
+    """A finite number from a run's metrics JSON, else None (the JSON is read defensively: runs
+    made by older versions lack keys)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def run_quality(run: ModelRun | None) -> dict[str, Any]:
+    """The held-out audit estimate and the stopping advice in a model run's metrics, read
+    defensively (runs made before the audit lack them; every reader goes through here):
+
+    - ``audit``: ``{"labelled", "correct", "accuracy", "ci95"}`` (accuracy None before any audit
+      label, ci95 ``[low, high]`` or None); None when the run has no model or no audit figures;
+    - ``advice``: ``{"stop", "message"}``; None when the run has no model or no advice."""
+    metrics = (run.metrics or {}) if run is not None and run.has_model else {}
+    audit, advice = metrics.get("audit"), metrics.get("advice")
+    advice = advice if isinstance(advice, dict) else {}
+    estimate = None
+    if isinstance(audit, dict) and audit:
+        ci95 = audit.get("ci95")
+        bounds = [metric_number(v) for v in ci95] if isinstance(ci95, (list, tuple)) and len(ci95) == 2 else [None]
+        estimate = {
+            "labelled": int(metric_number(audit.get("labelled")) or 0),
+            "correct": int(metric_number(audit.get("correct")) or 0),
+            "accuracy": metric_number(audit.get("accuracy")),
+            "ci95": None if None in bounds else bounds,
+        }
+    message = advice.get("message")
+    return {
+        "audit": estimate,
+        "advice": {"stop": advice.get("stop") is True, "message": str(message)} if message else None,
+    }
 
 
 def quality_summary(conn: Connection, *, project_id: int) -> dict[str, Any]:
     """``audit`` (``labelled``, ``accuracy``, ``ci95``) and ``advice`` (``stop``, ``message``)
-    of the serving model, for ``status --json``; labelled 0, nulls and no advice before a model."""
-    run = current_run(conn, project_id=project_id)
-    metrics = (run.metrics or {}) if run is not None and run.has_model else {}
-    audit = metrics.get("audit") or {}
+    of the serving model (:func:`run_quality`), for ``status --json``; labelled 0, nulls and no
+    advice before a model."""
+    quality = run_quality(current_run(conn, project_id=project_id))
+    audit = quality["audit"] or {}
     return {
-        "audit": {
-            "labelled": int(audit.get("labelled", 0)),
-            "accuracy": audit.get("accuracy"),
-            "ci95": audit.get("ci95"),
-        },
-        "advice": metrics.get("advice"),
+        "audit": {"labelled": audit.get("labelled", 0), "accuracy": audit.get("accuracy"), "ci95": audit.get("ci95")},
+        "advice": quality["advice"],
     }
 
 
