@@ -43,6 +43,10 @@ def test_stop_finishes_queued_writes_and_cancelled_ones_are_skipped(engine):
         cancelled = asyncio.ensure_future(dispatcher.run(_insert("cancelled")))
         await asyncio.sleep(0.05)
         cancelled.cancel()
+        # the cancel reaches the writer's future through loop callbacks: let them run before
+        # the writer is released (else it may take the job before it is cancelled)
+        await asyncio.wait([cancelled])
+        await asyncio.sleep(0.01)
         stopper = threading.Thread(target=dispatcher.stop)
         stopper.start()  # stop while writes are queued behind the blocked one
         gate.set()
