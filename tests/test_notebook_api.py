@@ -9,7 +9,8 @@ from sqlalchemy import insert, select, update
 import labelloop
 from labelloop.errors import AlreadyExistsError, InputFileError, NotFoundError
 from labelloop.store import writing
-from labelloop.store.schema import item_scores, items, model_runs, projects, utcnow
+from labelloop.store import scores as store_scores
+from labelloop.store.schema import items, model_runs, projects, utcnow
 
 
 @pytest.fixture
@@ -64,9 +65,8 @@ def test_open_project_and_records_and_predictions(db_url, tmp_path):
                 project_id=info.id, version=1, status="complete", model_name="m", strategy="margin",
                 created_at=utcnow())).inserted_primary_key[0]
             item_ids = conn.execute(select(items.c.id).order_by(items.c.id)).scalars().all()
-            conn.execute(insert(item_scores), [
-                {"run_id": run, "item_id": item_ids[0], "priority": 0, "predicted_tag_id": info.tag_id("B"),
-                 "confidence": 0.7}])
+            store_scores.insert_scores(conn, run_id=run, item_ids=[item_ids[0]], priorities=[0.0],
+                                       predicted_tag_ids=[info.tag_id("B")], confidences=[0.7])
             conn.execute(update(projects).where(projects.c.id == info.id).values(current_run_id=run))
         predicted = p.to_dataframe(with_predictions=True)
         assert predicted[["id", "label", "label_source", "confidence", "model_version"]].iloc[0].tolist() == [

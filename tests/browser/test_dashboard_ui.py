@@ -10,11 +10,12 @@ from sqlalchemy import insert, select, update
 
 from labelloop.config import Settings
 from labelloop.store import open_engine, reading, writing
+from labelloop.store import scores as store_scores
 from labelloop.store import projects as store_projects
 from labelloop.store import queue
 from labelloop.store import users as store_users
 from labelloop.store.items import rand_key
-from labelloop.store.schema import item_scores, items, model_runs, projects
+from labelloop.store.schema import items, model_runs, projects
 
 pytestmark = pytest.mark.browser
 
@@ -70,8 +71,8 @@ def site(db_url: str, live_server_class):
                 strategy="margin", labels_used=labels, metrics=metrics, created_at=now - timedelta(hours=1),
             )).inserted_primary_key[0]
         ids = list(conn.execute(select(items.c.id).where(items.c.n_labels == 0)).scalars())
-        conn.execute(insert(item_scores), [{"run_id": run_id, "item_id": i, "priority": 1.0,
-                                            "predicted_tag_id": proj.tag_id("Tech"), "confidence": 0.7} for i in ids])
+        store_scores.insert_scores(conn, run_id=run_id, item_ids=ids, priorities=[1.0] * len(ids),
+                                   predicted_tag_ids=[proj.tag_id("Tech")] * len(ids), confidences=[0.7] * len(ids))
         conn.execute(update(projects).values(current_run_id=run_id))
     with live_server_class(settings) as server:
         server.engine = engine

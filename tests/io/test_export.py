@@ -14,10 +14,11 @@ from labelloop.io import ImportOptions, export_project, import_file
 from labelloop.io.export import write_atomically
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
+from labelloop.store import scores as store_scores
 from labelloop.store import users as store_users
 from labelloop.store.items import project_summary
 from labelloop.store.labels import refresh_items
-from labelloop.store.schema import annotations, item_scores, items, model_runs, projects, utcnow
+from labelloop.store.schema import annotations, items, model_runs, projects, utcnow
 
 SETTINGS = Settings()
 
@@ -66,9 +67,9 @@ def add_model(engine, proj, scores):
         run_id = conn.execute(insert(model_runs).values(
             project_id=proj.id, version=3, status="complete", model_name="m", strategy="margin",
             created_at=utcnow())).inserted_primary_key[0]
-        conn.execute(insert(item_scores), [
-            {"run_id": run_id, "item_id": i, "priority": 0.0, "predicted_tag_id": proj.tag_id(t), "confidence": c}
-            for i, (t, c) in scores.items()])
+        store_scores.insert_scores(conn, run_id=run_id, item_ids=list(scores), priorities=[0.0] * len(scores),
+                                   predicted_tag_ids=[proj.tag_id(t) for t, _ in scores.values()],
+                                   confidences=[c for _, c in scores.values()])
         conn.execute(update(projects).where(projects.c.id == proj.id).values(current_run_id=run_id))
 
 

@@ -17,7 +17,7 @@ from labelloop.store import reading, writing
 from labelloop.store import runs as store_runs
 from labelloop.store import scores as store_scores
 from labelloop.store import users as store_users
-from labelloop.store.schema import item_scores, items
+from labelloop.store.schema import items, score_ranks
 
 PASSWORD = "a long password"
 PAGE = "/admin/projects/bbc/models"
@@ -79,8 +79,8 @@ def test_the_model_page_shows_version_history_curve_and_queue_head(bbc, client):
     # Item text is escaped: put the hostile item at the head of the queue and look.
     with writing(bbc.engine) as conn:
         evil = conn.execute(select(items.c.id).where(items.c.external_id == "evil")).scalar_one()
-        conn.execute(update(item_scores).where(item_scores.c.run_id == second.run_id,
-                                               item_scores.c.item_id == evil).values(priority=1e9))
+        conn.execute(update(score_ranks).where(score_ranks.c.run_id == second.run_id,
+                                               score_ranks.c.item_id == evil).values(rank=-1))
     page = client.get(PAGE).text
     assert re.findall(r'<span class="mono small">([^<]+)</span>', page)[0] == "evil"
     assert "<script>alert" not in page and "&lt;script&gt;alert(" in page

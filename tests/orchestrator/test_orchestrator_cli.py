@@ -28,13 +28,12 @@ SLOW_CLI = textwrap.dedent(
     import sys, time
     from labelloop.store import scores
     scores.SQLITE_CHUNK_ROWS = scores.POSTGRES_CHUNK_ROWS = 10
-    for name in ("_sqlite_insert", "_pg_copy"):
-        original = getattr(scores, name)
-        def slow(*args, _original=original):
-            _original(*args)
-            print("chunk", flush=True)
-            time.sleep(0.25)
-        setattr(scores, name, slow)
+    original = scores._Columns.insert
+    def slow(*args, _original=original):
+        _original(*args)
+        print("chunk", flush=True)
+        time.sleep(0.25)
+    scores._Columns.insert = slow
     from labelloop.cli import main
     main(sys.argv[1:])
     """

@@ -12,6 +12,7 @@ from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.io.export import export_rows, plan_export
 from labelloop.orchestrator.quality import agreement_figures, agreement_report, status_summary
 from labelloop.store import browse, reading, writing
+from labelloop.store import scores as store_scores
 from labelloop.store import projects as store_projects
 from labelloop.store import quality as store_quality
 from labelloop.store import review
@@ -20,7 +21,7 @@ from labelloop.store import users as store_users
 from labelloop.store.items import rand_key
 from labelloop.store.labels import refresh_items
 from labelloop.store.runs import label_snapshot
-from labelloop.store.schema import annotations, item_scores, items, model_runs, projects
+from labelloop.store.schema import annotations, items, model_runs, projects
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -135,10 +136,9 @@ def test_agreement_with_the_model_counts_labels_after_the_run(team):
             project_id=proj.id, version=1, status="complete", model_name="m", strategy="margin",
             metrics={"state": "model"}, created_at=run_at)).inserted_primary_key[0]
         conn.execute(update(projects).where(projects.c.id == proj.id).values(current_run_id=run_id))
-        conn.execute(insert(item_scores), [
-            {"run_id": run_id, "item_id": team.ids[f"i{i}"], "priority": 1.0, "predicted_tag_id": proj.tag_id("A"),
-             "confidence": 0.9} for i in (5, 6, 7, 8)
-        ])
+        store_scores.insert_scores(conn, run_id=run_id, item_ids=[team.ids[f"i{i}"] for i in (5, 6, 7, 8)],
+                                   priorities=[1.0] * 4, predicted_tag_ids=[proj.tag_id("A")] * 4,
+                                   confidences=[0.9] * 4)
     team.label("i6", "dan", "A", at=run_at + timedelta(seconds=5))
     team.label("i7", "dan", "B", at=run_at + timedelta(seconds=10))
     team.label("i8", "dan", "A", at=run_at + timedelta(seconds=15))

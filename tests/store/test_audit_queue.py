@@ -11,11 +11,12 @@ from scipy import stats
 from sqlalchemy import insert, select, update
 
 from labelloop.store import reading, writing
+from labelloop.store import scores as store_scores
 from labelloop.store import projects as store_projects
 from labelloop.store import queue
 from labelloop.store import users as store_users
 from labelloop.store.items import rand_key
-from labelloop.store.schema import annotations, assignments, item_scores, items, model_runs, projects
+from labelloop.store.schema import annotations, assignments, items, model_runs, projects
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -38,8 +39,7 @@ def world(engine):
             project_id=project.id, version=1, status="complete", model_name="m", strategy="margin", created_at=T0,
         )).inserted_primary_key[0]
         priority = dict(zip([r.id for r in rows], np.random.default_rng(99).permutation(len(rows)).tolist()))
-        conn.execute(insert(item_scores), [{"run_id": run_id, "item_id": i, "priority": float(p)}
-                                           for i, p in priority.items()])
+        store_scores.insert_scores(conn, run_id=run_id, item_ids=list(priority), priorities=list(priority.values()))
         conn.execute(update(projects).where(projects.c.id == project.id).values(current_run_id=run_id))
         project = store_projects.get_project(conn, name="p")
     return engine, project, user, other, priority, {r.id: r.rand for r in rows}

@@ -10,12 +10,13 @@ from sqlalchemy import insert, select, update
 
 from labelloop.errors import InvalidInputError
 from labelloop.store import reading, writing
+from labelloop.store import scores as store_scores
 from labelloop.store import browse
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
 from labelloop.store.items import rand_key
 from labelloop.store.labels import refresh_items
-from labelloop.store.schema import annotations, item_scores, items, model_runs, projects, utcnow
+from labelloop.store.schema import annotations, items, model_runs, projects, utcnow
 
 
 def add_items(conn, project, texts, *, prefix="x"):
@@ -57,13 +58,9 @@ def add_run(conn, project, scores):
             created_at=utcnow(),
         )
     ).inserted_primary_key[0]
-    conn.execute(
-        insert(item_scores),
-        [
-            {"run_id": run_id, "item_id": i, "priority": p, "confidence": c,
-             "predicted_tag_id": project.tag_id("A")}
-            for i, (p, c) in scores.items()
-        ],
+    store_scores.insert_scores(
+        conn, run_id=run_id, item_ids=list(scores), priorities=[p for p, _ in scores.values()],
+        predicted_tag_ids=[project.tag_id("A")] * len(scores), confidences=[c for _, c in scores.values()],
     )
     conn.execute(update(projects).where(projects.c.id == project.id).values(current_run_id=run_id))
     return run_id

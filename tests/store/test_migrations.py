@@ -1,3 +1,4 @@
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
@@ -5,8 +6,8 @@ from sqlalchemy import text
 import pytest
 
 from labelloop.errors import SchemaTooNewError
-from labelloop.store import open_engine
-from labelloop.store.migrate import current_revision, head_revision
+from labelloop.store import ensure_schema, open_engine, writing
+from labelloop.store.migrate import alembic_config, current_revision, head_revision
 from labelloop.store.schema import metadata
 
 
@@ -41,3 +42,30 @@ def test_sqlite_pragmas(tmp_path):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
     eng.dispose()
+
+
+def test_0002_gives_existing_runs_their_serving_order(db_url):
+    """A database with scores written by 0001 (one table, a priority index) keeps every score
+    row, and each run gets its serving order: by priority, highest first, ties by item id."""
+    engine = open_engine(db_url, migrate=False)
+    with writing(engine) as conn:
+        command.upgrade(alembic_config(conn), "0001")
+    rows = [(run, item, prio) for run in (1, 2) for item, prio in [(5, 0.5), (3, 0.9), (9, 0.5), (4, 0.1)]]
+    with writing(engine) as conn:
+        for run, item, prio in rows:
+            conn.execute(text("INSERT INTO item_scores (run_id, item_id, priority, predicted_tag_id, confidence) "
+                              "VALUES (:r, :i, :p, 2, 0.75)"), {"r": run, "i": item, "p": prio})
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        assert current_revision(conn) == head_revision()
+        kept = conn.execute(text("SELECT run_id, item_id, priority, predicted_tag_id, confidence FROM item_scores "
+                                 "ORDER BY run_id, item_id")).all()
+        ranks = conn.execute(text("SELECT run_id, rank, item_id, priority FROM score_ranks ORDER BY run_id, rank")).all()
+        if conn.dialect.name == "sqlite":  # both tables are their key's b-tree alone
+            for table in ("item_scores", "score_ranks"):
+                sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :t"), {"t": table}).scalar_one()
+                assert sql.rstrip().endswith("WITHOUT ROWID"), sql
+    assert [tuple(r) for r in kept] == sorted((r, i, p, 2, 0.75) for r, i, p in rows)
+    order = [(0, 3, 0.9), (1, 5, 0.5), (2, 9, 0.5), (3, 4, 0.1)]
+    assert [tuple(r) for r in ranks] == [(run, *o) for run in (1, 2) for o in order]
+    engine.dispose()

@@ -11,9 +11,10 @@ from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import queue
+from labelloop.store import scores as store_scores
 from labelloop.store import users as store_users
 from labelloop.store.items import rand_key
-from labelloop.store.schema import annotations, assignments, item_scores, items, model_runs, projects
+from labelloop.store.schema import annotations, assignments, items, model_runs, projects
 from labelloop.store.stats import project_stats, projects_overview
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -210,9 +211,8 @@ def test_model_priority_wins_over_random_order(setup):
             )
         ).inserted_primary_key[0]
         # score only 10 items: priority = position in file order (last one highest)
-        conn.execute(
-            insert(item_scores), [{"run_id": run_id, "item_id": r.id, "priority": float(i)} for i, r in enumerate(rows[:10])]
-        )
+        store_scores.insert_scores(conn, run_id=run_id, item_ids=[r.id for r in rows[:10]],
+                                   priorities=[float(i) for i in range(10)])
         conn.execute(update(projects).where(projects.c.id == project.id).values(current_run_id=run_id))
         project = store_projects.get_project(conn, name="p")
     served = []

@@ -14,7 +14,7 @@ from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store import scores as store_scores
 from labelloop.store.items import rand_key
-from labelloop.store.schema import item_scores, items
+from labelloop.store.schema import item_scores, items, score_ranks
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -130,15 +130,65 @@ def test_scores_are_written_in_chunks_and_read_back_exactly(engine, project, wit
     assert preview[0]["predicted"] == (project.tag_name(int(pred[np.argmax(prio)])) if with_predictions else None)
 
 
+def serving_order(engine, run_id: int) -> list[tuple[int, int, float]]:
+    with reading(engine) as conn:
+        return [tuple(r) for r in conn.execute(
+            select(score_ranks.c.rank, score_ranks.c.item_id, score_ranks.c.priority)
+            .where(score_ranks.c.run_id == run_id).order_by(score_ranks.c.rank))]
+
+
+def test_serving_order_is_by_priority_then_item_id_whatever_the_input_order(engine, project):
+    ids = item_ids(engine, project)
+    rng = np.random.default_rng(5)
+    shuffled = rng.permutation(ids)
+    prio = rng.choice([0.1, 0.5, 0.9], size=len(ids))  # many ties
+    expected = [(rank, int(i), float(p)) for rank, (p, i) in
+                enumerate(sorted(zip(prio.tolist(), shuffled.tolist()), key=lambda t: (-t[0], t[1])))]
+    chunked, small = start(engine, project), start(engine, project)
+    store_scores.write_scores(engine, run_id=chunked.id, item_ids=shuffled, priorities=prio, chunk_rows=6)
+    with writing(engine) as conn:  # the in-transaction writer gives the same rows
+        store_scores.insert_scores(conn, run_id=small.id, item_ids=shuffled.tolist(), priorities=prio.tolist())
+    assert serving_order(engine, chunked.id) == expected == serving_order(engine, small.id)
+    with writing(engine) as conn:
+        store_runs.switch_to_run(conn, project_id=project.id, run_id=chunked.id, metrics={}, path=None)
+        project = store_projects.get_project(conn, name="p")
+        preview = store_scores.queue_preview(conn, project=project, run_id=chunked.id, limit=len(ids))
+    assert [p["item_id"] for p in preview] == [i for _, i, _ in expected]
+
+
 def test_deleting_scores_in_chunks_removes_only_that_run(engine, project):
     ids = item_ids(engine, project)
     keep, drop = start(engine, project), start(engine, project)
     for run in (keep, drop):
         store_scores.write_scores(engine, run_id=run.id, item_ids=ids, priorities=np.arange(len(ids), dtype=float))
+    before = serving_order(engine, keep.id)
     assert store_scores.delete_scores(engine, run_ids=[drop.id], chunk_rows=8) == len(ids)
     with reading(engine) as conn:
         assert store_scores.count_scores(conn, run_id=drop.id) == 0
         assert store_scores.count_scores(conn, run_id=keep.id) == len(ids)
+    assert serving_order(engine, drop.id) == [] and serving_order(engine, keep.id) == before
+    assert len(before) == len(ids)
+
+
+def test_deleting_a_partly_written_run(engine, project):
+    """An abandoned write leaves the first chunks of both tables: they go too."""
+    ids = item_ids(engine, project)
+    run = start(engine, project)
+
+    def stop_after_two(done: int, total: int) -> None:
+        if done >= 14:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store_scores.write_scores(engine, run_id=run.id, item_ids=ids, priorities=np.arange(len(ids), dtype=float),
+                                  chunk_rows=7, after_chunk=stop_after_two)
+    with reading(engine) as conn:
+        assert 14 <= store_scores.count_scores(conn, run_id=run.id) < len(ids)
+    assert 14 <= len(serving_order(engine, run.id)) < len(ids)
+    store_scores.delete_scores(engine, run_ids=[run.id], chunk_rows=5)
+    with reading(engine) as conn:
+        assert store_scores.count_scores(conn, run_id=run.id) == 0
+    assert serving_order(engine, run.id) == []
 
 
 def test_interrupted_runs_and_stale_scores_are_found(engine, project):

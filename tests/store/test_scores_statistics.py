@@ -1,5 +1,5 @@
-"""PostgreSQL: writing a run's scores refreshes the planner's statistics of item_scores, so the
-queue's candidate query uses the priority index at once (autovacuum may be late, or off)."""
+"""PostgreSQL: writing a run's scores refreshes the planner's statistics of the score tables, so
+the queue's candidate query walks the serving order's key at once (autovacuum may be late, or off)."""
 
 from __future__ import annotations
 
@@ -22,13 +22,16 @@ def test_written_scores_are_known_to_the_planner(engine):
                      {"p": project.id})
         ids = np.array(conn.execute(text("SELECT id FROM items ORDER BY id")).scalars().all(), dtype=np.int64)
         run = store_runs.start_run(conn, project_id=project.id, model_name="m", strategy="s", labels_used=0)
-        conn.execute(text("ANALYZE item_scores"))  # the statistics of an empty table, as at a first round
+        conn.execute(text("ANALYZE item_scores, score_ranks"))  # empty tables, as at a first round
+    tuples = "SELECT reltuples FROM pg_class WHERE oid = :t ::regclass"
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'item_scores'::regclass")).scalar() <= 0
+        for table in ("item_scores", "score_ranks"):
+            assert conn.execute(text(tuples), {"t": table}).scalar() <= 0
     write_scores(engine, run_id=run.id, item_ids=ids, priorities=np.linspace(1, 0, len(ids)))
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'item_scores'::regclass")).scalar() == 5000
+        for table in ("item_scores", "score_ranks"):
+            assert conn.execute(text(tuples), {"t": table}).scalar() == 5000
         plan = "\n".join(conn.execute(text(
-            "EXPLAIN SELECT item_id FROM item_scores WHERE run_id = :r ORDER BY priority DESC LIMIT 10"),
+            "EXPLAIN SELECT item_id FROM score_ranks WHERE run_id = :r ORDER BY rank LIMIT 10"),
             {"r": run.id}).scalars())
-    assert "ix_item_scores_run_priority" in plan, plan
+    assert "pk_score_ranks" in plan, plan

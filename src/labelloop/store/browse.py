@@ -5,11 +5,12 @@
 The data browser pages through up to millions of items with *keyset* pagination (never
 ``OFFSET``): a page ends with a cursor holding the last row's sort key and id, and the next page
 starts strictly after it, so every row is seen exactly once and page 10,000 costs what page 1
-costs. Sorting by a model score reads the current run's ``item_scores``; items without a score
-(or with a null one) come after all scored items, in id order. A cursor is an opaque string:
+costs. Sorting by priority walks the current run's serving order (``score_ranks``), by
+confidence its ``item_scores``; items without a score (or with a null one) come after all
+scored items, in id order. A cursor is an opaque string:
 
 - ``i<id>``           sort by id, last id seen
-- ``s<key>:<id>``     scored part of a score sort (``key`` as Python ``repr`` of the float)
+- ``s<key>:<id>``     scored part of a score sort (``key``: the rank, or ``repr`` of the confidence)
 - ``u<id>``           unscored part of a score sort, last id seen
 """
 
@@ -25,14 +26,15 @@ from sqlalchemy import ColumnElement, Connection, String, case, exists, func, in
 from labelloop.errors import InvalidInputError
 from labelloop.store.projects import Project
 from labelloop.store.schema import (
-    ANNOTATION_SOURCES, annotations, audit_log, item_scores, items, projects, users, utcnow,
+    ANNOTATION_SOURCES, annotations, audit_log, item_scores, items, projects, score_ranks, users, utcnow,
 )
 
-# name -> (column of item_scores, descending?)
-SORTS: dict[str, tuple[Any, bool] | None] = {
+# name -> (key column: ascending, of a table with run_id and item_id; the item_scores column
+# that is null or missing for the unscored items)
+SORTS: dict[str, tuple[Any, Any] | None] = {
     "id": None,
-    "priority": (item_scores.c.priority, True),  # highest priority first: the queue's order
-    "confidence": (item_scores.c.confidence, False),  # least confident first
+    "priority": (score_ranks.c.rank, item_scores.c.priority),  # the queue's order
+    "confidence": (item_scores.c.confidence, item_scores.c.confidence),  # least confident first
 }
 SOURCES = (*ANNOTATION_SOURCES, "conflict")
 MAX_PAGE = 500
@@ -118,7 +120,7 @@ def _parse_cursor(cursor: str | None, sort: str) -> tuple[str, float | None, int
         kind, rest = cursor[0], cursor[1:]
         if kind == "s" and sort != "id":
             key, _, last_id = rest.rpartition(":")
-            return "s", float(key), int(last_id)
+            return "s", int(key) if sort == "priority" else float(key), int(last_id)
         if (kind == "i" and sort == "id") or (kind == "u" and sort != "id"):
             return kind, None, int(rest)
     except (ValueError, IndexError):
@@ -208,7 +210,7 @@ def _window(
         spec = SORTS[sort]
         assert spec is not None
         where = [*where, ~exists().where(item_scores.c.item_id == items.c.id,
-                                         item_scores.c.run_id == project.current_run_id, spec[0].is_not(None))]
+                                         item_scores.c.run_id == project.current_run_id, spec[1].is_not(None))]
     if kind != "s":  # by id: a window is a range of ids, read through the primary key
         last = position[1] if position is not None else 0
         q = select(*COLS).where(*base, *where, items.c.id > last).order_by(items.c.id).limit(need)
@@ -223,28 +225,22 @@ def _window(
         return rows, (None, upper), upper >= (conn.execute(select(func.max(items.c.id))).scalar() or 0)
     if not where and len(base) == 1:  # nothing to filter: every scored item is a match
         scan_window = need
-    column, descending = SORTS[sort]  # type: ignore[misc]
-    order = column.desc() if descending else column.asc()
-    run = item_scores.c.run_id
-    if conn.dialect.name == "sqlite" and column is not item_scores.c.priority:
-        run = run + 0  # no index has this key: one table scan beats an index walk with lookups
-    w = select(item_scores.c.item_id.label("wid"), column.label("k")).where(
-        run == project.current_run_id, column.is_not(None))
+    column = SORTS[sort][0]  # type: ignore[index]
+    table = column.table
+    w = select(table.c.item_id.label("wid"), column.label("k")).where(
+        table.c.run_id == project.current_run_id, column.is_not(None))
     if position is not None:
         key, last = position
         # a range on the key plus a tie-break, so that an index on the key is usable
-        w = w.where(column <= key, or_(column < key, item_scores.c.item_id > last)) if descending else \
-            w.where(column >= key, or_(column > key, item_scores.c.item_id > last))
-    window = w.order_by(order, item_scores.c.item_id).limit(scan_window).subquery()
-    wk = window.c.k.desc() if descending else window.c.k.asc()
+        w = w.where(column >= key, or_(column > key, table.c.item_id > last))
+    window = w.order_by(column, table.c.item_id).limit(scan_window).subquery()
     q = (select(*COLS, window.c.k).join_from(window, items, items.c.id == window.c.wid)
-         .where(*base, *where).order_by(wk, items.c.id).limit(need))
+         .where(*base, *where).order_by(window.c.k, items.c.id).limit(need))
     rows = [(r.k, r) for r in conn.execute(q)]
     if len(rows) == need:
         return rows, (rows[-1][0], rows[-1][1].id), False
     last_row = conn.execute(select(window.c.k, window.c.wid)
-                            .order_by(window.c.k.asc() if descending else window.c.k.desc(),
-                                      window.c.wid.desc()).limit(1)).first()
+                            .order_by(window.c.k.desc(), window.c.wid.desc()).limit(1)).first()
     end = (last_row.k, last_row.wid) if last_row else (position or (None, 0))
     return rows, end, conn.execute(select(func.count()).select_from(window)).scalar_one() < scan_window
 

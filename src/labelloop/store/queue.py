@@ -8,7 +8,7 @@ Rules (one row per (item, user) in ``assignments``, state ``leased``/``labelled`
   and U has no ``labelled`` or ``skipped`` assignment on it.
 - Asking for the next item while holding a live lease in the project returns (and renews) the
   same item; a labeller holds at most one lease per project.
-- Order: by the current model run's ``item_scores.priority`` (highest first) when the project
+- Order: by the current model run's ``score_ranks`` (highest priority first) when the project
   has one, otherwise by the seeded random key ``items.rand`` (``ix_items_open``). Never file order.
 - Audit draws: with an injected ``random.Random``, each claim is an *audit draw* with the
   probability of the project's ``audit_fraction``. An audit draw leases the first item available
@@ -40,7 +40,7 @@ from labelloop.errors import ConflictError, NotFoundError
 from labelloop.store import rawsql as raw
 from labelloop.store.labels import final_label, refresh_items
 from labelloop.store.projects import Project
-from labelloop.store.schema import annotations, assignments, item_scores, items, utcnow
+from labelloop.store.schema import annotations, assignments, items, score_ranks, utcnow
 
 CLAIM_BATCH = 32
 
@@ -102,9 +102,9 @@ def candidates(
     if project.current_run_id is not None and not audit:
         query = (
             select(items.c.id)
-            .select_from(item_scores.join(items, items.c.id == item_scores.c.item_id))
-            .where(item_scores.c.run_id == project.current_run_id, *conds)
-            .order_by(item_scores.c.priority.desc(), item_scores.c.item_id)
+            .select_from(score_ranks.join(items, items.c.id == score_ranks.c.item_id))
+            .where(score_ranks.c.run_id == project.current_run_id, *conds)
+            .order_by(score_ranks.c.rank)
             .limit(limit)
         )
         ids = list(conn.execute(query).scalars())

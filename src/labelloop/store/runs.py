@@ -38,6 +38,7 @@ from labelloop.store.schema import (
     model_runs,
     orchestrator_locks,
     projects,
+    score_ranks,
     utcnow,
 )
 
@@ -356,9 +357,9 @@ def audit_items_reached(conn: Connection, *, project_id: int, run: ModelRun | No
             .where(item_scores.c.run_id == run.id, item_scores.c.item_id.in_(chunk))
         ))
     head = conn.execute(
-        select(item_scores.c.item_id, item_scores.c.priority)
-        .where(item_scores.c.run_id == run.id)
-        .order_by(item_scores.c.priority.desc(), item_scores.c.item_id)
+        select(score_ranks.c.item_id, score_ranks.c.priority)
+        .where(score_ranks.c.run_id == run.id)
+        .order_by(score_ranks.c.rank)
         .limit(int(k) + len(priority))
     ).all()
     others = [p for i, p in head if i not in priority][: int(k)]

@@ -9,9 +9,11 @@ Design notes for 1M items per project:
 - ``ix_items_open`` is a partial index over the items that still need a label, in their
   seeded random order: the queue before any model and the audit draw read it directly, and it
   shrinks as labelling progresses.
-- ``item_scores`` holds one row per unlabelled item and model run; the queue reads the
-  current run (``projects.current_run_id``) through ``ix_item_scores_run_priority``. A round
-  writes a new run's rows in bulk and then switches the pointer in one short transaction.
+- ``item_scores`` holds one row per unlabelled item and model run (keyed by run and item);
+  ``score_ranks`` holds the same items in serving order (keyed by run and rank). The queue reads
+  the current run (``projects.current_run_id``) through ``score_ranks``' key. A round appends a
+  new run's rows to both in bulk, each in its own key order, and then switches the pointer in one
+  short transaction; an old run is a contiguous key range of each, deleted in order.
 """
 
 from __future__ import annotations
@@ -247,13 +249,27 @@ item_scores = Table(
     "item_scores",
     metadata,
     # No foreign keys: a round bulk-writes up to a million rows, and rows of old runs are
-    # deleted with their run by the orchestrator.
+    # deleted with their run by the orchestrator. Keyed by (run, item) for look-ups; the serving
+    # order is ``score_ranks``. WITHOUT ROWID on SQLite: the key *is* the table (one b-tree).
     Column("run_id", Integer, primary_key=True),
     Column("item_id", BigID, primary_key=True),
     Column("priority", Float, nullable=False),
     Column("predicted_tag_id", Integer, nullable=True),
     Column("confidence", Float, nullable=True),
-    Index("ix_item_scores_run_priority", "run_id", "priority"),
+    sqlite_with_rowid=False,
+)
+
+score_ranks = Table(
+    "score_ranks",
+    metadata,
+    # A run's items in serving order: rank 0 is the highest priority (ties by item id). Kept apart
+    # from item_scores so that a round appends to both in their own key order (no random index
+    # inserts), and deleting an old run removes a contiguous key range from each.
+    Column("run_id", Integer, primary_key=True),
+    Column("rank", Integer, primary_key=True, autoincrement=False),
+    Column("item_id", BigID, nullable=False),
+    Column("priority", Float, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 orchestrator_locks = Table(

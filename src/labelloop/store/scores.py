@@ -1,14 +1,17 @@
-"""Bulk writes and deletes of ``item_scores`` (a round's up to a million rows), and the
-queue preview.
+"""Bulk writes and deletes of a run's scores (``item_scores``, up to a million rows a round)
+and serving order (``score_ranks``), and the queue preview.
+
+Each table takes a new run's rows in its own key order (``item_scores`` by item id,
+``score_ranks`` by rank), so both grow at the end of their b-trees and an old run is a
+contiguous key range of each: no index takes inserts or deletes in random order (which was
+most of a round's database time on SQLite, from write-ahead-log traffic).
 
 Writing never blocks labellers for long: on SQLite rows are committed in chunks of
 ``chunk_rows`` (default 20,000), each in its own short ``BEGIN IMMEDIATE`` transaction through
-the driver's ``executemany`` (with a larger page cache for the duration: the priority index
-takes its inserts in random order), so labellers' writes interleave between chunks; on
-PostgreSQL rows go through ``COPY ... FROM STDIN (FORMAT BINARY)`` built with numpy, two
-chunks at a time on two connections (the index maintenance is the server's CPU work; MVCC:
-nobody waits). Either way the rows stay invisible to the queue until the run is switched to
-(:func:`labelloop.store.runs.switch_to_run`).
+the driver's ``executemany``, so labellers' writes interleave between chunks; on PostgreSQL
+rows go through ``COPY ... FROM STDIN (FORMAT BINARY)`` built with numpy, two chunks at a time
+on two connections (MVCC: nobody waits). Either way the rows stay invisible to the queue until
+the run is switched to (:func:`labelloop.store.runs.switch_to_run`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 
 from labelloop.store.engine import is_sqlite, writing
 from labelloop.store.projects import Project
-from labelloop.store.schema import item_scores, items
+from labelloop.store.schema import item_scores, items, score_ranks
 
 SQLITE_CHUNK_ROWS = 20_000
 SQLITE_WRITE_CACHE_KIB = 131_072  # page cache while bulk writing/deleting (lazily allocated)
@@ -34,7 +37,6 @@ ChunkHook = Callable[[int, int], None]
 
 _PG_HEADER = b"PGCOPY\n\xff\r\n\x00" + np.array([0, 0], dtype=">i4").tobytes()
 _PG_TRAILER = np.array([-1], dtype=">i2").tobytes()
-_COPY_SQL = "COPY item_scores (run_id, item_id, priority, predicted_tag_id, confidence) FROM STDIN (FORMAT BINARY)"
 
 
 def write_scores(
@@ -48,29 +50,25 @@ def write_scores(
     chunk_rows: int | None = None,
     after_chunk: ChunkHook | None = None,
 ) -> int:
-    """Insert the run's score rows (one per item), committed chunk by chunk.
+    """Insert the run's score rows (one per item) and its serving order, committed chunk by chunk.
 
     ``predicted_tag_ids``/``confidences`` are None for a cold-start order (no model).
+    The serving order (``score_ranks``) is by priority, highest first, ties by item id.
     ``after_chunk(written, total)`` runs after each committed chunk: it may raise to abandon
     the write (the rows written so far must then be deleted with :func:`delete_scores`).
     Returns the number of rows written."""
-    n = len(item_ids)
-    if len(priorities) != n or (predicted_tag_ids is not None and len(predicted_tag_ids) != n):
-        raise ValueError("item_ids, priorities and predictions must have the same length")
-    if (predicted_tag_ids is None) != (confidences is None):
-        raise ValueError("give both predicted_tag_ids and confidences, or neither")
+    columns = _Columns(item_ids, priorities, predicted_tag_ids, confidences)
     sqlite = is_sqlite(engine)
     step = chunk_rows or (SQLITE_CHUNK_ROWS if sqlite else POSTGRES_CHUNK_ROWS)
+    n = len(columns.ids)
 
     def write(part: slice) -> None:
-        pred = None if predicted_tag_ids is None else predicted_tag_ids[part]
-        conf = None if confidences is None else confidences[part]
         with writing(engine) as conn:
             if sqlite:
                 with _big_cache(conn):
-                    _sqlite_insert(conn, run_id, item_ids[part], priorities[part], pred, conf)
+                    columns.insert(conn, run_id, part)
             else:
-                _pg_copy(conn, run_id, item_ids[part], priorities[part], pred, conf)
+                columns.insert(conn, run_id, part)
 
     parts = [slice(start, min(n, start + step)) for start in range(0, n, step)]
     if sqlite or len(parts) == 1:
@@ -102,15 +100,77 @@ def write_scores(
     return n
 
 
+def insert_scores(
+    conn: Connection,
+    *,
+    run_id: int,
+    item_ids: Sequence[int],
+    priorities: Sequence[float],
+    predicted_tag_ids: Sequence[int | None] | None = None,
+    confidences: Sequence[float | None] | None = None,
+) -> int:
+    """A small run's scores and serving order, written on ``conn`` in the caller's transaction
+    (the same rows as :func:`write_scores`, one statement per table). Returns the number of rows."""
+    n = len(item_ids)
+    if len(priorities) != n or any(c is not None and len(c) != n for c in (predicted_tag_ids, confidences)):
+        raise ValueError("item_ids, priorities and predictions must have the same length")
+    if not n:
+        return 0
+    pred = predicted_tag_ids if predicted_tag_ids is not None else [None] * n
+    conf = confidences if confidences is not None else [None] * n
+    conn.execute(item_scores.insert(), [
+        {"run_id": run_id, "item_id": int(i), "priority": float(p), "predicted_tag_id": t, "confidence": c}
+        for i, p, t, c in zip(item_ids, priorities, pred, conf, strict=True)
+    ])
+    order = sorted(range(n), key=lambda k: (-float(priorities[k]), int(item_ids[k])))
+    conn.execute(score_ranks.insert(), [
+        {"run_id": run_id, "rank": rank, "item_id": int(item_ids[k]), "priority": float(priorities[k])}
+        for rank, k in enumerate(order)
+    ])
+    return n
+
+
+class _Columns:
+    """A run's score columns, with each table's row order: ``item_scores`` by item id,
+    ``score_ranks`` by priority (highest first, ties by item id)."""
+
+    def __init__(self, item_ids: Any, priorities: Any, predicted_tag_ids: Any, confidences: Any):
+        self.ids = np.asarray(item_ids, dtype=np.int64)
+        n = len(self.ids)
+        self.prio = np.asarray(priorities, dtype=np.float64)
+        self.pred = None if predicted_tag_ids is None else np.asarray(predicted_tag_ids, dtype=np.int64)
+        self.conf = None if confidences is None else np.asarray(confidences, dtype=np.float64)
+        if len(self.prio) != n or (self.pred is not None and len(self.pred) != n):
+            raise ValueError("item_ids, priorities and predictions must have the same length")
+        if (self.pred is None) != (self.conf is None):
+            raise ValueError("give both predicted_tag_ids and confidences, or neither")
+        self.by_item = np.argsort(self.ids, kind="stable")
+        self.by_rank = np.lexsort((self.ids, -self.prio))
+
+    def insert(self, conn: Connection, run_id: int, part: slice) -> None:
+        """Rows ``part`` (in each table's own order) of both tables."""
+        rows, ranked = self.by_item[part], self.by_rank[part]
+        scores = [self.ids[rows], self.prio[rows], None if self.pred is None else self.pred[rows],
+                  None if self.conf is None else self.conf[rows]]
+        ranks = [np.arange(part.start, part.stop, dtype=np.int64), self.ids[ranked], self.prio[ranked]]
+        if is_sqlite(conn.engine):
+            _sqlite_insert(conn, _INSERT_SCORES, run_id, scores)
+            _sqlite_insert(conn, _INSERT_RANKS, run_id, ranks)
+        else:
+            _pg_copy(conn, _COPY_SCORES, _pg_binary_rows(run_id, scores, _SCORE_TYPES))
+            _pg_copy(conn, _COPY_RANKS, _pg_binary_rows(run_id, ranks, _RANK_TYPES))
+
+
 def analyze(engine: Engine) -> None:
-    """PostgreSQL: refresh the planner's statistics of ``item_scores`` (a sample, ~0.1 s at
-    100K rows), so the queue's queries on the new run use its priority index from the switch
-    on. Autovacuum would do it only a minute or more later (and not at all where it is off); until
-    then the new run's rows look absent and the candidate query sorts the whole run instead."""
+    """PostgreSQL: refresh the planner's statistics of the score tables (a sample, ~0.1 s at
+    100K rows), so the queue's queries on the new run use their keys from the switch on.
+    Autovacuum would do it only a minute or more later (and not at all where it is off); until
+    then the new run's rows look absent and the planner picks plans for empty tables."""
     if is_sqlite(engine):
         return
     with writing(engine) as conn:
         conn.execute(text("ANALYZE item_scores"))
+        conn.execute(text("ANALYZE score_ranks"))
 
 
 def checkpoint(engine: Engine) -> None:
@@ -135,50 +195,52 @@ def _big_cache(conn: Connection) -> Iterator[None]:
         conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
 
 
-def _sqlite_insert(conn: Connection, run_id: int, ids: Any, prio: Any, pred: Any, conf: Any) -> None:
-    n = len(ids)
-    columns: list[Sequence[Any]] = [
-        [run_id] * n,
-        np.asarray(ids, dtype=np.int64).tolist(),
-        np.asarray(prio, dtype=np.float64).tolist(),
-    ]
-    if pred is None:
-        columns += [[None] * n, [None] * n]
-    else:
-        columns += [np.asarray(pred, dtype=np.int64).tolist(), np.asarray(conf, dtype=np.float64).tolist()]
+_INSERT_SCORES = ("INSERT INTO item_scores (run_id, item_id, priority, predicted_tag_id, confidence) "
+                  "VALUES (?, ?, ?, ?, ?)")
+_INSERT_RANKS = "INSERT INTO score_ranks (run_id, rank, item_id, priority) VALUES (?, ?, ?, ?)"
+_COPY_SCORES = ("COPY item_scores (run_id, item_id, priority, predicted_tag_id, confidence) "
+                "FROM STDIN (FORMAT BINARY)")
+_COPY_RANKS = "COPY score_ranks (run_id, rank, item_id, priority) FROM STDIN (FORMAT BINARY)"
+# PostgreSQL binary COPY types of the columns after run_id
+_SCORE_TYPES = (">i8", ">f8", ">i4", ">f8")
+_RANK_TYPES = (">i4", ">i8", ">f8")
+
+
+def _sqlite_insert(conn: Connection, sql: str, run_id: int, columns: Sequence[np.ndarray | None]) -> None:
+    """Insert rows given as columns after ``run_id`` (a None column is all NULL)."""
+    n = len(next(c for c in columns if c is not None))
+    values: list[Sequence[Any]] = [[run_id] * n]
+    values += [[None] * n if c is None else c.tolist() for c in columns]
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.executemany(
-            "INSERT INTO item_scores (run_id, item_id, priority, predicted_tag_id, confidence) VALUES (?, ?, ?, ?, ?)",
-            zip(*columns),
-        )
+        cursor.executemany(sql, zip(*values))
     finally:
         cursor.close()
 
 
-def _pg_binary_rows(run_id: int, ids: Any, prio: Any, pred: Any, conf: Any) -> bytes:
-    """The rows in PostgreSQL's binary COPY format, built as one numpy record array."""
-    fields: list[tuple[str, str]] = [("nf", ">i2"), ("l1", ">i4"), ("run", ">i4"), ("l2", ">i4"), ("item", ">i8"),
-                                     ("l3", ">i4"), ("prio", ">f8"), ("l4", ">i4")]
-    if pred is not None:
-        fields += [("pred", ">i4"), ("l5", ">i4"), ("conf", ">f8")]
-    else:
-        fields += [("l5", ">i4")]
-    rows = np.empty(len(ids), dtype=np.dtype(fields))
-    rows["nf"], rows["l1"], rows["run"], rows["l2"], rows["item"], rows["l3"] = 5, 4, run_id, 8, ids, 8
-    rows["prio"] = prio
-    if pred is not None:
-        rows["l4"], rows["pred"], rows["l5"], rows["conf"] = 4, pred, 8, conf
-    else:
-        rows["l4"], rows["l5"] = -1, -1  # NULL
+def _pg_binary_rows(run_id: int, columns: Sequence[np.ndarray | None], types: Sequence[str]) -> bytes:
+    """Rows (``run_id`` then ``columns``; a None column is all NULL) in PostgreSQL's binary
+    COPY format, built as one numpy record array."""
+    n = len(next(c for c in columns if c is not None))
+    fields: list[tuple[str, str]] = [("nf", ">i2"), ("l0", ">i4"), ("v0", ">i4")]
+    for k, (column, kind) in enumerate(zip(columns, types, strict=True), start=1):
+        fields.append((f"l{k}", ">i4"))
+        if column is not None:
+            fields.append((f"v{k}", kind))
+    rows = np.empty(n, dtype=np.dtype(fields))
+    rows["nf"], rows["l0"], rows["v0"] = 1 + len(columns), 4, run_id
+    for k, (column, kind) in enumerate(zip(columns, types, strict=True), start=1):
+        if column is None:
+            rows[f"l{k}"] = -1  # NULL
+        else:
+            rows[f"l{k}"], rows[f"v{k}"] = np.dtype(kind).itemsize, column
     return rows.tobytes()
 
 
-def _pg_copy(conn: Connection, run_id: int, ids: Any, prio: Any, pred: Any, conf: Any) -> None:
-    payload = _pg_binary_rows(run_id, ids, prio, pred, conf)
+def _pg_copy(conn: Connection, sql: str, payload: bytes) -> None:
     cursor = conn.connection.driver_connection.cursor()
     try:
-        with cursor.copy(_COPY_SQL) as copy:
+        with cursor.copy(sql) as copy:
             copy.write(_PG_HEADER)
             copy.write(payload)
             copy.write(_PG_TRAILER)
@@ -187,31 +249,44 @@ def _pg_copy(conn: Connection, run_id: int, ids: Any, prio: Any, pred: Any, conf
 
 
 def delete_scores(engine: Engine, *, run_ids: Sequence[int], chunk_rows: int | None = None) -> int:
-    """Delete every score row of these runs; on SQLite in short chunked transactions.
+    """Delete every score row (and rank row) of these runs; on SQLite in short chunked
+    transactions, each a contiguous key range of both tables.
 
-    Returns the number of rows deleted."""
+    Returns the number of score rows deleted."""
     deleted = 0
     if not run_ids:
         return 0
     if not is_sqlite(engine):
         with writing(engine) as conn:
             result = conn.execute(item_scores.delete().where(item_scores.c.run_id.in_(list(run_ids))))
+            conn.execute(score_ranks.delete().where(score_ranks.c.run_id.in_(list(run_ids))))
         return int(result.rowcount or 0)
     step = chunk_rows or SQLITE_CHUNK_ROWS
     for run_id in run_ids:
+        last_item, last_rank = -1, -1
         while True:
             with writing(engine) as conn, _big_cache(conn):
-                result = conn.execute(
-                    text(
-                        "DELETE FROM item_scores WHERE rowid IN "
-                        "(SELECT rowid FROM item_scores WHERE run_id = :run LIMIT :n)"
-                    ),
-                    {"run": run_id, "n": step},
-                )
+                params = {"run": run_id, "item": last_item, "rank": last_rank, "skip": step - 1}
+                # the step-th next key of each table bounds this chunk (None: the rest)
+                item_end = conn.execute(text(
+                    "SELECT item_id FROM item_scores WHERE run_id = :run AND item_id > :item "
+                    "ORDER BY item_id LIMIT 1 OFFSET :skip"), params).scalar()
+                rank_end = conn.execute(text(
+                    "SELECT rank FROM score_ranks WHERE run_id = :run AND rank > :rank "
+                    "ORDER BY rank LIMIT 1 OFFSET :skip"), params).scalar()
+                params |= {"item_end": item_end, "rank_end": rank_end}
+                result = conn.execute(text(
+                    "DELETE FROM item_scores WHERE run_id = :run AND item_id > :item"
+                    + ("" if item_end is None else " AND item_id <= :item_end")), params)
+                conn.execute(text(
+                    "DELETE FROM score_ranks WHERE run_id = :run AND rank > :rank"
+                    + ("" if rank_end is None else " AND rank <= :rank_end")), params)
             deleted += int(result.rowcount or 0)
             checkpoint(engine)
-            if (result.rowcount or 0) < step:
+            if item_end is None and rank_end is None:
                 break
+            last_item = last_item if item_end is None else item_end
+            last_rank = last_rank if rank_end is None else rank_end
     return deleted
 
 
@@ -224,12 +299,16 @@ def queue_preview(conn: Connection, *, project: Project, run_id: int, limit: int
     external id, display fields, priority, predicted tag name and confidence."""
     rows = conn.execute(
         select(
-            items.c.id, items.c.external_id, items.c.display, item_scores.c.priority,
+            items.c.id, items.c.external_id, items.c.display, score_ranks.c.priority,
             item_scores.c.predicted_tag_id, item_scores.c.confidence,
         )
-        .select_from(item_scores.join(items, items.c.id == item_scores.c.item_id))
-        .where(item_scores.c.run_id == run_id, items.c.n_labels < items.c.target_labels)
-        .order_by(item_scores.c.priority.desc(), item_scores.c.item_id)
+        .select_from(
+            score_ranks.join(items, items.c.id == score_ranks.c.item_id).join(
+                item_scores, (item_scores.c.run_id == score_ranks.c.run_id)
+                & (item_scores.c.item_id == score_ranks.c.item_id))
+        )
+        .where(score_ranks.c.run_id == run_id, items.c.n_labels < items.c.target_labels)
+        .order_by(score_ranks.c.rank)
         .limit(limit)
     ).all()
     return [
