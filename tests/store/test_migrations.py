@@ -60,7 +60,8 @@ def test_0002_gives_existing_runs_their_serving_order(db_url):
         assert current_revision(conn) == head_revision()
         kept = conn.execute(text("SELECT run_id, item_id, priority, predicted_tag_id, confidence FROM item_scores "
                                  "ORDER BY run_id, item_id")).all()
-        ranks = conn.execute(text("SELECT run_id, rank, item_id, priority FROM score_ranks ORDER BY run_id, rank")).all()
+        ranks = conn.execute(text("SELECT run_id, rank, item_id, priority FROM score_ranks "
+                                  "ORDER BY run_id, rank")).all()
         if conn.dialect.name == "sqlite":  # both tables are their key's b-tree alone
             for table in ("item_scores", "score_ranks"):
                 sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :t"), {"t": table}).scalar_one()

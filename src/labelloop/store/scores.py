@@ -16,9 +16,8 @@ the run is switched to (:func:`labelloop.store.runs.switch_to_run`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,6 @@ from labelloop.store.projects import Project
 from labelloop.store.schema import item_scores, items, score_ranks
 
 SQLITE_CHUNK_ROWS = 20_000
-SQLITE_WRITE_CACHE_KIB = 131_072  # page cache while bulk writing/deleting (lazily allocated)
 POSTGRES_CHUNK_ROWS = 125_000
 POSTGRES_COPY_CONNECTIONS = 2
 
@@ -64,11 +62,7 @@ def write_scores(
 
     def write(part: slice) -> None:
         with writing(engine) as conn:
-            if sqlite:
-                with _big_cache(conn):
-                    columns.insert(conn, run_id, part)
-            else:
-                columns.insert(conn, run_id, part)
+            columns.insert(conn, run_id, part)
 
     parts = [slice(start, min(n, start + step)) for start in range(0, n, step)]
     if sqlite or len(parts) == 1:
@@ -184,17 +178,6 @@ def checkpoint(engine: Engine) -> None:
         raw.close()
 
 
-@contextmanager
-def _big_cache(conn: Connection) -> Iterator[None]:
-    """A larger SQLite page cache on this connection for the duration (restored after)."""
-    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_WRITE_CACHE_KIB}")
-    try:
-        yield
-    finally:
-        conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
-
-
 _INSERT_SCORES = ("INSERT INTO item_scores (run_id, item_id, priority, predicted_tag_id, confidence) "
                   "VALUES (?, ?, ?, ?, ?)")
 _INSERT_RANKS = "INSERT INTO score_ranks (run_id, rank, item_id, priority) VALUES (?, ?, ?, ?)"
@@ -265,7 +248,7 @@ def delete_scores(engine: Engine, *, run_ids: Sequence[int], chunk_rows: int | N
     for run_id in run_ids:
         last_item, last_rank = -1, -1
         while True:
-            with writing(engine) as conn, _big_cache(conn):
+            with writing(engine) as conn:
                 params = {"run": run_id, "item": last_item, "rank": last_rank, "skip": step - 1}
                 # the step-th next key of each table bounds this chunk (None: the rest)
                 item_end = conn.execute(text(
