@@ -34,9 +34,10 @@ from sqlalchemy import Engine, create_engine, func, insert, select, text, update
 from labelloop.store import open_engine, reading, writing
 from labelloop.store import browse
 from labelloop.store import projects as store_projects
+from labelloop.store import scores as store_scores
 from labelloop.store import users as store_users
 from labelloop.store.items import rand_key
-from labelloop.store.schema import annotations, item_scores, items, model_runs, projects
+from labelloop.store.schema import annotations, item_scores, items, model_runs, projects, score_ranks
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
@@ -109,7 +110,11 @@ def build(engine: Engine, n: int) -> None:
             conn.execute(insert(items), item_rows)
             if ann_rows:
                 conn.execute(insert(annotations), ann_rows)
-            conn.execute(insert(item_scores), score_rows)
+            store_scores.insert_scores(
+                conn, run_id=run_id, item_ids=[r["item_id"] for r in score_rows],
+                priorities=[r["priority"] for r in score_rows],
+                predicted_tag_ids=[r["predicted_tag_id"] for r in score_rows],
+                confidences=[r["confidence"] for r in score_rows])
         print(f"  built {min(n, start + CHUNK):,} items ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     with writing(engine) as conn:
         conn.execute(update(projects).where(projects.c.id == project.id).values(current_run_id=run_id))
@@ -158,8 +163,8 @@ def measure(engine: Engine, n: int) -> dict[str, float]:
         project = store_projects.get_project(conn, name="bench")
         run = project.current_run_id
         deep = int(n * 0.9)
-        p_key = conn.execute(select(item_scores.c.priority, item_scores.c.item_id).where(item_scores.c.run_id == run)
-                             .order_by(item_scores.c.priority.desc(), item_scores.c.item_id).offset(deep).limit(1)).one()
+        p_key = conn.execute(select(score_ranks.c.rank, score_ranks.c.item_id).where(score_ranks.c.run_id == run)
+                             .order_by(score_ranks.c.rank).offset(deep).limit(1)).one()
         c_key = conn.execute(select(item_scores.c.confidence, item_scores.c.item_id).where(item_scores.c.run_id == run)
                              .order_by(item_scores.c.confidence, item_scores.c.item_id).offset(deep // 2).limit(1)).one()
 

@@ -29,12 +29,13 @@ from sqlalchemy import create_engine, insert, select, text, update
 from labelloop.orchestrator.quality import agreement_report
 from labelloop.store import open_engine, reading, writing
 from labelloop.store import projects as store_projects
+from labelloop.store import scores as store_scores
 from labelloop.store import quality as store_quality
 from labelloop.store import review as store_review
 from labelloop.store import users as store_users
 from labelloop.store.items import rand_key
 from labelloop.store.labels import refresh_items
-from labelloop.store.schema import annotations, item_scores, items, model_runs, projects
+from labelloop.store.schema import annotations, items, model_runs, projects
 
 PG_URL = os.environ.get("LABELLOOP_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_SCHEMA = "bench_quality"
@@ -79,9 +80,10 @@ def build(url: str, n_items: int, overlap: float) -> tuple[object, float]:
             metrics={"state": "model"}, created_at=t0 + timedelta(days=1))).inserted_primary_key[0]
         scored = ids[:: 10]
         for start in range(0, len(scored), CHUNK):
-            conn.execute(insert(item_scores), [
-                {"run_id": run_id, "item_id": i, "priority": 0.5, "predicted_tag_id": rng.choice(tag_ids),
-                 "confidence": 0.6} for i in scored[start : start + CHUNK]])
+            part = scored[start : start + CHUNK]
+            store_scores.insert_scores(conn, run_id=run_id, item_ids=part, priorities=[0.5] * len(part),
+                                       predicted_tag_ids=[rng.choice(tag_ids) for _ in part],
+                                       confidences=[0.6] * len(part))
         conn.execute(update(projects).values(current_run_id=run_id))
     return engine, time.perf_counter() - started, len(rows)
 
