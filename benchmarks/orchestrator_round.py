@@ -109,7 +109,7 @@ def ensure_project(kind: str, n: int, labels: int) -> dict[str, float]:
     from labelloop.io import ImportOptions, MappingSource, import_source
     from labelloop.store import open_engine, reading, writing
     from labelloop.store import projects as store_projects
-    from labelloop.store.schema import item_scores, items, model_runs, orchestrator_locks, projects
+    from labelloop.store.schema import item_scores, items, model_runs, orchestrator_locks, projects, score_ranks
 
     if kind == "postgresql":
         admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
@@ -134,6 +134,7 @@ def ensure_project(kind: str, n: int, labels: int) -> dict[str, float]:
     with writing(engine) as conn:  # every measurement starts from "no version yet"
         conn.execute(update(projects).values(current_run_id=None, retrain_requested_at=None))
         conn.execute(delete(item_scores))
+        conn.execute(delete(score_ranks))
         conn.execute(delete(model_runs))
         conn.execute(delete(orchestrator_locks))
     if kind == "postgresql":
