@@ -168,10 +168,11 @@ def child(args: argparse.Namespace) -> None:
         return
     out = []
     for _ in range(args.rounds):
+        started_at = time.time()
         result = run_round(engine, settings, project=PROJECT, model="tfidf-logreg", strategy="margin")
         t = {k: round(v, 3) for k, v in result.timings.items()}
         cpu = {k: round(v, 3) for k, v in result.cpu.items()}
-        out.append({"version": result.version, "state": result.state, "features": result.features,
+        out.append({"started_at": round(started_at, 2), "version": result.version, "state": result.state, "features": result.features,
                     "scored": result.scored, "labels": result.labels_used,
                     "cv": None if not result.cv else {k: round(result.cv[k], 4) for k in ("accuracy", "macro_f1")},
                     "timings": t, "cpu": cpu, "model_s": round(result.model_seconds, 3),
@@ -187,6 +188,7 @@ from sqlalchemy import text
 from labelloop.store import make_engine, writing
 engine = make_engine(sys.argv[1])
 lat = []
+slowest = []
 stop = []
 signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
 while not stop:
@@ -195,10 +197,12 @@ while not stop:
         conn.execute(text("INSERT INTO meta (key, value) VALUES ('bench_probe', :v) "
                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), {"v": str(t)})
     lat.append(time.perf_counter() - t)
+    slowest = sorted(slowest + [(lat[-1], time.time() - lat[-1])], reverse=True)[:5]
     time.sleep(0.02)
 lat.sort()
 q = lambda p: round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 1)
-print(json.dumps({"writes": len(lat), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": round(1000 * lat[-1], 1)}))
+print(json.dumps({"writes": len(lat), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": round(1000 * lat[-1], 1),
+                  "slowest_ms_at": [[round(1000 * l, 1), round(at, 2)] for l, at in slowest]}))
 """
 
 
