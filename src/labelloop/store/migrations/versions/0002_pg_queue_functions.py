@@ -8,6 +8,11 @@ VOLATILE PL/pgSQL function takes a fresh snapshot under READ COMMITTED, like the
 statements did), so the queue's rules are unchanged. Refusals are returned, never raised (an
 error would abort the caller's transaction, which holds other requests' work).
 
+Every statement in them finds its rows by key, so they are planned with ``enable_seqscan =
+off``: a function's plans are cached for the life of the connection (the server's writers
+keep theirs), and plans made while ``assignments`` was nearly empty (a new project, or the
+first minutes after a reset) would otherwise scan the whole table on every call as it grows.
+
 SQLite: nothing to do (its queue runs the separate statements inside one ``BEGIN IMMEDIATE``).
 
 Revision ID: 0002
@@ -33,7 +38,7 @@ CREATE OR REPLACE FUNCTION labelloop_claim(
     p_audit boolean, p_wait boolean, p_renew boolean)
 RETURNS TABLE (o_item bigint, o_external_id varchar, o_display jsonb, o_is_audit boolean,
                o_renewed boolean, o_tried integer, o_not_for_you bigint[])
-LANGUAGE plpgsql VOLATILE AS $fn$
+LANGUAGE plpgsql VOLATILE SET enable_seqscan = off AS $fn$
 DECLARE
     v_item bigint;
     v_ext varchar;
@@ -111,7 +116,7 @@ LABEL = r"""
 CREATE OR REPLACE FUNCTION labelloop_label(
     p_project integer, p_user integer, p_item bigint, p_tag integer, p_now timestamptz)
 RETURNS varchar
-LANGUAGE plpgsql VOLATILE AS $fn$
+LANGUAGE plpgsql VOLATILE SET enable_seqscan = off AS $fn$
 DECLARE
     v_n integer;
     v_target integer;
