@@ -7,7 +7,9 @@ never wait on each other's locks inside a process, and one commit serves many re
 
 Claims use a per-project buffer of candidate item ids, refilled in queue order from the
 index (:func:`labelloop.store.queue.candidates`); every claim is still checked and made in
-the database (:func:`labelloop.store.queue.try_claim`), so several processes stay correct.
+the database (:func:`labelloop.store.queue.claim_from`, a few candidates at a time, with the
+renewal of the user's live lease: one statement on PostgreSQL), so several processes stay
+correct.
 An audit draw (probability ``audit_fraction``, from this process's own random generator)
 claims from a second buffer, refilled in the seeded random order (``candidates(audit=True)``;
 before the first model that is the queue's order, so the one buffer serves both), and flags
