@@ -7,6 +7,7 @@ seconds old on the labelling routes (:class:`ProjectCache`).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -138,11 +139,17 @@ def _chunks(values: list[Any], size: int = 500) -> list[list[Any]]:
 
 
 class ProjectCache:
-    """Projects by name, re-read every ``ttl`` seconds."""
+    """Projects by name, re-read every ``ttl`` seconds.
+
+    When an entry expires under load, every request that arrives while it is being read again
+    waits for that one read (not one read each, which made a burst of identical queries every
+    second)."""
 
     def __init__(self, engine: Engine, ttl: float = 1.0):
         self.engine = engine
         self._cache = _TTL(ttl)
+        self._loading: dict[str, asyncio.Future[Project]] = {}
+        self._generation = 0  # moved on by clear(): a read begun before is not cached
 
     def _load(self, name: str) -> Project:
         with reading(self.engine) as conn:
@@ -150,10 +157,27 @@ class ProjectCache:
 
     async def get(self, name: str) -> Project:
         project = self._cache.get(name)
-        if project is None:
+        if project is not None:
+            return project
+        loading = self._loading.get(name)
+        if loading is None:
+            loading = self._loading[name] = asyncio.ensure_future(self._load_once(name))
+        # shielded: a waiter cancelled (its client went away) does not cancel the others' read
+        return await asyncio.shield(loading)
+
+    async def _load_once(self, name: str) -> Project:
+        generation = self._generation
+        me = asyncio.current_task()
+        try:
             project = await run_in_threadpool(self._load, name)
-            self._cache.put(name, project)
-        return project
+            if generation == self._generation:
+                self._cache.put(name, project)
+            return project
+        finally:
+            if self._loading.get(name) is me:
+                del self._loading[name]
 
     def clear(self) -> None:
         self._cache.clear()
+        self._loading.clear()
+        self._generation += 1

@@ -7,7 +7,9 @@ never wait on each other's locks inside a process, and one commit serves many re
 
 Claims use a per-project buffer of candidate item ids, refilled in queue order from the
 index (:func:`labelloop.store.queue.candidates`); every claim is still checked and made in
-the database (:func:`labelloop.store.queue.try_claim`), so several processes stay correct.
+the database (:func:`labelloop.store.queue.claim_from`, a few candidates at a time, with the
+renewal of the user's live lease: one statement on PostgreSQL), so several processes stay
+correct.
 An audit draw (probability ``audit_fraction``, from this process's own random generator)
 claims from a second buffer, refilled in the seeded random order (``candidates(audit=True)``;
 before the first model that is the queue's order, so the one buffer serves both), and flags
@@ -55,6 +57,7 @@ MAX_BATCH = 256
 PG_WRITERS = 4
 PG_MAX_BATCH = 8  # several writer threads share the work; a batch still shares one commit
 BUFFER_SIZE = 256
+CLAIM_CHUNK = 8  # candidates sent to the database per claim statement (tried in order there)
 BUFFER_MAX_AGE = 5.0  # seconds: refill to pick up items whose leases expired or were skipped
 
 Op = Callable[[Connection], Any]
@@ -273,17 +276,16 @@ class Dispatcher:
     # -- claims through the candidate buffers (writer thread only) -------------------------
     def claim_next(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int) -> Any:
         now = utcnow()
-        lease = store_queue.renew_current(
-            conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now
-        )
-        if lease is not None:
-            return lease
-        if store_queue.is_audit_draw(project, self.rng):
+        # Drawn before knowing whether the user holds a live lease (then the draw goes unused):
+        # the renewal of that lease and the first claim are one statement on PostgreSQL.
+        audit = store_queue.is_audit_draw(project, self.rng)
+        if audit:
             lease = self._claim_buffered(conn, project=project, user_id=user_id, lease_seconds=lease_seconds,
-                                         now=now, audit=True)
+                                         now=now, audit=True, renew=True)
             if lease is not None:
                 return lease
-        lease = self._claim_buffered(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now)
+        lease = self._claim_buffered(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now,
+                                     renew=not audit)
         if lease is not None:
             return lease
         # Whatever the buffer holds is not for this user: the exact query decides. It may wait
@@ -294,10 +296,13 @@ class Dispatcher:
         )
 
     def _claim_buffered(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int, now: Any,
-                        audit: bool = False) -> store_queue.Lease | None:
+                        audit: bool = False, renew: bool = False) -> store_queue.Lease | None:
         """Lease the first candidate of the project's buffer (the audit buffer: the seeded random
-        order) that is available to the user; None if none is. Locked rows are skipped, never
-        waited for: a writer holding item locks never waits for another's."""
+        order) that is available to the user; None if none is. With ``renew``, the user's live
+        lease in the project, renewed, comes first (:func:`labelloop.store.queue.claim_from`).
+        Locked rows are skipped, never waited for: a writer holding item locks never waits for
+        another's. Candidates go to the database :data:`CLAIM_CHUNK` at a time (one round trip
+        on PostgreSQL); those not tried go back to the front of the buffer."""
         # Before the first model the queue's order *is* the seeded random order: one buffer
         # serves both (two would make audit draws step over the items the other took).
         random_order = audit and project.current_run_id is not None
@@ -307,18 +312,19 @@ class Dispatcher:
         for _round in range(2):
             kept: list[int] = []
             try:
-                while buf.ids:
-                    item_id = buf.ids.popleft()
-                    result = store_queue.try_claim(
-                        conn, project=project, user_id=user_id, item_id=item_id,
-                        lease_seconds=lease_seconds, now=now, audit=audit,
+                while buf.ids or renew:
+                    chunk = _take(buf.ids, CLAIM_CHUNK)
+                    claim = store_queue.claim_from(
+                        conn, project=project, user_id=user_id, item_ids=chunk, lease_seconds=lease_seconds,
+                        now=now, audit=audit, renew=renew,
                     )
-                    if isinstance(result, store_queue.Lease):
-                        return result
-                    if result == "not_for_you":
-                        kept.append(item_id)
-                        if len(kept) >= 64:
-                            break  # this user skipped a lot: ask the database directly
+                    renew = False
+                    buf.ids.extendleft(reversed(chunk[claim.tried:]))
+                    kept.extend(claim.not_for_you)
+                    if claim.lease is not None:
+                        return claim.lease
+                    if len(kept) >= 64:
+                        break  # this user skipped a lot: ask the database directly
             finally:
                 buf.ids.extendleft(reversed(kept))
             if len(kept) >= 64 or buf.exhausted:
@@ -355,3 +361,14 @@ class Dispatcher:
         buf.filled_at = time.monotonic()
         self._buffers[(project.id, audit)] = buf
         return buf
+
+
+def _take(ids: deque[int], n: int) -> list[int]:
+    """Up to ``n`` ids from the front (the writer threads share the buffers: each pop is atomic)."""
+    taken: list[int] = []
+    while len(taken) < n:
+        try:
+            taken.append(ids.popleft())
+        except IndexError:
+            break
+    return taken

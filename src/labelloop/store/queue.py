@@ -22,6 +22,10 @@ Rules (one row per (item, user) in ``assignments``, state ``leased``/``labelled`
 - Claims are atomic: on SQLite the whole claim runs inside ``BEGIN IMMEDIATE``
   (:func:`labelloop.store.engine.writing`); on PostgreSQL the item row is locked with
   ``FOR UPDATE SKIP LOCKED`` and availability is checked again under the lock.
+- On PostgreSQL a claim (with the renewal of the user's current lease) and a label are one
+  statement each: the server-side functions ``labelloop_claim`` and ``labelloop_label``
+  (migration 0003) run the very checks and writes of the SQLite path, statement for
+  statement, in one round trip, and return their refusals (worded here) instead of raising.
 
 Every function takes the connection of a write transaction and keyword-only arguments; ``now``
 can be injected (tests, simulations) and defaults to the current UTC time.
@@ -181,6 +185,12 @@ def try_claim(
     now, or a concurrent claim holds its row: nobody can have it at the moment) or
     ``"not_for_you"`` (the user labelled or skipped it already)."""
     now = now or utcnow()
+    if not raw.is_sqlite(conn):
+        claim = _pg_claim(conn, project=project, user_id=user_id, item_ids=[item_id],
+                          lease_seconds=lease_seconds, now=now, audit=audit, wait=wait, renew=False)
+        if claim.lease is not None:
+            return claim.lease
+        return "not_for_you" if claim.not_for_you else "unavailable"
     params = {"item": item_id, "project": project.id, "user": user_id, "now": raw.ts(conn, now)}
     row = raw.one(conn, _CLAIM_ITEM + raw.for_update(conn, skip_locked=not wait), params)
     if row is None:
@@ -201,11 +211,79 @@ def try_claim(
     return Lease(item_id, external_id, raw.from_json(display), expires, audit)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What :func:`claim_from` did: the lease (None if no candidate was available to the user),
+    how many candidates it tried from the front of the list, and which of those the user
+    labelled or skipped already (never theirs again; available to others)."""
+
+    lease: Lease | None
+    tried: int
+    not_for_you: list[int]
+    renewed: bool = False
+
+
+# PostgreSQL: the claim in one round trip (the function of migration 0003).
+_PG_CLAIM = """SELECT * FROM labelloop_claim(:project::integer, :user::integer, :items::bigint[],
+ :now::timestamptz, :expires::timestamptz, :audit::boolean, :wait::boolean, :renew::boolean)"""
+
+
+def _pg_claim(
+    conn: Connection, *, project: Project, user_id: int, item_ids: list[int], lease_seconds: int, now: datetime,
+    audit: bool, wait: bool, renew: bool,
+) -> Claim:
+    expires = now + timedelta(seconds=lease_seconds)
+    row = raw.one(conn, _PG_CLAIM, {"project": project.id, "user": user_id, "items": item_ids, "now": now,
+                                    "expires": expires, "audit": audit, "wait": wait, "renew": renew})
+    assert row is not None
+    item_id, external_id, display, is_audit, renewed, tried, not_for_you = row
+    lease = None if item_id is None else Lease(item_id, external_id, raw.from_json(display), expires, bool(is_audit))
+    return Claim(lease, int(tried), list(not_for_you), bool(renewed))
+
+
+def claim_from(
+    conn: Connection,
+    *,
+    project: Project,
+    user_id: int,
+    item_ids: list[int],
+    lease_seconds: int,
+    now: datetime | None = None,
+    audit: bool = False,
+    renew: bool = False,
+) -> Claim:
+    """Lease the first of ``item_ids`` available to the user (:func:`try_claim` for each in turn,
+    locked rows skipped); with ``renew``, first renew the user's live lease in the project if
+    they hold one (:func:`renew_current`; then ``renewed`` and nothing is tried).
+
+    On PostgreSQL all of it is one statement (``labelloop_claim``, one round trip)."""
+    now = now or utcnow()
+    if not raw.is_sqlite(conn):
+        return _pg_claim(conn, project=project, user_id=user_id, item_ids=list(item_ids),
+                         lease_seconds=lease_seconds, now=now, audit=audit, wait=False, renew=renew)
+    if renew:
+        lease = renew_current(conn, project=project, user_id=user_id, lease_seconds=lease_seconds, now=now)
+        if lease is not None:
+            return Claim(lease, 0, [], True)
+    not_for_you: list[int] = []
+    for tried, item_id in enumerate(item_ids, 1):
+        result = try_claim(conn, project=project, user_id=user_id, item_id=item_id, lease_seconds=lease_seconds,
+                           now=now, audit=audit)
+        if isinstance(result, Lease):
+            return Claim(result, tried, not_for_you)
+        if result == "not_for_you":
+            not_for_you.append(item_id)
+    return Claim(None, len(item_ids), not_for_you)
+
+
 def renew_current(
     conn: Connection, *, project: Project, user_id: int, lease_seconds: int, now: datetime | None = None
 ) -> Lease | None:
     """The user's live lease in the project, renewed to ``now + lease_seconds``; else None."""
     now = now or utcnow()
+    if not raw.is_sqlite(conn):
+        return _pg_claim(conn, project=project, user_id=user_id, item_ids=[], lease_seconds=lease_seconds,
+                         now=now, audit=False, wait=False, renew=True).lease
     lease = current_lease(conn, project=project, user_id=user_id, now=now)
     if lease is None:
         return None
@@ -281,6 +359,23 @@ def claim_first(
     raise ConflictError("too many concurrent claims: no item could be leased; try again")
 
 
+def _refusal(outcome: str, *, project: Project, item_id: int) -> Exception:
+    """The error of a refused label or skip, as :func:`_held` words it."""
+    if outcome == "unknown":
+        return NotFoundError(f"no item {item_id} in project {project.name!r}")
+    if outcome == "not_leased":
+        return ConflictError(f"item {item_id} is not leased to you: ask for the next item first")
+    if outcome == "labelled":
+        return ConflictError(f"you have labelled item {item_id} already (undo it to change the label)")
+    if outcome == "skipped":
+        return ConflictError(f"you skipped item {item_id}; it is no longer leased to you")
+    if outcome == "expired":
+        return ConflictError(
+            f"your lease on item {item_id} expired and the item went to someone else; ask for the next item"
+        )
+    raise AssertionError(f"unexpected outcome {outcome!r} of a label")
+
+
 @dataclass(frozen=True)
 class _Held:
     assignment_id: int
@@ -296,18 +391,14 @@ def _held(conn: Connection, *, project: Project, item_id: int, user_id: int, now
     params = {"item": item_id, "project": project.id, "user": user_id, "now": raw.ts(conn, now)}
     row = raw.one(conn, _HELD + (raw.for_update(conn) and " FOR UPDATE OF i"), params)
     if row is None:
-        raise NotFoundError(f"no item {item_id} in project {project.name!r}")
+        raise _refusal("unknown", project=project, item_id=item_id)
     n_labels, target, adjudicated, assignment_id, state, expires_at, is_audit, held = row
     if assignment_id is None:
-        raise ConflictError(f"item {item_id} is not leased to you: ask for the next item first")
-    if state == "labelled":
-        raise ConflictError(f"you have labelled item {item_id} already (undo it to change the label)")
-    if state == "skipped":
-        raise ConflictError(f"you skipped item {item_id}; it is no longer leased to you")
+        raise _refusal("not_leased", project=project, item_id=item_id)
+    if state in ("labelled", "skipped"):
+        raise _refusal(state, project=project, item_id=item_id)
     if raw.from_ts(expires_at) <= now and n_labels + held >= target:
-        raise ConflictError(
-            f"your lease on item {item_id} expired and the item went to someone else; ask for the next item"
-        )
+        raise _refusal("expired", project=project, item_id=item_id)
     return _Held(assignment_id, bool(is_audit), adjudicated)
 
 
@@ -341,28 +432,33 @@ def _set_item_label(
                                 "now": raw.ts(conn, now), "item": item_id})
 
 
+# PostgreSQL: the checks of _held and the writes in one round trip (the function of migration 0003).
+_PG_LABEL = """SELECT labelloop_label(:project::integer, :user::integer, :item::bigint, :tag::integer,
+ :now::timestamptz)"""
+
+
 def label_item(
     conn: Connection, *, project: Project, user_id: int, item_id: int, tag: str, now: datetime | None = None
 ) -> None:
     """Record the user's label ``tag`` on a leased item (annotation source 'human').
 
-    Unknown or retired tag: InvalidInputError; item not leased to the user: ConflictError."""
+    Unknown or retired tag: InvalidInputError; item not leased to the user: ConflictError.
+    A refusal writes nothing. On PostgreSQL the whole of it is one statement (``labelloop_label``)."""
     now = now or utcnow()
     tag_id = project.tag_id(tag)
+    if not raw.is_sqlite(conn):
+        row = raw.one(conn, _PG_LABEL, {"project": project.id, "user": user_id, "item": item_id, "tag": tag_id,
+                                        "now": now})
+        assert row is not None
+        if row[0] != "ok":
+            raise _refusal(row[0], project=project, item_id=item_id)
+        return
     held = _held(conn, project=project, item_id=item_id, user_id=user_id, now=now)
     params = {"project": project.id, "item": item_id, "user": user_id, "tag": tag_id, "audit": held.is_audit,
               "now": raw.ts(conn, now), "state": "labelled", "assignment": held.assignment_id}
-    if raw.is_sqlite(conn):
-        raw.run(conn, _ANNOTATE, params)
-        raw.run(conn, _FINISH, params)
-        refresh_item(conn, item_id=item_id, adjudicated=held.adjudicated_tag_id, now=now)
-        return
-    # PostgreSQL: one round trip for both writes and the item's other labels (the SELECT
-    # sees the snapshot before the WITH's writes, so the new tag is added here).
-    cursor = raw.execute(conn, f"WITH a AS ({_ANNOTATE}), f AS ({_FINISH}) {_ITEM_LABELS}", params)
-    tag_ids = [r[0] for r in cursor.fetchall()] + [tag_id]
-    cursor.close()
-    _set_item_label(conn, item_id=item_id, tag_ids=tag_ids, adjudicated=held.adjudicated_tag_id, now=now)
+    raw.run(conn, _ANNOTATE, params)
+    raw.run(conn, _FINISH, params)
+    refresh_item(conn, item_id=item_id, adjudicated=held.adjudicated_tag_id, now=now)
 
 
 def skip_item(
