@@ -30,8 +30,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -42,14 +41,9 @@ from sqlalchemy.exc import DBAPIError
 from labelloop.errors import LabelloopError
 from labelloop.store import queue as store_queue
 from labelloop.store import rawsql as raw
-from labelloop.store.engine import write_connection
+from labelloop.store.engine import write_connection, writer_turn
 from labelloop.store.projects import Project
 from labelloop.store.schema import utcnow
-
-try:
-    import fcntl
-except ImportError:  # Windows: SQLite's busy timeout alone serialises the writers
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +108,6 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._local = threading.local()  # each writer thread's connection
         self._buffers: dict[tuple[int, bool], _Candidates] = {}  # (project id, seeded random order)
-        self._lock_file: Any = None
-        database = engine.url.database
-        if engine.dialect.name == "sqlite" and database and database != ":memory:" and fcntl is not None:
-            self._lock_file = open(f"{database}-writer.lock", "a+b")  # noqa: SIM115 (kept open)
         self.batches = 0
         self.operations = 0
 
@@ -138,23 +128,6 @@ class Dispatcher:
             self._jobs.put(None)
         for thread in threads:
             thread.join(timeout=10)
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
-
-    @contextmanager
-    def _process_lock(self) -> Iterator[None]:
-        """On a SQLite file, queue the writers of all worker processes on one ``flock``: a
-        waiting process wakes as soon as the lock is free, where SQLite's own busy handler
-        would sleep and poll (up to 100 ms a time), which makes long latency tails."""
-        if self._lock_file is None:
-            yield
-            return
-        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     # -- submitting ------------------------------------------------------------------------
     async def run(self, op: Op, *, checks_first: bool = False) -> Any:
@@ -222,7 +195,7 @@ class Dispatcher:
         self._local.alone = len(batch) == 1
         try:
             conn = self._connection()
-            with self._process_lock(), conn.begin():
+            with writer_turn(self.engine), conn.begin():
                 for op, _future, checks_first in batch:
                     outcomes.append(self._one(conn, op, savepoint=not checks_first))
         except Exception as exc:  # the commit (or BEGIN) failed: retry one by one

@@ -2,6 +2,7 @@
 
 - SQLite: WAL journal, foreign keys on, a busy timeout, and write transactions that start
   with ``BEGIN IMMEDIATE`` (so two writers queue on the lock instead of failing on upgrade).
+  The writers of every process first queue on one ``flock`` (:func:`writer_turn`).
 - PostgreSQL: psycopg 3; ``postgresql://`` URLs are mapped to the ``psycopg`` driver.
 
 Use :func:`reading` for read-only work and :func:`writing` for every write.
@@ -9,6 +10,7 @@ Use :func:`reading` for read-only work and :func:`writing` for every write.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +21,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
 from labelloop.errors import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # Windows: SQLite's busy timeout alone serialises the writers
+    fcntl = None  # type: ignore[assignment]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -88,11 +95,41 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
 def writing(engine: Engine) -> Iterator[Connection]:
     """A write transaction: committed on success, rolled back on any error.
 
-    On SQLite it begins with ``BEGIN IMMEDIATE``, taking the write lock up front.
+    On SQLite it waits for its :func:`writer_turn`, then begins with ``BEGIN IMMEDIATE``,
+    taking the write lock up front.
     """
-    with write_connection(engine) as conn:
+    with writer_turn(engine), write_connection(engine) as conn:
         with conn.begin():
             yield conn
+
+
+_turns = threading.local()  # per thread: the lock files whose turn it holds
+
+
+@contextmanager
+def writer_turn(engine: Engine) -> Iterator[None]:
+    """On a SQLite file, hold this thread's turn to write: the writers of every thread and
+    process queue on one ``flock`` of ``<database>-writer.lock``. A waiting writer wakes the
+    moment the lock is free, where SQLite's own busy handler sleeps and polls (up to 100 ms a
+    time) and keeps losing the race to a bulk writer that commits chunk after chunk (a
+    labeller's write then waited seconds behind a round's score write). Re-entrant within a
+    thread; a no-op on PostgreSQL, in-memory SQLite and where ``flock`` is missing."""
+    database = engine.url.database
+    if fcntl is None or engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    held: set[str] = _turns.__dict__.setdefault("held", set())
+    path = f"{database}-writer.lock"
+    if path in held:  # this thread's turn already (a nested write)
+        yield
+        return
+    with open(path, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        held.add(path)
+        try:
+            yield
+        finally:
+            held.discard(path)
 
 
 def write_connection(engine: Engine) -> Connection:
