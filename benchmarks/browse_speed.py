@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 from sqlalchemy import Engine, create_engine, func, insert, select, text, update
 
 from labelloop.store import open_engine, reading, writing
@@ -84,8 +85,9 @@ def build(engine: Engine, n: int) -> None:
             strategy="margin", created_at=now)).inserted_primary_key[0]
     tag_ids = [t.id for t in project.tags]
     started = time.perf_counter()
+    scores: list[tuple[int, float, int, float]] = []  # item id, priority, predicted tag, confidence
     for start in range(0, n, CHUNK):
-        item_rows, ann_rows, score_rows = [], [], []
+        item_rows, ann_rows = [], []
         for i in range(start + 1, min(n, start + CHUNK) + 1):
             title, body = pool[rng.randrange(len(pool))]
             title, body = perturb(title, rng), perturb(body, rng) if body else ""
@@ -104,18 +106,15 @@ def build(engine: Engine, n: int) -> None:
                     "tag_id": tag, "source": "import" if imported else "human", "created_at": now, "updated_at": now,
                 })
             else:
-                score_rows.append({"run_id": run_id, "item_id": i, "priority": rng.random(),
-                                   "predicted_tag_id": rng.choice(tag_ids), "confidence": rng.random()})
+                scores.append((i, rng.random(), rng.choice(tag_ids), rng.random()))
         with writing(engine) as conn:
             conn.execute(insert(items), item_rows)
             if ann_rows:
                 conn.execute(insert(annotations), ann_rows)
-            store_scores.insert_scores(
-                conn, run_id=run_id, item_ids=[r["item_id"] for r in score_rows],
-                priorities=[r["priority"] for r in score_rows],
-                predicted_tag_ids=[r["predicted_tag_id"] for r in score_rows],
-                confidences=[r["confidence"] for r in score_rows])
         print(f"  built {min(n, start + CHUNK):,} items ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    ids, prio, pred, conf = (np.array(c) for c in zip(*scores))
+    store_scores.write_scores(engine, run_id=run_id, item_ids=ids, priorities=prio, predicted_tag_ids=pred,
+                              confidences=conf)
     with writing(engine) as conn:
         conn.execute(update(projects).where(projects.c.id == project.id).values(current_run_id=run_id))
     if engine.dialect.name == "postgresql":

@@ -79,11 +79,9 @@ def build(url: str, n_items: int, overlap: float) -> tuple[object, float]:
             project_id=project.id, version=1, status="complete", model_name="m", strategy="margin",
             metrics={"state": "model"}, created_at=t0 + timedelta(days=1))).inserted_primary_key[0]
         scored = ids[:: 10]
-        for start in range(0, len(scored), CHUNK):
-            part = scored[start : start + CHUNK]
-            store_scores.insert_scores(conn, run_id=run_id, item_ids=part, priorities=[0.5] * len(part),
-                                       predicted_tag_ids=[rng.choice(tag_ids) for _ in part],
-                                       confidences=[0.6] * len(part))
+        store_scores.insert_scores(conn, run_id=run_id, item_ids=scored, priorities=[0.5] * len(scored),
+                                   predicted_tag_ids=[rng.choice(tag_ids) for _ in scored],
+                                   confidences=[0.6] * len(scored))
         conn.execute(update(projects).values(current_run_id=run_id))
     return engine, time.perf_counter() - started, len(rows)
 
