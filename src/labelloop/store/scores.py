@@ -116,12 +116,17 @@ def insert_scores(
         {"run_id": run_id, "item_id": int(i), "priority": float(p), "predicted_tag_id": t, "confidence": c}
         for i, p, t, c in zip(item_ids, priorities, pred, conf, strict=True)
     ])
-    order = sorted(range(n), key=lambda k: (-float(priorities[k]), int(item_ids[k])))
+    order = serving_order(np.asarray(item_ids, dtype=np.int64), np.asarray(priorities, dtype=np.float64))
     conn.execute(score_ranks.insert(), [
         {"run_id": run_id, "rank": rank, "item_id": int(item_ids[k]), "priority": float(priorities[k])}
-        for rank, k in enumerate(order)
+        for rank, k in enumerate(order.tolist())
     ])
     return n
+
+
+def serving_order(item_ids: np.ndarray, priorities: np.ndarray) -> np.ndarray:
+    """Positions of the items in serving order: highest priority first, ties by item id."""
+    return np.lexsort((item_ids, -priorities))
 
 
 class _Columns:
@@ -139,7 +144,7 @@ class _Columns:
         if (self.pred is None) != (self.conf is None):
             raise ValueError("give both predicted_tag_ids and confidences, or neither")
         self.by_item = np.argsort(self.ids, kind="stable")
-        self.by_rank = np.lexsort((self.ids, -self.prio))
+        self.by_rank = serving_order(self.ids, self.prio)
 
     def insert(self, conn: Connection, run_id: int, part: slice) -> None:
         """Rows ``part`` (in each table's own order) of both tables."""
