@@ -352,6 +352,28 @@ async def closed_loop(port: int, labellers: int, duration: float, warmup: float,
     }
 
 
+def machine_cpu() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine so far (/proc/stat; Linux only)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def measured(server: Server, phase) -> dict:
+    """Run one load phase; add the CPU seconds used meanwhile by this load generator, the
+    server's processes and the whole machine (the database's backends are the bulk of the
+    rest), over the whole phase including its warm-up."""
+    cpu, server_cpu, (busy, total) = time.process_time(), server.cpu_seconds(), machine_cpu()
+    result = asyncio.run(phase)
+    busy_after, total_after = machine_cpu()
+    result["generator_cpu_s"] = round(time.process_time() - cpu, 1)
+    result["server_cpu_s"] = round(server.cpu_seconds() - server_cpu, 1)
+    result["machine_cpu_busy_s"] = round(busy_after - busy, 1)
+    result["machine_cpu_s"] = round(total_after - total, 1)
+    return result
+
+
 def run_db(kind: str, args: argparse.Namespace) -> dict:
     url = build(kind, args.items, args.labellers + sum(args.closed))
     reset(url)
@@ -359,17 +381,13 @@ def run_db(kind: str, args: argparse.Namespace) -> dict:
     try:
         server.wait()
         result: dict = {"workers": args.workers}
-        cpu, server_cpu = time.process_time(), server.cpu_seconds()
-        result["open_loop"] = asyncio.run(open_loop(server.port, args.labellers, args.period, args.duration, 3.0))
-        result["open_loop"]["generator_cpu_s"] = round(time.process_time() - cpu, 1)
-        result["open_loop"]["server_cpu_s"] = round(server.cpu_seconds() - server_cpu, 1)
+        if args.labellers:
+            result["open_loop"] = measured(server, open_loop(server.port, args.labellers, args.period,
+                                                             args.duration, 3.0))
         result["closed_loop"] = []
         first = args.labellers  # fresh users: nobody holds a lease yet
         for n in args.closed:
-            cpu, server_cpu = time.process_time(), server.cpu_seconds()
-            result["closed_loop"].append(asyncio.run(closed_loop(server.port, n, args.duration, 2.0, first)))
-            result["closed_loop"][-1]["generator_cpu_s"] = round(time.process_time() - cpu, 1)
-            result["closed_loop"][-1]["server_cpu_s"] = round(server.cpu_seconds() - server_cpu, 1)
+            result["closed_loop"].append(measured(server, closed_loop(server.port, n, args.duration, 2.0, first)))
             first += n
         return result
     finally:
@@ -382,7 +400,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per phase")
-    parser.add_argument("--labellers", type=int, default=1000, help="open loop: simulated labellers")
+    parser.add_argument("--labellers", type=int, default=1000, help="open loop: simulated labellers (0: no open loop)")
     parser.add_argument("--period", type=float, default=2.0, help="open loop: seconds between a labeller's labels")
     parser.add_argument("--closed", default="1,8,32", help="closed loop: numbers of labellers")
     parser.add_argument("--plot", action="store_true", help="also write benchmarks/plots/serve_latency.png")

@@ -233,7 +233,9 @@ def _pg_claim(
     audit: bool, wait: bool, renew: bool,
 ) -> Claim:
     expires = now + timedelta(seconds=lease_seconds)
-    row = raw.one(conn, _PG_CLAIM, {"project": project.id, "user": user_id, "items": item_ids, "now": now,
+    # The ids as an array literal: psycopg's list adaptation costs more than the statement's round trip.
+    items = "{" + ",".join(str(int(i)) for i in item_ids) + "}"
+    row = raw.one(conn, _PG_CLAIM, {"project": project.id, "user": user_id, "items": items, "now": now,
                                     "expires": expires, "audit": audit, "wait": wait, "renew": renew})
     assert row is not None
     item_id, external_id, display, is_audit, renewed, tried, not_for_you = row
@@ -418,9 +420,7 @@ WHERE id = :item"""
 
 def refresh_item(conn: Connection, *, item_id: int, adjudicated: int | None, now: datetime) -> None:
     """:func:`labelloop.store.labels.refresh_items` for one item, on the hot path (same rule)."""
-    cursor = raw.execute(conn, _ITEM_LABELS, {"item": item_id})
-    tag_ids = [r[0] for r in cursor.fetchall()]
-    cursor.close()
+    tag_ids = [r[0] for r in raw.all_rows(conn, _ITEM_LABELS, {"item": item_id})]
     _set_item_label(conn, item_id=item_id, tag_ids=tag_ids, adjudicated=adjudicated, now=now)
 
 

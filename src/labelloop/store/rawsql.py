@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -32,29 +33,46 @@ def is_sqlite(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite"
 
 
-def execute(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> Any:
-    """Run ``sql`` with bound ``params`` on the connection's DB-API cursor; returns the cursor."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    if is_sqlite(conn):
-        cursor.execute(sql, params or {})
-    else:
-        cursor.execute(_pyformat(sql), params or {})
+def _pg_cursor(conn: Connection) -> Any:
+    """PostgreSQL: the DB-API connection's own cursor, made once and kept with it (in the pool's
+    ``info`` of that connection, which ends with it); creating a cursor per statement cost more
+    than the statement. psycopg reads a result whole, so nothing stays open between uses."""
+    driver = conn.connection.driver_connection
+    info = conn.info
+    cursor = info.get("labelloop.cursor")
+    if cursor is None or cursor.connection is not driver or cursor.closed:
+        cursor = info["labelloop.cursor"] = driver.cursor()  # type: ignore[union-attr]
     return cursor
 
 
+def _fetch(conn: Connection, sql: str, params: dict[str, Any] | None, fetch: Callable[[Any], Any]) -> Any:
+    if is_sqlite(conn):
+        # A cursor per statement, closed at once: an unfinished SQLite statement keeps its
+        # read snapshot open.
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, params or {})
+            return fetch(cursor)
+        finally:
+            cursor.close()
+    cursor = _pg_cursor(conn)
+    cursor.execute(_pyformat(sql), params or {})
+    return fetch(cursor)
+
+
 def one(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
-    cursor = execute(conn, sql, params)
-    row = cursor.fetchone()
-    cursor.close()
-    return row
+    """The first row of a query with bound ``params`` (None if there is none)."""
+    return _fetch(conn, sql, params, lambda cursor: cursor.fetchone())
+
+
+def all_rows(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """Every row of a query with bound ``params``."""
+    return _fetch(conn, sql, params, lambda cursor: cursor.fetchall())
 
 
 def run(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> int:
     """Execute a write; returns the number of rows it changed."""
-    cursor = execute(conn, sql, params)
-    count = cursor.rowcount
-    cursor.close()
-    return int(count)
+    return int(_fetch(conn, sql, params, lambda cursor: cursor.rowcount))
 
 
 def ts(conn: Connection, value: datetime) -> Any:
