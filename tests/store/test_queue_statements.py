@@ -233,3 +233,38 @@ def test_the_functions_of_migration_0003_exist_in_the_schema(engine):
             "WHERE n.nspname = current_schema()"
         )).scalars())
     assert {"labelloop_claim", "labelloop_label"} <= names
+
+
+def test_label_many_gives_each_label_the_outcome_label_item_would(world):
+    engine, project, _, (u0, u1, u2, _, _), add = world
+    solo, pair, refused_tag, done = add(4, target=2)
+    for user in (u0, u1):
+        claim_from(engine, project, user, [pair])
+    claim_from(engine, project, u0, [done])
+    claim_from(engine, project, u2, [solo])
+    label(engine, project, u0, done)
+    before = counts(engine)
+    requests = [
+        queue.LabelRequest(project, u2, solo, "B"),
+        queue.LabelRequest(project, u0, pair, "A"),
+        queue.LabelRequest(project, u1, refused_tag, "A"),  # not leased to u1
+        queue.LabelRequest(project, u1, pair, "C"),
+        queue.LabelRequest(project, u0, done, "A"),  # labelled already
+        queue.LabelRequest(project, u0, solo, "Z"),  # no such tag
+    ]
+    with writing(engine) as conn:
+        outcomes = queue.label_many(conn, requests, now=T0)
+    words = [None if o is None else (type(o).__name__, str(o)) for o in outcomes]
+    assert words == [
+        None,
+        None,
+        ("ConflictError", f"item {refused_tag} is not leased to you: ask for the next item first"),
+        None,
+        ("ConflictError", f"you have labelled item {done} already (undo it to change the label)"),
+        ("InvalidInputError", "unknown tag 'Z'; project 'p' has: A, B, C"),
+    ]
+    n_before, _, _ = before
+    assert counts(engine)[0] == n_before + 3
+    b = project.tag_id("B")
+    assert _item(engine, solo)[0][:3] == (1, b, "human")
+    assert _item(engine, pair)[0][:3] == (2, None, "conflict")  # A and C: a tie

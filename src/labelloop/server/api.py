@@ -148,12 +148,7 @@ async def next_item(ctx: LabellingDep) -> Any:
 @router.post("/projects/{project}/items/{item_id}/labels", response_model=LabelPublic, status_code=201)
 async def label_item(ctx: LabellingJsonDep, item_id: ItemIdPath, body: LabelCreate) -> Response:
     """Label an item leased to you with one of the project's tags."""
-    await ctx.dispatcher.run(
-        lambda conn: store_queue.label_item(
-            conn, project=ctx.project, user_id=ctx.user.id, item_id=item_id, tag=body.label
-        ),
-        checks_first=True,  # unknown tag, not leased: refused before any write
-    )
+    await ctx.dispatcher.label(store_queue.LabelRequest(ctx.project, ctx.user.id, item_id, body.label))
     return SafeJSONResponse({"item_id": item_id, "label": body.label}, status_code=201)
 
 

@@ -2,8 +2,10 @@
 
 The labelling routes are async; their writes (claims, labels, skips, renewals, undo) go to a
 single writer thread which takes every operation waiting, runs each in its own SAVEPOINT
-inside *one* write transaction, commits once, and only then answers the callers. So requests
-never wait on each other's locks inside a process, and one commit serves many requests.
+inside *one* write transaction, commits once, and only then answers the callers (one wake-up
+of the event loop per batch). So requests never wait on each other's locks inside a process,
+and one commit serves many requests. On PostgreSQL the labels of a batch go to the database in
+one statement (:func:`labelloop.store.queue.label_many`).
 
 Claims use a per-project buffer of candidate item ids, refilled in queue order from the
 index (:func:`labelloop.store.queue.candidates`); every claim is still checked and made in
@@ -32,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -106,6 +109,7 @@ class Dispatcher:
                  rng: random.Random | None = None):
         self.engine = engine
         self.rng = rng or random.Random()  # audit draws: seeded from the OS per process
+        self._postgres = engine.dialect.name == "postgresql"
         self.max_batch = max_batch if engine.dialect.name == "sqlite" else min(max_batch, PG_MAX_BATCH)
         self.n_threads = threads or (1 if engine.dialect.name == "sqlite" else PG_WRITERS)
         self._jobs: queue_mod.SimpleQueue[Job | None] = queue_mod.SimpleQueue()
@@ -152,6 +156,11 @@ class Dispatcher:
         except asyncio.CancelledError:
             future.cancel()  # never written if still queued (see _serve_jobs)
             raise
+
+    async def label(self, request: store_queue.LabelRequest) -> None:
+        """Record a label (:func:`labelloop.store.queue.label_item`). On PostgreSQL the labels of
+        one batch go to the database together, in one statement (:func:`labelloop.store.queue.label_many`)."""
+        await self.run(_LabelOp(request), checks_first=True)  # refused before any write
 
     # -- the writer thread -----------------------------------------------------------------
     def _run(self) -> None:
@@ -221,8 +230,10 @@ class Dispatcher:
         try:
             conn = self._connection()
             with writer_turn(self.engine), conn.begin():
-                for op, _future, checks_first, *_waiter in batch:
-                    outcomes.append(self._one(conn, op, savepoint=not checks_first))
+                together = _labels_together(conn, batch) if self._postgres else {}
+                for i, (op, _future, checks_first, *_waiter) in enumerate(batch):
+                    done = together.get(i)
+                    outcomes.append(done if done is not None else self._one(conn, op, savepoint=not checks_first))
         except Exception as exc:  # the commit (or BEGIN) failed: retry one by one
             self._close_connection()
             self._buffers.clear()
@@ -359,6 +370,28 @@ class Dispatcher:
         buf.filled_at = time.monotonic()
         self._buffers[(project.id, audit)] = buf
         return buf
+
+
+@dataclass(frozen=True)
+class _LabelOp:
+    """A label as an operation: alone it is :func:`labelloop.store.queue.label_item`; the
+    writer may also run it together with the other labels of its batch."""
+
+    request: store_queue.LabelRequest
+
+    def __call__(self, conn: Connection) -> None:
+        r = self.request
+        store_queue.label_item(conn, project=r.project, user_id=r.user_id, item_id=r.item_id, tag=r.tag)
+
+
+def _labels_together(conn: Connection, batch: list[Job]) -> dict[int, tuple[bool, Any]]:
+    """The outcomes of a batch's labels, sent in one statement (when there are two or more),
+    by their position in the batch. A database error fails the batch (then retried one by one)."""
+    at = [i for i, job in enumerate(batch) if isinstance(job[0], _LabelOp)]
+    if len(at) < 2:
+        return {}
+    refused = store_queue.label_many(conn, [batch[i][0].request for i in at])  # type: ignore[attr-defined]
+    return {i: (exc is None, exc) for i, exc in zip(at, refused, strict=True)}
 
 
 def _settle(jobs: list[Job]) -> None:

@@ -104,12 +104,7 @@ class FastLabelling:
             if isinstance(body, SafeJSONResponse):
                 return body
             item_id = int(label_match.group(2))
-            await dispatcher.run(
-                lambda conn: store_queue.label_item(
-                    conn, project=project, user_id=user.id, item_id=item_id, tag=body.label
-                ),
-                checks_first=True,
-            )
+            await dispatcher.label(store_queue.LabelRequest(project, user.id, item_id, body.label))
             return SafeJSONResponse({"item_id": item_id, "label": body.label}, status_code=201)
         except LabelloopError as exc:
             return SafeJSONResponse({"detail": str(exc)}, status_code=status_of(exc))

@@ -26,6 +26,7 @@ Rules (one row per (item, user) in ``assignments``, state ``leased``/``labelled`
   statement each: the server-side functions ``labelloop_claim`` and ``labelloop_label``
   (migration 0003) run the very checks and writes of the SQLite path, statement for
   statement, in one round trip, and return their refusals (worded here) instead of raising.
+  :func:`label_many` sends several users' labels in one statement (the server's batches).
 
 Every function takes the connection of a write transaction and keyword-only arguments; ``now``
 can be injected (tests, simulations) and defaults to the current UTC time.
@@ -40,7 +41,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
 
-from labelloop.errors import ConflictError, NotFoundError
+from labelloop.errors import ConflictError, LabelloopError, NotFoundError
 from labelloop.store import rawsql as raw
 from labelloop.store.labels import final_label, refresh_items
 from labelloop.store.projects import Project
@@ -233,9 +234,7 @@ def _pg_claim(
     audit: bool, wait: bool, renew: bool,
 ) -> Claim:
     expires = now + timedelta(seconds=lease_seconds)
-    # The ids as an array literal: psycopg's list adaptation costs more than the statement's round trip.
-    items = "{" + ",".join(str(int(i)) for i in item_ids) + "}"
-    row = raw.one(conn, _PG_CLAIM, {"project": project.id, "user": user_id, "items": items, "now": now,
+    row = raw.one(conn, _PG_CLAIM, {"project": project.id, "user": user_id, "items": _array(item_ids), "now": now,
                                     "expires": expires, "audit": audit, "wait": wait, "renew": renew})
     assert row is not None
     item_id, external_id, display, is_audit, renewed, tried, not_for_you = row
@@ -459,6 +458,66 @@ def label_item(
     raw.run(conn, _ANNOTATE, params)
     raw.run(conn, _FINISH, params)
     refresh_item(conn, item_id=item_id, adjudicated=held.adjudicated_tag_id, now=now)
+
+
+# PostgreSQL: several users' labels in one statement (one round trip), the function once per row.
+_PG_LABEL_MANY = """SELECT labelloop_label(x.project, x.usr, x.item, x.tag, :now::timestamptz)
+FROM unnest(:projects::integer[], :users::integer[], :items::bigint[], :tags::integer[])
+ WITH ORDINALITY AS x(project, usr, item, tag, n)
+ORDER BY x.n"""
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    """One user's label on one item of a project (see :func:`label_many`)."""
+
+    project: Project
+    user_id: int
+    item_id: int
+    tag: str
+
+
+def label_many(conn: Connection, requests: list[LabelRequest], *, now: datetime | None = None) -> list[Exception | None]:
+    """:func:`label_item` for each request, in order; on PostgreSQL in one statement. Returns, per
+    request, None when it was recorded or the error refusing it (which wrote nothing). A
+    database error fails the whole call (the caller's transaction is then to be rolled back)."""
+    now = now or utcnow()
+    if raw.is_sqlite(conn):
+        return [_label_outcome(conn, r, now) for r in requests]
+    outcomes: list[Exception | None] = [None] * len(requests)
+    sent: list[int] = []  # positions of the requests whose tag is known
+    tag_ids: list[int] = []
+    for i, r in enumerate(requests):
+        try:
+            tag_ids.append(r.project.tag_id(r.tag))
+            sent.append(i)
+        except LabelloopError as exc:
+            outcomes[i] = exc
+    if sent:
+        rows = raw.all_rows(conn, _PG_LABEL_MANY, {
+            "projects": _array(requests[i].project.id for i in sent),
+            "users": _array(requests[i].user_id for i in sent),
+            "items": _array(requests[i].item_id for i in sent),
+            "tags": _array(tag_ids), "now": now,
+        })
+        for i, (outcome,) in zip(sent, rows, strict=True):
+            if outcome != "ok":
+                outcomes[i] = _refusal(outcome, project=requests[i].project, item_id=requests[i].item_id)
+    return outcomes
+
+
+def _label_outcome(conn: Connection, r: LabelRequest, now: datetime) -> Exception | None:
+    try:  # label_item refuses before it writes
+        label_item(conn, project=r.project, user_id=r.user_id, item_id=r.item_id, tag=r.tag, now=now)
+    except LabelloopError as exc:
+        return exc
+    return None
+
+
+def _array(values: Any) -> str:
+    """Integers as a PostgreSQL array literal, bound as one text parameter (psycopg's list
+    adaptation costs more than the statement's round trip)."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
 
 
 def skip_item(
