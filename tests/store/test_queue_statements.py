@@ -268,3 +268,36 @@ def test_label_many_gives_each_label_the_outcome_label_item_would(world):
     b = project.tag_id("B")
     assert _item(engine, solo)[0][:3] == (1, b, "human")
     assert _item(engine, pair)[0][:3] == (2, None, "conflict")  # A and C: a tie
+
+
+def test_claim_many_gives_each_user_what_claim_from_with_renew_would(world):
+    engine, project, _, (u0, u1, u2, u3, _), add = world
+    held, a1, a2, b1, b2, c1, done_by_u3 = add(7)
+    claim_from(engine, project, u0, [held])  # u0 holds a live lease: renewed, nothing tried
+    claim_from(engine, project, u3, [done_by_u3])
+    skip(engine, project, u3, done_by_u3)
+    later = T0 + timedelta(seconds=30)
+    with writing(engine) as conn:
+        claims = queue.claim_many(conn, project=project, lease_seconds=LEASE, now=later, requests=[
+            (u0, [a1, a2]),
+            (u1, [held, a1, a2]),  # held is u0's; a1 is free (u0 renewed instead of claiming)
+            (u2, []),  # no candidates, no lease: nothing
+            (u3, [done_by_u3, b1, b2]),  # skipped by u3: never theirs again
+            (u1, [c1]),  # u1 again: the lease made just before is renewed
+        ])
+    expires = later + timedelta(seconds=LEASE)
+    got = [(c.lease and c.lease.item_id, c.lease and c.lease.expires_at, c.tried, c.not_for_you, c.renewed)
+           for c in claims]
+    assert got == [
+        (held, expires, 0, [], True),
+        (a1, expires, 2, [], False),
+        (None, None, 0, [], False),
+        (b1, expires, 2, [done_by_u3], False),
+        (a1, expires, 0, [], True),
+    ]
+    lease = claims[1].lease
+    assert lease.display == {"title": "t" + lease.external_id[1:]} and not lease.is_audit
+    with reading(engine) as conn:
+        live = conn.execute(select(assignments.c.user_id, assignments.c.item_id)
+                            .where(assignments.c.state == "leased").order_by(assignments.c.user_id)).all()
+    assert [tuple(r) for r in live] == [(u0, held), (u1, a1), (u3, b1)]

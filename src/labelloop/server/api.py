@@ -134,12 +134,7 @@ LabellingJsonDep = Annotated[Labelling, Depends(_labelling_json)]
 )
 async def next_item(ctx: LabellingDep) -> Any:
     """The item to label next, leased to you (the same one again while your lease lives)."""
-    lease = await ctx.dispatcher.run(
-        lambda conn: ctx.dispatcher.claim_next(
-            conn, project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds
-        ),
-        checks_first=True,
-    )
+    lease = await ctx.dispatcher.claim(project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
     if lease is None:
         return Response(status_code=204)
     return next_response(lease)

@@ -4,8 +4,9 @@ The labelling routes are async; their writes (claims, labels, skips, renewals, u
 single writer thread which takes every operation waiting, runs each in its own SAVEPOINT
 inside *one* write transaction, commits once, and only then answers the callers (one wake-up
 of the event loop per batch). So requests never wait on each other's locks inside a process,
-and one commit serves many requests. On PostgreSQL the labels of a batch go to the database in
-one statement (:func:`labelloop.store.queue.label_many`).
+and one commit serves many requests. On PostgreSQL the claims of a batch go to the database in
+one statement, each user on candidates of their own (:func:`labelloop.store.queue.claim_many`),
+and its labels in another (:func:`labelloop.store.queue.label_many`).
 
 Claims use a per-project buffer of candidate item ids, refilled in queue order from the
 index (:func:`labelloop.store.queue.candidates`); every claim is still checked and made in
@@ -54,7 +55,7 @@ MAX_BATCH = 256
 # Two writer threads per process on PostgreSQL: with four, batches were smaller (more commits)
 # and the threads contended for the GIL; serve_latency measured 2 ahead of 3 and 4 (2026-12-03).
 PG_WRITERS = 2
-PG_MAX_BATCH = 8  # several writer threads share the work; a batch still shares one commit
+PG_MAX_BATCH = 8  # several writer threads share the work; a batch still shares one commit (32 measured no better)
 BUFFER_SIZE = 256
 CLAIM_CHUNK = 8  # candidates sent to the database per claim statement (tried in order there)
 BUFFER_MAX_AGE = 5.0  # seconds: refill to pick up items whose leases expired or were skipped
@@ -157,6 +158,11 @@ class Dispatcher:
             future.cancel()  # never written if still queued (see _serve_jobs)
             raise
 
+    async def claim(self, *, project: Project, user_id: int, lease_seconds: int) -> store_queue.Lease | None:
+        """The user's next item, leased (:meth:`claim_next`). On PostgreSQL the claims of one batch
+        go to the database together, in one statement (:func:`labelloop.store.queue.claim_many`)."""
+        return await self.run(_ClaimOp(self, project, user_id, lease_seconds), checks_first=True)
+
     async def label(self, request: store_queue.LabelRequest) -> None:
         """Record a label (:func:`labelloop.store.queue.label_item`). On PostgreSQL the labels of
         one batch go to the database together, in one statement (:func:`labelloop.store.queue.label_many`)."""
@@ -230,7 +236,7 @@ class Dispatcher:
         try:
             conn = self._connection()
             with writer_turn(self.engine), conn.begin():
-                together = _labels_together(conn, batch) if self._postgres else {}
+                together = self._together(conn, batch) if self._postgres else {}
                 for i, (op, _future, checks_first, *_waiter) in enumerate(batch):
                     done = together.get(i)
                     outcomes.append(done if done is not None else self._one(conn, op, savepoint=not checks_first))
@@ -283,11 +289,16 @@ class Dispatcher:
         return True, result
 
     # -- claims through the candidate buffers (writer thread only) -------------------------
-    def claim_next(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int) -> Any:
+    def claim_next(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int,
+                   audit: bool | None = None) -> Any:
+        """The user's live lease renewed, else the first item of the buffer available to them
+        (with ``audit``: of the audit buffer first), else the exact query's; None if nothing is
+        left for them. ``audit`` None: drawn here (:func:`labelloop.store.queue.is_audit_draw`)."""
         now = utcnow()
         # Drawn before knowing whether the user holds a live lease (then the draw goes unused):
         # the renewal of that lease and the first claim are one statement on PostgreSQL.
-        audit = store_queue.is_audit_draw(project, self.rng)
+        if audit is None:
+            audit = store_queue.is_audit_draw(project, self.rng)
         if audit:
             lease = self._claim_buffered(conn, project=project, user_id=user_id, lease_seconds=lease_seconds,
                                          now=now, audit=True, renew=True)
@@ -315,9 +326,7 @@ class Dispatcher:
         # Before the first model the queue's order *is* the seeded random order: one buffer
         # serves both (two would make audit draws step over the items the other took).
         random_order = audit and project.current_run_id is not None
-        buf = self._buffers.get((project.id, random_order))
-        if buf is None or buf.run_id != project.current_run_id or time.monotonic() - buf.filled_at > BUFFER_MAX_AGE:
-            buf = self._refill(conn, project, now, audit=random_order)
+        buf = self._buffer(conn, project, now, audit=random_order)
         for _round in range(2):
             kept: list[int] = []
             try:
@@ -341,6 +350,46 @@ class Dispatcher:
             buf = self._refill(conn, project, now, audit=random_order)
         return None
 
+    def _together(self, conn: Connection, batch: list[Job]) -> dict[int, tuple[bool, Any]]:
+        """Outcomes of the batch's labels, then of its claims, each kind in one statement; by
+        position in the batch. Only the operations before the first of another kind (a skip, an
+        undo...) go together: from there on they run in their order (a claim right behind a
+        skip must not see the item still leased). Labels before claims keeps the page's
+        pipelined label-then-next in its order."""
+        head = next((i for i, (op, *_rest) in enumerate(batch) if not isinstance(op, _LabelOp | _ClaimOp)),
+                    len(batch))
+        return {**_labels_together(conn, batch[:head]), **self._claims_together(conn, batch[:head])}
+
+    def _claims_together(self, conn: Connection, batch: list[Job]) -> dict[int, tuple[bool, Any]]:
+        """Leases for a batch's claims (two or more of one project, not audit draws) in one
+        statement, each user on :data:`CLAIM_CHUNK` candidates of their own from the buffer; by
+        position in the batch. A claim that got nothing here runs alone after (:meth:`claim_next`)."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (op, *_rest) in enumerate(batch):
+            if isinstance(op, _ClaimOp):
+                if op.audit is None:  # drawn once, kept if the batch runs again one by one
+                    op.audit = store_queue.is_audit_draw(op.project, self.rng)
+                if not op.audit:
+                    groups.setdefault((op.project.id, op.lease_seconds), []).append(i)
+        done: dict[int, tuple[bool, Any]] = {}
+        now = utcnow()
+        for at in groups.values():
+            if len(at) < 2:
+                continue
+            ops: list[_ClaimOp] = [batch[i][0] for i in at]  # type: ignore[misc]
+            buf = self._buffer(conn, ops[0].project, now, audit=False)
+            chunks = [_take(buf.ids, CLAIM_CHUNK) for _op in ops]
+            claims = store_queue.claim_many(conn, project=ops[0].project, lease_seconds=ops[0].lease_seconds, now=now,
+                                            requests=[(op.user_id, chunk) for op, chunk in zip(ops, chunks, strict=True)])
+            back: list[int] = []  # not tried, or done by that user (available to others)
+            for i, chunk, claim in zip(at, chunks, claims, strict=True):
+                back.extend(chunk[claim.tried:])
+                back.extend(claim.not_for_you)
+                if claim.lease is not None:
+                    done[i] = (True, claim.lease)
+            buf.ids.extendleft(reversed(back))
+        return done
+
     def skip(self, conn: Connection, *, project: Project, user_id: int, item_id: int) -> None:
         """Skip the item; it goes back to the front of this process's candidates for others."""
         audit = store_queue.skip_item(conn, project=project, user_id=user_id, item_id=item_id)
@@ -362,6 +411,14 @@ class Dispatcher:
         if buf is not None and item_id not in buf.ids:
             buf.ids.appendleft(item_id)
 
+    def _buffer(self, conn: Connection, project: Project, now: Any, *, audit: bool) -> _Candidates:
+        """The project's candidates (``audit``: in the seeded random order), refilled if they are
+        of an older model run or older than :data:`BUFFER_MAX_AGE`."""
+        buf = self._buffers.get((project.id, audit))
+        if buf is None or buf.run_id != project.current_run_id or time.monotonic() - buf.filled_at > BUFFER_MAX_AGE:
+            buf = self._refill(conn, project, now, audit=audit)
+        return buf
+
     def _refill(self, conn: Connection, project: Project, now: Any, *, audit: bool = False) -> _Candidates:
         buf = _Candidates(project.current_run_id)
         ids = store_queue.candidates(conn, project=project, now=now, limit=BUFFER_SIZE, audit=audit)
@@ -370,6 +427,22 @@ class Dispatcher:
         buf.filled_at = time.monotonic()
         self._buffers[(project.id, audit)] = buf
         return buf
+
+
+@dataclass
+class _ClaimOp:
+    """A claim as an operation: alone it is :meth:`Dispatcher.claim_next`; the writer may also
+    run it together with the other claims of its batch. ``audit``: the audit draw, once made."""
+
+    dispatcher: Dispatcher
+    project: Project
+    user_id: int
+    lease_seconds: int
+    audit: bool | None = None
+
+    def __call__(self, conn: Connection) -> store_queue.Lease | None:
+        return self.dispatcher.claim_next(conn, project=self.project, user_id=self.user_id,
+                                          lease_seconds=self.lease_seconds, audit=self.audit)
 
 
 @dataclass(frozen=True)

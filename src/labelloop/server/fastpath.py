@@ -88,10 +88,7 @@ class FastLabelling:
             dispatcher = state.dispatcher
             if label_match is None:
                 seconds = store_queue.lease_seconds_for(project, state.settings.lease_seconds)
-                lease = await dispatcher.run(
-                    lambda conn: dispatcher.claim_next(conn, project=project, user_id=user.id, lease_seconds=seconds),
-                    checks_first=True,
-                )
+                lease = await dispatcher.claim(project=project, user_id=user.id, lease_seconds=seconds)
                 if lease is None:
                     return Response(status_code=204)
                 return next_response(lease)

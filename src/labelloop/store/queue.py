@@ -26,7 +26,8 @@ Rules (one row per (item, user) in ``assignments``, state ``leased``/``labelled`
   statement each: the server-side functions ``labelloop_claim`` and ``labelloop_label``
   (migration 0003) run the very checks and writes of the SQLite path, statement for
   statement, in one round trip, and return their refusals (worded here) instead of raising.
-  :func:`label_many` sends several users' labels in one statement (the server's batches).
+  :func:`claim_many` and :func:`label_many` send several users' claims or labels in one
+  statement (the server's batches).
 
 Every function takes the connection of a write transaction and keyword-only arguments; ``now``
 can be injected (tests, simulations) and defaults to the current UTC time.
@@ -237,9 +238,7 @@ def _pg_claim(
     row = raw.one(conn, _PG_CLAIM, {"project": project.id, "user": user_id, "items": _array(item_ids), "now": now,
                                     "expires": expires, "audit": audit, "wait": wait, "renew": renew})
     assert row is not None
-    item_id, external_id, display, is_audit, renewed, tried, not_for_you = row
-    lease = None if item_id is None else Lease(item_id, external_id, raw.from_json(display), expires, bool(is_audit))
-    return Claim(lease, int(tried), list(not_for_you), bool(renewed))
+    return _claim_of(row, expires)
 
 
 def claim_from(
@@ -275,6 +274,46 @@ def claim_from(
         if result == "not_for_you":
             not_for_you.append(item_id)
     return Claim(None, len(item_ids), not_for_you)
+
+
+# PostgreSQL: several users' claims in one statement (one round trip); the function runs once per
+# user, in order, each on its own slice of the candidates.
+_PG_CLAIM_MANY = """SELECT c.* FROM unnest(:users::integer[], :los::integer[], :his::integer[])
+ WITH ORDINALITY AS x(usr, lo, hi, n)
+CROSS JOIN LATERAL labelloop_claim(:project::integer, x.usr, (:items::bigint[])[x.lo:x.hi], :now::timestamptz,
+ :expires::timestamptz, false, false, true) AS c
+ORDER BY x.n"""
+
+
+def claim_many(
+    conn: Connection, *, project: Project, requests: list[tuple[int, list[int]]], lease_seconds: int,
+    now: datetime | None = None,
+) -> list[Claim]:
+    """:func:`claim_from` with ``renew`` for each ``(user id, candidate ids)`` in turn (not audit
+    draws); on PostgreSQL all in one statement. Give each user candidates of their own: a user's
+    claim sees the leases the earlier ones of the call made."""
+    now = now or utcnow()
+    if raw.is_sqlite(conn):
+        return [claim_from(conn, project=project, user_id=user_id, item_ids=ids, lease_seconds=lease_seconds,
+                           now=now, renew=True) for user_id, ids in requests]
+    los, his, flat = [], [], []
+    for _user_id, ids in requests:
+        los.append(len(flat) + 1)
+        flat.extend(ids)
+        his.append(len(flat))
+    expires = now + timedelta(seconds=lease_seconds)
+    rows = raw.all_rows(conn, _PG_CLAIM_MANY, {
+        "project": project.id, "users": _array(u for u, _ in requests), "los": _array(los), "his": _array(his),
+        "items": _array(flat), "now": now, "expires": expires,
+    })
+    return [_claim_of(row, expires) for row in rows]
+
+
+def _claim_of(row: Any, expires: datetime) -> Claim:
+    """A row of ``labelloop_claim`` as a :class:`Claim`."""
+    item_id, external_id, display, is_audit, renewed, tried, not_for_you = row
+    lease = None if item_id is None else Lease(item_id, external_id, raw.from_json(display), expires, bool(is_audit))
+    return Claim(lease, int(tried), list(not_for_you), bool(renewed))
 
 
 def renew_current(
