@@ -25,10 +25,10 @@ HOSTILE = '<img src=x onerror="window.__pwned = 1"> Shares <b>rise</b>'
 
 
 @pytest.fixture
-def site(db_url: str, live_server_class):
+def site(db_url: str, tmp_path, live_server_class):
     """Project news (12 items, each wanted twice), ann and bob who disagree on two items, and a
     model run with an audit estimate and stopping advice."""
-    settings = Settings(database_url=db_url)
+    settings = Settings(database_url=db_url, models_dir=tmp_path / "models")
     engine = open_engine(db_url)
     now = datetime.now(UTC)
     with writing(engine) as conn:

@@ -53,7 +53,7 @@ def reddit_rows(shared: Path, n: int) -> list[dict[str, str]]:
 @pytest.fixture
 def site(db_url: str, tmp_path: Path, shared_datasets: Path, live_server_class):
     """A server on a fresh database with a Reddit project (12 posts), a hostile one, users."""
-    settings = Settings(database_url=db_url, lease_seconds=10)
+    settings = Settings(database_url=db_url, lease_seconds=10, models_dir=tmp_path / "models")
     engine = open_engine(db_url)
     with writing(engine) as conn:
         store_projects.create_project(conn, name="reddit", labels=TAGS, seed=7)

@@ -71,8 +71,9 @@ def make_users(engine, names_roles: list[tuple[str, str]]) -> tuple[dict[str, st
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, login_max_failures=3, login_window_seconds=60)
+def settings(db_url: str, tmp_path) -> Settings:
+    return Settings(database_url=db_url, login_max_failures=3, login_window_seconds=60,
+                    models_dir=tmp_path / "models")
 
 
 @pytest.fixture

@@ -89,8 +89,9 @@ def test_two_workers_share_sessions_and_stop_cleanly(world, db_url):
 
 
 @pytest.mark.slow
-def test_orchestrate_runs_the_orchestrator_in_process(world, db_url):
-    proc, url = start(["--orchestrate", "--db", db_url], env={"LABELLOOP_ORCHESTRATE_INTERVAL": "3600"})
+def test_orchestrate_runs_the_orchestrator_in_process(world, db_url, tmp_path):
+    proc, url = start(["--orchestrate", "--db", db_url],
+                      env={"LABELLOOP_ORCHESTRATE_INTERVAL": "3600", "LABELLOOP_MODELS_DIR": str(tmp_path / "models")})
     try:
         assert httpx.get(url + "/api/me", headers=world.auth("ann")).status_code == 200
     finally:
