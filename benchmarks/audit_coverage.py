@@ -55,6 +55,7 @@ def one_run(seed: int, *, budget: int, every: int, audit_fraction: float) -> dic
     from labelloop.config import Settings
     from labelloop.io import ImportOptions, MappingSource, import_source
     from labelloop.orchestrator import run_round
+    from labelloop.store import labelling as store_labelling
     from labelloop.store import open_engine, reading, writing
     from labelloop.store import projects as store_projects
     from labelloop.store import queue as store_queue
@@ -114,7 +115,7 @@ def one_run(seed: int, *, budget: int, every: int, audit_fraction: float) -> dic
                     lease = store_queue.next_item(conn, project=project, user_id=user, lease_seconds=600, rng=rng)
                     if lease is None:
                         break
-                    store_queue.label_item(conn, project=project, user_id=user, item_id=lease.item_id,
+                    store_labelling.label_item(conn, project=project, user_id=user, item_id=lease.item_id,
                                            tag=truth[lease.item_id])
                 labelled += 1
         engine.dispose()

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from labelloop.config import Settings
+from labelloop.store import labelling
 from labelloop.store import open_engine, reading, writing
 from labelloop.store import scores as store_scores
 from labelloop.store import projects as store_projects
@@ -53,7 +54,7 @@ def site(db_url: str, tmp_path, live_server_class):
                 if k in flip:
                     tag = TAGS[(k + 1) % 3]
                     disputed.append(lease.item_id)
-                queue.label_item(conn, project=proj, user_id=user, item_id=lease.item_id, tag=tag,
+                labelling.label_item(conn, project=proj, user_id=user, item_id=lease.item_id, tag=tag,
                                  now=now + timedelta(seconds=20 * k + 5))
     with writing(engine) as conn:
         conn.execute(update(items).where(items.c.id == min(disputed)).values(

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from labelloop.cli import main
+from labelloop.store import labelling
 from labelloop.store import open_engine, reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import queue
@@ -41,7 +42,7 @@ def labelled(db_url: str, tmp_path: Path):
             with writing(engine) as conn:
                 proj = store_projects.get_project(conn, name="p")
                 lease = queue.next_item(conn, project=proj, user_id=user, lease_seconds=600)
-                queue.label_item(conn, project=proj, user_id=user, item_id=lease.item_id, tag=tag)
+                labelling.label_item(conn, project=proj, user_id=user, item_id=lease.item_id, tag=tag)
     yield engine
     engine.dispose()
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import update
 
 from labelloop.cli import main
+from labelloop.store import labelling
 from labelloop.store import open_engine, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import queue
@@ -47,7 +48,7 @@ def test_status_json_and_table_show_agreement(db_url: str, tmp_path: Path):
                 else:  # bob agrees with ann on every item but her first "Yes"
                     first_yes = min(i for i, t in given.items() if t["ann"] == "Yes")
                     tag = "No" if lease.item_id == first_yes else given[lease.item_id]["ann"]
-                queue.label_item(conn, project=proj, user_id=user, item_id=lease.item_id, tag=tag)
+                labelling.label_item(conn, project=proj, user_id=user, item_id=lease.item_id, tag=tag)
                 given.setdefault(lease.item_id, {})[name] = tag
     engine.dispose()
 

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from labelloop.cli import main
 from labelloop.orchestrator import run_round
+from labelloop.store import labelling as store_labelling
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import queue as store_queue
@@ -41,7 +42,7 @@ def claim_and_label(bbc, user, n, *, audit_fraction, tag_of=None):
         with writing(bbc.engine) as conn:
             lease = store_queue.next_item(conn, project=project, user_id=user, lease_seconds=60, rng=rng)
             tag = tag_of(lease.item_id, i) if tag_of else bbc.truth[lease.item_id]
-            store_queue.label_item(conn, project=project, user_id=user, item_id=lease.item_id, tag=tag)
+            store_labelling.label_item(conn, project=project, user_id=user, item_id=lease.item_id, tag=tag)
             done.append((lease.item_id, tag, lease.is_audit))
     return done
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, select
 
 from labelloop.errors import ConflictError, InvalidInputError
 from labelloop.server.dispatch import Dispatcher
+from labelloop.store import labelling
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import queue
@@ -97,10 +98,10 @@ def test_labels_of_one_batch_each_get_their_own_outcome(engine):
     project, (u0, u1, u2), (i0, i1, i2, free) = _world(engine)
     dispatcher = Dispatcher(engine, threads=1)
     labels = [
-        queue.LabelRequest(project, u0, i0, "A"),
-        queue.LabelRequest(project, u1, free, "A"),  # not leased to u1
-        queue.LabelRequest(project, u1, i1, "B"),
-        queue.LabelRequest(project, u2, i2, "Nope"),  # no such tag
+        labelling.LabelRequest(project, u0, i0, "A"),
+        labelling.LabelRequest(project, u1, free, "A"),  # not leased to u1
+        labelling.LabelRequest(project, u1, i1, "B"),
+        labelling.LabelRequest(project, u2, i2, "Nope"),  # no such tag
     ]
     results = _one_batch(dispatcher, [lambda r=r: dispatcher.label(r) for r in labels])
     assert results[0] is None and results[2] is None

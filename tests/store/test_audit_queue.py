@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 from sqlalchemy import insert, select, update
 
+from labelloop.store import labelling
 from labelloop.store import reading, writing
 from labelloop.store import scores as store_scores
 from labelloop.store import projects as store_projects
@@ -52,7 +53,7 @@ def claim(engine, project, user, rng):
 
 def label(engine, project, user, item_id, tag="A"):
     with writing(engine) as conn:
-        queue.label_item(conn, project=project, user_id=user, item_id=item_id, tag=tag, now=T0)
+        labelling.label_item(conn, project=project, user_id=user, item_id=item_id, tag=tag, now=T0)
 
 
 def test_audit_items_are_uniform_over_the_open_pool_and_the_rest_are_top_priorities(world):
@@ -112,7 +113,7 @@ def test_undo_keeps_the_audit_flag_and_skipped_audit_items_are_the_next_draw(wor
     assert first.is_audit and first.item_id == min(rand, key=rand.get)
     label(engine, project, user, first.item_id, tag="B")
     with writing(engine) as conn:
-        again = queue.undo_last(conn, project=project, user_id=user, lease_seconds=600, now=T0)
+        again = labelling.undo_last(conn, project=project, user_id=user, lease_seconds=600, now=T0)
         row = conn.execute(select(assignments.c.is_audit, assignments.c.state).where(
             assignments.c.item_id == first.item_id, assignments.c.user_id == user)).one()
     assert (again.item_id, again.is_audit) == (first.item_id, True) and tuple(row) == (True, "leased")
@@ -123,7 +124,7 @@ def test_undo_keeps_the_audit_flag_and_skipped_audit_items_are_the_next_draw(wor
     # A skipped audit item goes back and is the next audit draw of someone else.
     second = claim(engine, project, user, rng)
     with writing(engine) as conn:
-        queue.skip_item(conn, project=project, user_id=user, item_id=second.item_id, now=T0)
+        labelling.skip_item(conn, project=project, user_id=user, item_id=second.item_id, now=T0)
     taken = claim(engine, project, other, rng)
     assert (taken.item_id, taken.is_audit) == (second.item_id, True)
 

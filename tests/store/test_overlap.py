@@ -13,6 +13,7 @@ from sqlalchemy import select
 from labelloop.config import Settings
 from labelloop.errors import InvalidInputError
 from labelloop.io import ImportOptions, MappingSource, import_source
+from labelloop.store import labelling
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import queue
@@ -125,7 +126,7 @@ def test_overlap_0_3_k_2_with_concurrent_labellers(engine):
                 if lease is None:
                     return
                 with writing(engine) as conn:
-                    queue.label_item(conn, project=project, user_id=user_id, item_id=lease.item_id,
+                    labelling.label_item(conn, project=project, user_id=user_id, item_id=lease.item_id,
                                      tag=TAGS[rng.randrange(3)])
         except BaseException as exc:  # reported below
             errors.append(exc)

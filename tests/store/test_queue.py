@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
+from labelloop.store import labelling
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import queue
@@ -59,7 +60,7 @@ def nxt(engine, project, user, now=T0, lease=LEASE):
 
 def label(engine, project, user, item_id, tag="A", now=T0):
     with writing(engine) as conn:
-        queue.label_item(conn, project=project, user_id=user, item_id=item_id, tag=tag, now=now)
+        labelling.label_item(conn, project=project, user_id=user, item_id=item_id, tag=tag, now=now)
 
 
 def test_serves_in_seeded_random_order_not_file_order(setup):
@@ -161,14 +162,14 @@ def test_skip_gives_the_item_to_others_never_back(setup):
     add_items(engine, project, 2)
     first = nxt(engine, project, u0)
     with writing(engine) as conn:
-        queue.skip_item(conn, project=project, user_id=u0, item_id=first.item_id, now=T0)
+        labelling.skip_item(conn, project=project, user_id=u0, item_id=first.item_id, now=T0)
     second = nxt(engine, project, u0)
     assert second.item_id != first.item_id
     label(engine, project, u0, second.item_id)
     assert nxt(engine, project, u0) is None  # the skipped item never comes back to u0
     assert nxt(engine, project, u1).item_id == first.item_id
     with writing(engine) as conn, pytest.raises(ConflictError, match="skipped"):
-        queue.label_item(conn, project=project, user_id=u0, item_id=first.item_id, tag="A", now=T0)
+        labelling.label_item(conn, project=project, user_id=u0, item_id=first.item_id, tag="A", now=T0)
 
 
 def test_undo_returns_the_item_leased_for_relabelling(setup):
@@ -178,7 +179,7 @@ def test_undo_returns_the_item_leased_for_relabelling(setup):
     label(engine, project, u0, first.item_id, tag="A", now=T0)
     second = nxt(engine, project, u0, now=T0 + timedelta(seconds=1))
     with writing(engine) as conn:
-        back = queue.undo_last(
+        back = labelling.undo_last(
             conn, project=project, user_id=u0, lease_seconds=LEASE, now=T0 + timedelta(seconds=2)
         )
     assert back.item_id == first.item_id
@@ -197,7 +198,7 @@ def test_undo_returns_the_item_leased_for_relabelling(setup):
 def test_undo_without_labels_is_not_found(setup):
     engine, project, (u0, _, _) = setup
     with writing(engine) as conn, pytest.raises(NotFoundError, match="no label to undo"):
-        queue.undo_last(conn, project=project, user_id=u0, lease_seconds=LEASE, now=T0)
+        labelling.undo_last(conn, project=project, user_id=u0, lease_seconds=LEASE, now=T0)
 
 
 def test_model_priority_wins_over_random_order(setup):
@@ -249,7 +250,7 @@ def test_renew_and_project_lease_setting(setup):
     assert seconds == 30
     lease = nxt(engine, project, u0, lease=seconds)
     with writing(engine) as conn:
-        expires = queue.renew_lease(
+        expires = labelling.renew_lease(
             conn, project=project, user_id=u0, item_id=lease.item_id, lease_seconds=seconds,
             now=T0 + timedelta(seconds=25),
         )
@@ -257,7 +258,7 @@ def test_renew_and_project_lease_setting(setup):
     assert nxt(engine, project, u1, now=T0 + timedelta(seconds=40), lease=seconds) is None
     assert nxt(engine, project, u1, now=T0 + timedelta(seconds=56), lease=seconds).item_id == lease.item_id
     with writing(engine) as conn, pytest.raises(ConflictError):
-        queue.renew_lease(
+        labelling.renew_lease(
             conn, project=project, user_id=u0, item_id=lease.item_id, lease_seconds=seconds,
             now=T0 + timedelta(seconds=57),
         )

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, insert, select, text, update
 
 from labelloop.errors import ConflictError, NotFoundError
+from labelloop.store import labelling
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import queue
@@ -59,12 +60,12 @@ def claim_from(engine, project, user, ids, *, now=T0, audit=False, renew=False):
 
 def label(engine, project, user, item_id, tag="A", now=T0):
     with writing(engine) as conn:
-        queue.label_item(conn, project=project, user_id=user, item_id=item_id, tag=tag, now=now)
+        labelling.label_item(conn, project=project, user_id=user, item_id=item_id, tag=tag, now=now)
 
 
 def skip(engine, project, user, item_id, now=T0):
     with writing(engine) as conn:
-        queue.skip_item(conn, project=project, user_id=user, item_id=item_id, now=now)
+        labelling.skip_item(conn, project=project, user_id=user, item_id=item_id, now=now)
 
 
 def counts(engine):
@@ -245,15 +246,15 @@ def test_label_many_gives_each_label_the_outcome_label_item_would(world):
     label(engine, project, u0, done)
     before = counts(engine)
     requests = [
-        queue.LabelRequest(project, u2, solo, "B"),
-        queue.LabelRequest(project, u0, pair, "A"),
-        queue.LabelRequest(project, u1, refused_tag, "A"),  # not leased to u1
-        queue.LabelRequest(project, u1, pair, "C"),
-        queue.LabelRequest(project, u0, done, "A"),  # labelled already
-        queue.LabelRequest(project, u0, solo, "Z"),  # no such tag
+        labelling.LabelRequest(project, u2, solo, "B"),
+        labelling.LabelRequest(project, u0, pair, "A"),
+        labelling.LabelRequest(project, u1, refused_tag, "A"),  # not leased to u1
+        labelling.LabelRequest(project, u1, pair, "C"),
+        labelling.LabelRequest(project, u0, done, "A"),  # labelled already
+        labelling.LabelRequest(project, u0, solo, "Z"),  # no such tag
     ]
     with writing(engine) as conn:
-        outcomes = queue.label_many(conn, requests, now=T0)
+        outcomes = labelling.label_many(conn, requests, now=T0)
     words = [None if o is None else (type(o).__name__, str(o)) for o in outcomes]
     assert words == [
         None,

@@ -9,6 +9,7 @@ from sqlalchemy import func, insert, select, update
 
 from labelloop.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from labelloop.store import browse, reading, writing
+from labelloop.store import labelling
 from labelloop.store import projects as store_projects
 from labelloop.store import queue
 from labelloop.store import tags as store_tags
@@ -47,7 +48,7 @@ def give(engine, user, item_id, tag):
         proj = store_projects.get_project(conn, name="p")
         lease = queue.try_claim(conn, project=proj, user_id=user, item_id=item_id, lease_seconds=600)
         assert isinstance(lease, queue.Lease), lease
-        queue.label_item(conn, project=proj, user_id=user, item_id=item_id, tag=tag)
+        labelling.label_item(conn, project=proj, user_id=user, item_id=item_id, tag=tag)
 
 
 def item_state(engine, item_id):

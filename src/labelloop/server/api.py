@@ -37,6 +37,7 @@ from labelloop.server.schemas import (
     StatsPublic,
     UserPublic,
 )
+from labelloop.store import labelling as store_labelling
 from labelloop.store import queue as store_queue
 from labelloop.store import reading
 from labelloop.store import projects as store_projects
@@ -143,7 +144,7 @@ async def next_item(ctx: LabellingDep) -> Any:
 @router.post("/projects/{project}/items/{item_id}/labels", response_model=LabelPublic, status_code=201)
 async def label_item(ctx: LabellingJsonDep, item_id: ItemIdPath, body: LabelCreate) -> Response:
     """Label an item leased to you with one of the project's tags."""
-    await ctx.dispatcher.label(store_queue.LabelRequest(ctx.project, ctx.user.id, item_id, body.label))
+    await ctx.dispatcher.label(store_labelling.LabelRequest(ctx.project, ctx.user.id, item_id, body.label))
     return SafeJSONResponse({"item_id": item_id, "label": body.label}, status_code=201)
 
 
@@ -160,7 +161,7 @@ async def skip_item(ctx: LabellingDep, item_id: ItemIdPath) -> Response:
 async def renew(ctx: LabellingDep, item_id: ItemIdPath) -> dict[str, Any]:
     """Extend your lease on an item (the page calls this while it is open)."""
     expires = await ctx.dispatcher.run(
-        lambda conn: store_queue.renew_lease(
+        lambda conn: store_labelling.renew_lease(
             conn, project=ctx.project, user_id=ctx.user.id, item_id=item_id, lease_seconds=ctx.lease_seconds
         )
     )

@@ -6,7 +6,7 @@ inside *one* write transaction, commits once, and only then answers the callers 
 of the event loop per batch). So requests never wait on each other's locks inside a process,
 and one commit serves many requests. On PostgreSQL the claims of a batch go to the database in
 one statement, each user on candidates of their own (:func:`labelloop.store.queue.claim_many`),
-and its labels in another (:func:`labelloop.store.queue.label_many`).
+and its labels in another (:func:`labelloop.store.labelling.label_many`).
 
 Claims use a per-project buffer of candidate item ids, refilled in queue order from the
 index (:func:`labelloop.store.queue.candidates`); every claim is still checked and made in
@@ -43,6 +43,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from labelloop.errors import LabelloopError
+from labelloop.store import labelling as store_labelling
 from labelloop.store import queue as store_queue
 from labelloop.store import rawsql as raw
 from labelloop.store.engine import write_connection, writer_turn
@@ -163,9 +164,9 @@ class Dispatcher:
         go to the database together, in one statement (:func:`labelloop.store.queue.claim_many`)."""
         return await self.run(_ClaimOp(self, project, user_id, lease_seconds), checks_first=True)
 
-    async def label(self, request: store_queue.LabelRequest) -> None:
-        """Record a label (:func:`labelloop.store.queue.label_item`). On PostgreSQL the labels of
-        one batch go to the database together, in one statement (:func:`labelloop.store.queue.label_many`)."""
+    async def label(self, request: store_labelling.LabelRequest) -> None:
+        """Record a label (:func:`labelloop.store.labelling.label_item`). On PostgreSQL the labels of
+        one batch go to the database together, in one statement (:func:`labelloop.store.labelling.label_many`)."""
         await self.run(_LabelOp(request), checks_first=True)  # refused before any write
 
     # -- the writer thread -----------------------------------------------------------------
@@ -392,13 +393,13 @@ class Dispatcher:
 
     def skip(self, conn: Connection, *, project: Project, user_id: int, item_id: int) -> None:
         """Skip the item; it goes back to the front of this process's candidates for others."""
-        audit = store_queue.skip_item(conn, project=project, user_id=user_id, item_id=item_id)
+        audit = store_labelling.skip_item(conn, project=project, user_id=user_id, item_id=item_id)
         self._give_back(project, item_id, audit=audit)
 
     def undo(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int) -> Any:
         """Undo the user's last label; the lease they held meanwhile goes back to the candidates."""
         held = store_queue.current_lease(conn, project=project, user_id=user_id)
-        lease = store_queue.undo_last(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
+        lease = store_labelling.undo_last(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
         if held is not None and held.item_id != lease.item_id:
             self._give_back(project, held.item_id, audit=held.is_audit)
         return lease
@@ -447,14 +448,14 @@ class _ClaimOp:
 
 @dataclass(frozen=True)
 class _LabelOp:
-    """A label as an operation: alone it is :func:`labelloop.store.queue.label_item`; the
+    """A label as an operation: alone it is :func:`labelloop.store.labelling.label_item`; the
     writer may also run it together with the other labels of its batch."""
 
-    request: store_queue.LabelRequest
+    request: store_labelling.LabelRequest
 
     def __call__(self, conn: Connection) -> None:
         r = self.request
-        store_queue.label_item(conn, project=r.project, user_id=r.user_id, item_id=r.item_id, tag=r.tag)
+        store_labelling.label_item(conn, project=r.project, user_id=r.user_id, item_id=r.item_id, tag=r.tag)
 
 
 def _labels_together(conn: Connection, batch: list[Job]) -> dict[int, tuple[bool, Any]]:
@@ -463,7 +464,7 @@ def _labels_together(conn: Connection, batch: list[Job]) -> dict[int, tuple[bool
     at = [i for i, job in enumerate(batch) if isinstance(job[0], _LabelOp)]
     if len(at) < 2:
         return {}
-    refused = store_queue.label_many(conn, [batch[i][0].request for i in at])  # type: ignore[attr-defined]
+    refused = store_labelling.label_many(conn, [batch[i][0].request for i in at])  # type: ignore[attr-defined]
     return {i: (exc is None, exc) for i, exc in zip(at, refused, strict=True)}
 
 

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from labelloop.errors import AuthError, LabelloopError
 from labelloop.server.responses import SafeJSONResponse, next_response, status_of
 from labelloop.server.schemas import LabelCreate
+from labelloop.store import labelling as store_labelling
 from labelloop.store import queue as store_queue
 
 _NEXT = re.compile(r"/api/projects/([^/]+)/next")
@@ -101,7 +102,7 @@ class FastLabelling:
             if isinstance(body, SafeJSONResponse):
                 return body
             item_id = int(label_match.group(2))
-            await dispatcher.label(store_queue.LabelRequest(project, user.id, item_id, body.label))
+            await dispatcher.label(store_labelling.LabelRequest(project, user.id, item_id, body.label))
             return SafeJSONResponse({"item_id": item_id, "label": body.label}, status_code=201)
         except LabelloopError as exc:
             return SafeJSONResponse({"detail": str(exc)}, status_code=status_of(exc))

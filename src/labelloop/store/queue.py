@@ -22,12 +22,12 @@ Rules (one row per (item, user) in ``assignments``, state ``leased``/``labelled`
 - Claims are atomic: on SQLite the whole claim runs inside ``BEGIN IMMEDIATE``
   (:func:`labelloop.store.engine.writing`); on PostgreSQL the item row is locked with
   ``FOR UPDATE SKIP LOCKED`` and availability is checked again under the lock.
-- On PostgreSQL a claim (with the renewal of the user's current lease) and a label are one
-  statement each: the server-side functions ``labelloop_claim`` and ``labelloop_label``
-  (migration 0003) run the very checks and writes of the SQLite path, statement for
-  statement, in one round trip, and return their refusals (worded here) instead of raising.
-  :func:`claim_many` and :func:`label_many` send several users' claims or labels in one
-  statement (the server's batches).
+- On PostgreSQL a claim (with the renewal of the user's current lease) is one statement: the
+  server-side function ``labelloop_claim`` (migration 0003) runs the very checks and writes of
+  the SQLite path, statement for statement, in one round trip. :func:`claim_many` sends several
+  users' claims in one statement (the server's batches).
+
+What the labeller then does with the item (label, skip, renew, undo): :mod:`labelloop.store.labelling`.
 
 Every function takes the connection of a write transaction and keyword-only arguments; ``now``
 can be injected (tests, simulations) and defaults to the current UTC time.
@@ -40,13 +40,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, exists, func, select
 
-from labelloop.errors import ConflictError, LabelloopError, NotFoundError
+from labelloop.errors import ConflictError
 from labelloop.store import rawsql as raw
-from labelloop.store.labels import final_label, refresh_items
 from labelloop.store.projects import Project
-from labelloop.store.schema import annotations, assignments, items, score_ranks, utcnow
+from labelloop.store.schema import assignments, items, score_ranks, utcnow
 
 CLAIM_BATCH = 32
 
@@ -129,17 +128,18 @@ FROM assignments a JOIN items i ON i.id = a.item_id
 WHERE a.project_id = :project AND a.user_id = :user AND a.state = 'leased' AND a.expires_at > :now
 ORDER BY a.leased_at DESC, a.id DESC LIMIT 1"""
 
-_LIVE_BY_OTHERS = """(SELECT count(*) FROM assignments o
+# Live leases on an item by users other than :user (shared with labelloop.store.labelling).
+LIVE_BY_OTHERS = """(SELECT count(*) FROM assignments o
  WHERE o.item_id = :item AND o.state = 'leased' AND o.expires_at > :now AND o.user_id <> :user)"""
 
 # Locks the item only if it looks available (so items held by others are never locked).
 _CLAIM_ITEM = """
 SELECT id, external_id, display, n_labels, target_labels FROM items
 WHERE id = :item AND project_id = :project AND n_labels < target_labels
- AND n_labels + """ + _LIVE_BY_OTHERS + " < target_labels"
+ AND n_labels + """ + LIVE_BY_OTHERS + " < target_labels"
 
 _CLAIM_CHECK = f"""
-SELECT {_LIVE_BY_OTHERS},
+SELECT {LIVE_BY_OTHERS},
  (SELECT m.state FROM assignments m WHERE m.item_id = :item AND m.user_id = :user)"""
 
 _INSERT_LEASE = """
@@ -149,12 +149,6 @@ VALUES (:project, :item, :user, 'leased', :audit, :now, :expires)"""
 _RENEW_OWN = """
 UPDATE assignments SET leased_at = :now, expires_at = :expires, is_audit = :audit
 WHERE item_id = :item AND user_id = :user"""
-
-_HELD = f"""
-SELECT i.n_labels, i.target_labels, i.adjudicated_tag_id, a.id, a.state, a.expires_at, a.is_audit, {_LIVE_BY_OTHERS}
-FROM items i LEFT JOIN assignments a ON a.item_id = i.id AND a.user_id = :user
-WHERE i.id = :item AND i.project_id = :project"""
-
 
 def current_lease(
     conn: Connection, *, project: Project, user_id: int, now: datetime | None = None
@@ -235,7 +229,7 @@ def _pg_claim(
     audit: bool, wait: bool, renew: bool,
 ) -> Claim:
     expires = now + timedelta(seconds=lease_seconds)
-    row = raw.one(conn, _PG_CLAIM, {"project": project.id, "user": user_id, "items": _array(item_ids), "now": now,
+    row = raw.one(conn, _PG_CLAIM, {"project": project.id, "user": user_id, "items": raw.int_array(item_ids), "now": now,
                                     "expires": expires, "audit": audit, "wait": wait, "renew": renew})
     assert row is not None
     return _claim_of(row, expires)
@@ -303,8 +297,8 @@ def claim_many(
         his.append(len(flat))
     expires = now + timedelta(seconds=lease_seconds)
     rows = raw.all_rows(conn, _PG_CLAIM_MANY, {
-        "project": project.id, "users": _array(u for u, _ in requests), "los": _array(los), "his": _array(his),
-        "items": _array(flat), "now": now, "expires": expires,
+        "project": project.id, "users": raw.int_array(u for u, _ in requests), "los": raw.int_array(los), "his": raw.int_array(his),
+        "items": raw.int_array(flat), "now": now, "expires": expires,
     })
     return [_claim_of(row, expires) for row in rows]
 
@@ -328,7 +322,7 @@ def renew_current(
     if lease is None:
         return None
     expires = now + timedelta(seconds=lease_seconds)
-    _set_expiry(conn, item_id=lease.item_id, user_id=user_id, now=now, expires=expires)
+    set_expiry(conn, item_id=lease.item_id, user_id=user_id, now=now, expires=expires)
     return Lease(lease.item_id, lease.external_id, lease.display, expires, lease.is_audit)
 
 
@@ -399,246 +393,6 @@ def claim_first(
     raise ConflictError("too many concurrent claims: no item could be leased; try again")
 
 
-def _refusal(outcome: str, *, project: Project, item_id: int) -> Exception:
-    """The error of a refused label or skip, as :func:`_held` words it."""
-    if outcome == "unknown":
-        return NotFoundError(f"no item {item_id} in project {project.name!r}")
-    if outcome == "not_leased":
-        return ConflictError(f"item {item_id} is not leased to you: ask for the next item first")
-    if outcome == "labelled":
-        return ConflictError(f"you have labelled item {item_id} already (undo it to change the label)")
-    if outcome == "skipped":
-        return ConflictError(f"you skipped item {item_id}; it is no longer leased to you")
-    if outcome == "expired":
-        return ConflictError(
-            f"your lease on item {item_id} expired and the item went to someone else; ask for the next item"
-        )
-    raise AssertionError(f"unexpected outcome {outcome!r} of a label")
-
-
-@dataclass(frozen=True)
-class _Held:
-    assignment_id: int
-    is_audit: bool
-    adjudicated_tag_id: int | None
-
-
-def _held(conn: Connection, *, project: Project, item_id: int, user_id: int, now: datetime) -> _Held:
-    """Lock the item and check that it is (still) the user's to label, skip or renew.
-
-    An expired lease is still honoured while nobody else has taken the item over.
-    NotFoundError for an unknown item, ConflictError otherwise."""
-    params = {"item": item_id, "project": project.id, "user": user_id, "now": raw.ts(conn, now)}
-    row = raw.one(conn, _HELD + (raw.for_update(conn) and " FOR UPDATE OF i"), params)
-    if row is None:
-        raise _refusal("unknown", project=project, item_id=item_id)
-    n_labels, target, adjudicated, assignment_id, state, expires_at, is_audit, held = row
-    if assignment_id is None:
-        raise _refusal("not_leased", project=project, item_id=item_id)
-    if state in ("labelled", "skipped"):
-        raise _refusal(state, project=project, item_id=item_id)
-    if raw.from_ts(expires_at) <= now and n_labels + held >= target:
-        raise _refusal("expired", project=project, item_id=item_id)
-    return _Held(assignment_id, bool(is_audit), adjudicated)
-
-
-_ANNOTATE = """INSERT INTO annotations (project_id, item_id, user_id, tag_id, source, is_audit, created_at, updated_at)
-VALUES (:project, :item, :user, :tag, 'human', :audit, :now, :now)"""
-
-_FINISH = "UPDATE assignments SET state = :state, finished_at = :now WHERE id = :assignment"
-
-# Labels with a retired tag do not count (see labelloop.store.labels).
-_ITEM_LABELS = """SELECT an.tag_id FROM annotations an JOIN tags tg ON tg.id = an.tag_id
-WHERE an.item_id = :item AND NOT tg.retired ORDER BY an.id"""
-
-_ITEM_STATE = """
-UPDATE items SET n_labels = :n, label_tag_id = :tag, label_source = :source, updated_at = :now
-WHERE id = :item"""
-
-
-def refresh_item(conn: Connection, *, item_id: int, adjudicated: int | None, now: datetime) -> None:
-    """:func:`labelloop.store.labels.refresh_items` for one item, on the hot path (same rule)."""
-    tag_ids = [r[0] for r in raw.all_rows(conn, _ITEM_LABELS, {"item": item_id})]
-    _set_item_label(conn, item_id=item_id, tag_ids=tag_ids, adjudicated=adjudicated, now=now)
-
-
-def _set_item_label(
-    conn: Connection, *, item_id: int, tag_ids: list[int], adjudicated: int | None, now: datetime
-) -> None:
-    tag_id, source = final_label(tag_ids, adjudicated)
-    raw.run(conn, _ITEM_STATE, {"n": len(tag_ids), "tag": tag_id, "source": source,
-                                "now": raw.ts(conn, now), "item": item_id})
-
-
-# PostgreSQL: the checks of _held and the writes in one round trip (the function of migration 0003).
-_PG_LABEL = """SELECT labelloop_label(:project::integer, :user::integer, :item::bigint, :tag::integer,
- :now::timestamptz)"""
-
-
-def label_item(
-    conn: Connection, *, project: Project, user_id: int, item_id: int, tag: str, now: datetime | None = None
-) -> None:
-    """Record the user's label ``tag`` on a leased item (annotation source 'human').
-
-    Unknown or retired tag: InvalidInputError; item not leased to the user: ConflictError.
-    A refusal writes nothing. On PostgreSQL the whole of it is one statement (``labelloop_label``)."""
-    now = now or utcnow()
-    tag_id = project.tag_id(tag)
-    if not raw.is_sqlite(conn):
-        row = raw.one(conn, _PG_LABEL, {"project": project.id, "user": user_id, "item": item_id, "tag": tag_id,
-                                        "now": now})
-        assert row is not None
-        if row[0] != "ok":
-            raise _refusal(row[0], project=project, item_id=item_id)
-        return
-    held = _held(conn, project=project, item_id=item_id, user_id=user_id, now=now)
-    params = {"project": project.id, "item": item_id, "user": user_id, "tag": tag_id, "audit": held.is_audit,
-              "now": raw.ts(conn, now), "state": "labelled", "assignment": held.assignment_id}
-    raw.run(conn, _ANNOTATE, params)
-    raw.run(conn, _FINISH, params)
-    refresh_item(conn, item_id=item_id, adjudicated=held.adjudicated_tag_id, now=now)
-
-
-# PostgreSQL: several users' labels in one statement (one round trip), the function once per row.
-_PG_LABEL_MANY = """SELECT labelloop_label(x.project, x.usr, x.item, x.tag, :now::timestamptz)
-FROM unnest(:projects::integer[], :users::integer[], :items::bigint[], :tags::integer[])
- WITH ORDINALITY AS x(project, usr, item, tag, n)
-ORDER BY x.n"""
-
-
-@dataclass(frozen=True)
-class LabelRequest:
-    """One user's label on one item of a project (see :func:`label_many`)."""
-
-    project: Project
-    user_id: int
-    item_id: int
-    tag: str
-
-
-def label_many(conn: Connection, requests: list[LabelRequest], *, now: datetime | None = None) -> list[Exception | None]:
-    """:func:`label_item` for each request, in order; on PostgreSQL in one statement. Returns, per
-    request, None when it was recorded or the error refusing it (which wrote nothing). A
-    database error fails the whole call (the caller's transaction is then to be rolled back)."""
-    now = now or utcnow()
-    if raw.is_sqlite(conn):
-        return [_label_outcome(conn, r, now) for r in requests]
-    outcomes: list[Exception | None] = [None] * len(requests)
-    sent: list[int] = []  # positions of the requests whose tag is known
-    tag_ids: list[int] = []
-    for i, r in enumerate(requests):
-        try:
-            tag_ids.append(r.project.tag_id(r.tag))
-            sent.append(i)
-        except LabelloopError as exc:
-            outcomes[i] = exc
-    if sent:
-        rows = raw.all_rows(conn, _PG_LABEL_MANY, {
-            "projects": _array(requests[i].project.id for i in sent),
-            "users": _array(requests[i].user_id for i in sent),
-            "items": _array(requests[i].item_id for i in sent),
-            "tags": _array(tag_ids), "now": now,
-        })
-        for i, (outcome,) in zip(sent, rows, strict=True):
-            if outcome != "ok":
-                outcomes[i] = _refusal(outcome, project=requests[i].project, item_id=requests[i].item_id)
-    return outcomes
-
-
-def _label_outcome(conn: Connection, r: LabelRequest, now: datetime) -> Exception | None:
-    try:  # label_item refuses before it writes
-        label_item(conn, project=r.project, user_id=r.user_id, item_id=r.item_id, tag=r.tag, now=now)
-    except LabelloopError as exc:
-        return exc
-    return None
-
-
-def _array(values: Any) -> str:
-    """Integers as a PostgreSQL array literal, bound as one text parameter (psycopg's list
-    adaptation costs more than the statement's round trip)."""
-    return "{" + ",".join(str(int(v)) for v in values) + "}"
-
-
-def skip_item(
-    conn: Connection, *, project: Project, user_id: int, item_id: int, now: datetime | None = None
-) -> bool:
-    """The user passes on a leased item: it goes back to the queue for others, never to them.
-    Returns whether it was served as an audit item."""
-    now = now or utcnow()
-    held = _held(conn, project=project, item_id=item_id, user_id=user_id, now=now)
-    raw.run(conn, _FINISH, {"state": "skipped", "now": raw.ts(conn, now), "assignment": held.assignment_id})
-    return held.is_audit
-
-
-def renew_lease(
-    conn: Connection,
-    *,
-    project: Project,
-    user_id: int,
-    item_id: int,
-    lease_seconds: int,
-    now: datetime | None = None,
-) -> datetime:
-    """Extend the user's lease on ``item_id`` to ``now + lease_seconds``; returns the new expiry."""
-    now = now or utcnow()
-    _held(conn, project=project, item_id=item_id, user_id=user_id, now=now)
-    expires = now + timedelta(seconds=lease_seconds)
-    _set_expiry(conn, item_id=item_id, user_id=user_id, now=now, expires=expires)
-    return expires
-
-
-def _set_expiry(conn: Connection, *, item_id: int, user_id: int, now: datetime, expires: datetime) -> None:
+def set_expiry(conn: Connection, *, item_id: int, user_id: int, now: datetime, expires: datetime) -> None:
     raw.run(conn, "UPDATE assignments SET expires_at = :expires WHERE item_id = :item AND user_id = :user",
             {"expires": raw.ts(conn, expires), "item": item_id, "user": user_id})
-
-
-def release_leases(conn: Connection, *, project: Project, user_id: int) -> int:
-    """Give back every lease the user holds in the project (live or expired); returns how many."""
-    result = conn.execute(
-        delete(assignments).where(
-            assignments.c.project_id == project.id,
-            assignments.c.user_id == user_id,
-            assignments.c.state == "leased",
-        )
-    )
-    return int(result.rowcount or 0)
-
-
-def undo_last(
-    conn: Connection, *, project: Project, user_id: int, lease_seconds: int, now: datetime | None = None
-) -> Lease:
-    """Undo the user's last label in the project: the annotation is deleted and the item is
-    leased to them again (any other lease they held there is given back), still an audit item
-    if it was one. NotFoundError when they have no label to undo."""
-    now = now or utcnow()
-    last = conn.execute(
-        select(annotations.c.id, annotations.c.item_id, annotations.c.is_audit)
-        .where(
-            annotations.c.project_id == project.id,
-            annotations.c.user_id == user_id,
-            annotations.c.source == "human",
-        )
-        .order_by(annotations.c.created_at.desc(), annotations.c.id.desc())
-        .limit(1)
-    ).first()
-    if last is None:
-        raise NotFoundError(f"you have no label to undo in project {project.name!r}")
-    conn.execute(select(items.c.id).where(items.c.id == last.item_id).with_for_update()).first()
-    release_leases(conn, project=project, user_id=user_id)
-    conn.execute(delete(annotations).where(annotations.c.id == last.id))
-    expires = now + timedelta(seconds=lease_seconds)
-    result = conn.execute(
-        update(assignments)
-        .where(assignments.c.item_id == last.item_id, assignments.c.user_id == user_id)
-        .values(state="leased", leased_at=now, expires_at=expires, finished_at=None, is_audit=bool(last.is_audit))
-    )
-    if not result.rowcount:
-        conn.execute(
-            insert(assignments).values(
-                project_id=project.id, item_id=last.item_id, user_id=user_id, state="leased",
-                is_audit=bool(last.is_audit), leased_at=now, expires_at=expires,
-            )
-        )
-    refresh_items(conn, item_ids=[last.item_id])
-    row = conn.execute(select(items.c.external_id, items.c.display).where(items.c.id == last.item_id)).one()
-    return Lease(last.item_id, row.external_id, dict(row.display), expires, bool(last.is_audit))

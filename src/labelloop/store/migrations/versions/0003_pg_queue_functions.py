@@ -3,9 +3,10 @@
 ``labelloop_claim`` renews the user's live lease or leases the first of a list of candidate
 items available to them; ``labelloop_label`` checks that an item is the user's to label,
 records the label and refreshes the item's final label. Each does what
-``labelloop.store.queue`` did in 3-5 statements, statement for statement (each statement of a
-VOLATILE PL/pgSQL function takes a fresh snapshot under READ COMMITTED, like the separate
-statements did), so the queue's rules are unchanged. Refusals are returned, never raised (an
+``labelloop.store.queue`` (claims) and ``labelloop.store.labelling`` (labels) do in 3-5
+statements, statement for statement (each statement of a VOLATILE PL/pgSQL function takes a
+fresh snapshot under READ COMMITTED, like the separate statements did), so the queue's rules
+are unchanged. Refusals are returned, never raised (an
 error would abort the caller's transaction, which holds other requests' work).
 
 Every statement in them finds its rows by key, so they are planned with ``enable_seqscan =
@@ -106,7 +107,7 @@ END
 $fn$
 """
 
-# Record the user's label p_tag on the item (the checks of labelloop.store.queue._held, then the
+# Record the user's label p_tag on the item (the checks of labelloop.store.labelling._held, then the
 # annotation, the assignment's end and the item's final label by the rule of
 # labelloop.store.labels.final_label: adjudicated > majority > conflict on a tie; labels with a
 # retired tag do not count). Returns 'ok' or the refusal: 'unknown' (no such item in the
