@@ -1,7 +1,8 @@
 """One database writer per process, with group commit and a buffer of queue candidates.
 
 The labelling routes are async; their writes (claims, labels, skips, renewals, undo) go to a
-single writer thread which takes every operation waiting, runs each in its own SAVEPOINT
+writer thread (one per process on SQLite, two on PostgreSQL) which takes every operation
+waiting, runs each in its own SAVEPOINT
 inside *one* write transaction, commits once, and only then answers the callers (one wake-up
 of the event loop per batch). So requests never wait on each other's locks inside a process,
 and one commit serves many requests. On PostgreSQL the claims of a batch go to the database in
