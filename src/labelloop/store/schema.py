@@ -127,6 +127,19 @@ login_failures = Table(
     Index("ix_login_failures_lookup", "username", "client", "created_at"),
 )
 
+sessions = Table(
+    "sessions",
+    metadata,
+    # A login: the cookie carries a random 256-bit session key, the database its SHA-256 (as for
+    # API tokens). Logout, a password reset and disabling the account delete the rows, which ends
+    # those sessions on every worker (each re-checks its cached sessions about every second).
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
 projects = Table(
     "projects",
     metadata,
@@ -155,6 +168,16 @@ tags = Table(
     Column("retired", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("project_id", "name"),
+)
+
+project_members = Table(
+    "project_members",
+    metadata,
+    # Labellers see, label and read the stats of only the projects they are members of; admins
+    # see every project without a row here.
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 items = Table(
@@ -278,6 +301,18 @@ orchestrator_locks = Table(
     Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
     Column("holder", String(200), nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+orchestrator_heartbeats = Table(
+    "orchestrator_heartbeats",
+    metadata,
+    # The last time an orchestrator checked this project for work, whether or not it held the lock
+    # (a round), and how it runs: 'server' (serve --orchestrate), 'all' (orchestrate --all) or
+    # 'project' (orchestrate PROJECT). The model page says how long ago that was.
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("checked_at", UTCDateTime, nullable=False),
 )
 
 audit_log = Table(
