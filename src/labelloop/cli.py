@@ -536,9 +536,14 @@ def backup(target: Path, db_url: str | None) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--text-columns", required=True, help="Comma-separated columns the model reads, e.g. title,body.")
 @click.option("--label-column", required=True, help="Column with the true tag (the oracle).")
+@click.option("--label-separator", default=None,
+              help='Multi-label: the label column holds tags joined by this, e.g. "|".')
+@click.option("--none-value", default="__none__", show_default=True,
+              help="Multi-label: the label cell meaning that no tag applies.")
 @click.option("--strategy", "strategies", default="default,random", show_default=True,
               help="Comma-separated configurations: default, superintendent, random, entropy, margin, "
-                   "least-confidence; each optionally +explore=F, +diverse, +no-diverse.")
+                   "least-confidence (multi-label: default, max-uncertainty, mean-uncertainty, random); "
+                   "each optionally +explore=F, +diverse, +no-diverse.")
 @click.option("--model", default=None, help="Model name (default: what a new project uses).")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Runs per strategy (seeds 0..N-1).")
 @click.option("--initial", type=int, default=10, show_default=True, help="Labels taken from the cold-start order.")
@@ -555,7 +560,8 @@ def backup(target: Path, db_url: str | None) -> None:
               show_default=True, help="Where to write the results (JSON).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the learning curves and the CV drift into this PNG.")
-def simulate_cmd(file: Path, text_columns: str, label_column: str, strategies: str, model: str | None, seeds: int,
+def simulate_cmd(file: Path, text_columns: str, label_column: str, label_separator: str | None, none_value: str,
+                 strategies: str, model: str | None, seeds: int,
                  initial: int, batch: int, budget: int, test_fraction: float, test_file: Path | None,
                  cv_every: int, jobs: int | None, out: Path, plot: Path | None) -> None:
     """Simulate labelling FILE with its own labels as the oracle and compare strategies.
@@ -563,14 +569,18 @@ def simulate_cmd(file: Path, text_columns: str, label_column: str, strategies: s
     FILE is split (stratified) into a pool and a test set. Each strategy and seed labels
     --initial items in cold-start order, then retrains, scores the test set and takes the next
     --batch items of the serving order, up to --budget. No database is used.
+
+    With --label-separator, FILE is multi-label (tags joined by the separator; split at random,
+    not stratified): curves report micro-F1 beside macro-F1, and the strategies are set strategies.
     """
     from labelloop import simulate as sim
     from labelloop.simulate.report import progress_bar, summary_table
 
-    queries = sim.parse_strategies(strategies)
+    queries = sim.parse_strategies(strategies, multi_label=label_separator is not None)
     columns = [c.strip() for c in text_columns.split(",") if c.strip()]
     dataset = sim.load_dataset(file, text_columns=columns, label_column=label_column,
-                               test_fraction=test_fraction, test_file=test_file)
+                               test_fraction=test_fraction, test_file=test_file,
+                               label_separator=label_separator, none_value=none_value)
     console = Console(stderr=True)
     with progress_bar(console, f"simulating {file.name}") as hooks:
         results = sim.simulate(dataset, queries, model=model, seeds=seeds, initial=initial, batch=batch,

@@ -12,6 +12,10 @@ cold-start order of :func:`labelloop.learn.cold_start_order`, with ``state`` =
 for stratified cross-validation, the model still serves and ``cv`` is None (``cv_message``
 says why).
 
+Labels ``y`` may also be a 2-d 0/1 matrix, one row per labelled item and one column per tag: a
+multi-label round (:mod:`labelloop.orchestrator.compute_sets`), which also returns every pool
+row's tag probabilities (``proba``) and the tags' decision thresholds.
+
 Optionally a round also predicts held-out rows: ``eval_rows`` with their labels ``eval_y``
 (the audit items, never trained on) give ``audit`` (:func:`labelloop.learn.audit_estimate`),
 and ``stop_rows`` (the stop set) give ``stop_predicted`` for the stability check.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -64,6 +69,8 @@ class RoundOutput:
     top: list[dict[str, Any]] = field(default_factory=list)
     audit: dict[str, Any] | None = None  # accuracy on eval_rows (labelled, correct, accuracy, ci95)
     stop_predicted: np.ndarray | None = None  # the predicted tag of each of stop_rows
+    proba: np.ndarray | None = None  # multi-label: each pool row's probability per tag (float32)
+    thresholds: np.ndarray | None = None  # multi-label: each tag's decision threshold
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds: fit, cv, predict
     cpu: dict[str, float] = field(default_factory=dict)  # the same phases in process CPU seconds
 
@@ -122,7 +129,7 @@ def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str,
     source = features if hasattr(features, "chunks") else InMemoryFeatures(features)
     train_rows = np.asarray(train_rows, dtype=np.int64)
     y = np.asarray(y)
-    if train_rows.shape != y.shape:
+    if train_rows.shape != y.shape[:1] or y.ndim > 2:
         raise InvalidInputError(f"{len(train_rows)} labelled rows but {len(y)} labels")
     if (held_out.eval_rows is None) != (held_out.eval_y is None) or (
         held_out.eval_rows is not None and len(held_out.eval_rows) != len(held_out.eval_y)  # type: ignore[arg-type]
@@ -131,15 +138,23 @@ def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str,
     if pool_rows is None:
         pool_rows = np.setdiff1d(np.arange(source.n_rows), train_rows)
     pool_rows = np.unique(np.asarray(pool_rows, dtype=np.int64))
-    spec = get_model_spec(model, class_weight=class_weight)
-    score_fn = get_strategy(strategy)
     rng = np.random.default_rng(seed)
     check = check or (lambda: None)
     clock = _Clock()
+    if y.ndim == 2:  # label sets: a multi-label round
+        from labelloop.orchestrator.compute_sets import compute_sets
+
+        ctx = SimpleNamespace(source=source, train_rows=train_rows, pool_rows=pool_rows, rng=rng, clock=clock,
+                              check=check, model=model, strategy=strategy, exploration=exploration,
+                              class_weight=class_weight, evaluate=evaluate, eval_rows=held_out.eval_rows,
+                              eval_y=held_out.eval_y, stop_rows=held_out.stop_rows)
+        return compute_sets(ctx, y)
+    spec = get_model_spec(model, class_weight=class_weight)
+    score_fn = get_strategy(strategy)
 
     reason = can_train(y)
     if reason is not None:
-        order = _cold_start(source, pool_rows, rng)
+        order = cold_start(source, pool_rows, rng)
         clock.lap("predict")
         return RoundOutput("not_enough_labels", pool_rows, priorities_from_order(order), message=reason,
                            timings=clock.wall, cpu=clock.cpu)
@@ -161,7 +176,7 @@ def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str,
 
     scores, predicted, confidence = _predict(source, pool_rows, classifier, score_fn, rng)
     check()
-    head = _head_features(source, pool_rows, scores)
+    head = head_features(source, pool_rows, scores)
     order = queue_order(scores, features=head, exploration=exploration, diversity=True,
                         candidates=DIVERSITY_CANDIDATES, rng=rng)
     priorities = priorities_from_order(order)
@@ -175,7 +190,7 @@ def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str,
     return RoundOutput(
         "model", pool_rows, priorities, classes=np.asarray(classifier.classes_), predicted_index=predicted,
         confidence=confidence, scores=scores, classifier=classifier, cv=cv, cv_message=cv_message,
-        top=_top(order, scores), audit=audit, stop_predicted=stop_predicted, timings=clock.wall, cpu=clock.cpu,
+        top=top_positions(order, scores), audit=audit, stop_predicted=stop_predicted, timings=clock.wall, cpu=clock.cpu,
     )
 
 
@@ -231,7 +246,7 @@ def _predict(source: FeatureSource, pool_rows: np.ndarray, classifier: Any, scor
     return scores, predicted, confidence
 
 
-def _head_features(source: FeatureSource, pool_rows: np.ndarray, scores: np.ndarray) -> Any:
+def head_features(source: FeatureSource, pool_rows: np.ndarray, scores: np.ndarray) -> Any:
     """Features for queue_order's diversity step, with only the rows it can look at filled in
     (the best-scored candidates and their ties), so the pool's matrix is never in memory."""
     n = len(pool_rows)
@@ -251,7 +266,7 @@ def _head_features(source: FeatureSource, pool_rows: np.ndarray, scores: np.ndar
     return (placed @ rows).tocsr()
 
 
-def _cold_start(source: FeatureSource, pool_rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def cold_start(source: FeatureSource, pool_rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Cold-start order of the pool; beyond COLD_START_MAX_ROWS, a random sample is ordered
     first and the rest follows in random order (nobody labels 200,000 items before a model)."""
     n = len(pool_rows)
@@ -263,7 +278,7 @@ def _cold_start(source: FeatureSource, pool_rows: np.ndarray, rng: np.random.Gen
     return np.concatenate([head, rng.permutation(rest)]).astype(np.intp)
 
 
-def _top(order: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+def top_positions(order: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
     """The first positions of the order with their score and rank by score (1 = best): a rank
     far below the position means an exploration pick or a diversity move."""
     first = order[:TOP_RECORDED]

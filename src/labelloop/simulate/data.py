@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from labelloop.errors import InputFileError, InvalidInputError
+from labelloop.learn.multilabel import indicator
 
 __all__ = ["Dataset", "load_dataset", "read_labelled_file"]
 
@@ -33,6 +34,7 @@ class Dataset:
     test_tags: np.ndarray
     tags: tuple[str, ...]
     description: dict[str, object] = field(default_factory=dict)
+    multi_label: bool = False  # pool_tags and test_tags are then 0/1 matrices over ``tags``
 
 
 def read_labelled_file(path: str | Path, *, text_columns: Sequence[str], label_column: str) -> tuple[list[str], np.ndarray]:
@@ -88,9 +90,16 @@ def load_dataset(
     test_fraction: float = 0.3,
     test_file: str | Path | None = None,
     split_seed: int = 0,
+    label_separator: str | None = None,
+    none_value: str = "__none__",
 ) -> Dataset:
-    """Read ``path`` and split it stratified into pool and test set, or use ``test_file``."""
+    """Read ``path`` and split it stratified into pool and test set, or use ``test_file``;
+    with ``label_separator``, a multi-label file (see the module documentation)."""
     texts, tags = read_labelled_file(path, text_columns=text_columns, label_column=label_column)
+    if label_separator is not None:
+        return _multi_label(path, texts, tags, text_columns=text_columns, label_column=label_column,
+                            test_fraction=test_fraction, test_file=test_file, split_seed=split_seed,
+                            separator=label_separator, none_value=none_value)
     description: dict[str, object] = {
         "file": str(path),
         "text_columns": list(text_columns),
@@ -129,3 +138,38 @@ def load_dataset(
     all_tags = tuple(sorted(set(pool_tags.tolist()) | set(test_tags.tolist())))
     description.update(pool_size=len(pool_texts), test_size=len(test_texts), tags=list(all_tags))
     return Dataset(pool_texts, pool_tags, test_texts, test_tags, all_tags, description)
+
+
+def _sets(cells: np.ndarray, separator: str, none_value: str) -> list[list[str]]:
+    if not separator:
+        raise InvalidInputError("--label-separator must not be empty")
+    return [[] if cell == none_value else [t.strip() for t in cell.split(separator) if t.strip()] for cell in cells]
+
+
+def _multi_label(path: str | Path, texts: list[str], cells: np.ndarray, *, text_columns: Sequence[str],
+                 label_column: str, test_fraction: float, test_file: str | Path | None, split_seed: int,
+                 separator: str, none_value: str) -> Dataset:
+    sets = _sets(cells, separator, none_value)
+    description: dict[str, object] = {"file": str(path), "text_columns": list(text_columns), "label_column": label_column,
+                                      "label_separator": separator, "none_value": none_value}
+    if test_file is not None:
+        test_texts, test_cells = read_labelled_file(test_file, text_columns=text_columns, label_column=label_column)
+        pool_texts, pool_sets, test_sets = texts, sets, _sets(test_cells, separator, none_value)
+        description.update(test_file=str(test_file), test_fraction=None, split_seed=None)
+    else:
+        if not 0.0 < test_fraction < 1.0:
+            raise InvalidInputError(f"--test-fraction must be between 0 and 1 (exclusive), not {test_fraction}")
+        n_test = int(round(len(sets) * test_fraction))
+        if n_test < 1 or len(sets) - n_test < 2:
+            raise InvalidInputError(f"{path}: {len(sets)} rows cannot be split with --test-fraction {test_fraction}")
+        pool_idx, test_idx = train_test_split(np.arange(len(sets)), test_size=n_test, random_state=split_seed)
+        pool_idx, test_idx = np.sort(pool_idx), np.sort(test_idx)
+        pool_texts, pool_sets = [texts[i] for i in pool_idx], [sets[i] for i in pool_idx]
+        test_texts, test_sets = [texts[i] for i in test_idx], [sets[i] for i in test_idx]
+        description.update(test_file=None, test_fraction=test_fraction, split_seed=split_seed)
+    all_tags = tuple(sorted({t for chosen in [*pool_sets, *test_sets] for t in chosen}))
+    if len(all_tags) < 1:
+        raise InvalidInputError(f"{path}: no row has a tag; nothing to learn")
+    pool_Y, test_Y = indicator(pool_sets, all_tags), indicator(test_sets, all_tags)
+    description.update(pool_size=len(pool_texts), test_size=len(test_texts), tags=list(all_tags), multi_label=True)
+    return Dataset(pool_texts, pool_Y, test_texts, test_Y, all_tags, description, multi_label=True)

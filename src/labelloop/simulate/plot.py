@@ -47,15 +47,18 @@ def plot_results(
     path = Path(path)
     figure = Figure(figsize=(13, 5), dpi=110, layout="constrained")
     curve_ax, drift_ax = figure.subplots(1, 2)
-    test = curves_by_strategy(results, "curve")
-    cv = curves_by_strategy(results, "cv")
+    # label sets: micro-F1 (column 1) is the headline; otherwise macro-F1 (column 2)
+    metric, column, label = ("micro_f1", 1, "micro-F1") if results["settings"].get("multi_label") else \
+        ("macro_f1", 2, "macro-F1")
+    test = curves_by_strategy(results, "curve", column)
+    cv = curves_by_strategy(results, "cv", column)
     if strategies is not None:
         test = {name: test[name] for name in strategies if name in test}
     colours = matplotlib.colormaps["tab10" if len(test) <= 10 else "tab20"]
     for i, (name, (labels, values)) in enumerate(test.items()):
         colour = colours(i % colours.N)
         mean = values.mean(axis=0)
-        curve_ax.plot(labels, mean, color=colour, label=f"{name} (AULC {results['summary'][name]['aulc_macro_f1']:.3f})")
+        curve_ax.plot(labels, mean, color=colour, label=f"{name} (AULC {results['summary'][name][f'aulc_{metric}']:.3f})")
         if values.shape[0] > 1:
             curve_ax.fill_between(labels, values.min(axis=0), values.max(axis=0), color=colour, alpha=0.18, linewidth=0)
         cv_labels, cv_values = cv[name]
@@ -65,17 +68,17 @@ def plot_results(
         known = ~np.isnan(drift)
         if known.any():
             drift_ax.plot(cv_labels[known], drift[known], color=colour, marker=".", label=name)
-    full = results["full_pool"]["macro_f1"]
+    full = results["full_pool"][metric]
     share = results["settings"].get("target_share", 0.95)
     curve_ax.axhline(full, color="black", linewidth=0.8, label=f"full pool ({full:.3f})")
     drift_ax.axhline(0.0, color="black", linewidth=0.8)
     for ax in (curve_ax, drift_ax):
         ax.set_xlabel("labels")
         ax.grid(alpha=0.3)
-    curve_ax.set_ylabel("macro-F1 on the test set")
-    drift_ax.set_ylabel("CV macro-F1 minus test macro-F1")
+    curve_ax.set_ylabel(f"{label} on the test set")
+    drift_ax.set_ylabel(f"CV {label} minus test {label}")
     curve_ax.axhline(share * full, color="grey", linestyle=":", linewidth=0.8, label=f"{share:.0%} of full pool")
-    curve_ax.set_title("test macro-F1 (mean; band = min-max over seeds)")
+    curve_ax.set_title(f"test {label} (mean; band = min-max over seeds)")
     drift_ax.set_title("drift of CV on the labelled items from the test score (mean over seeds)")
     curve_ax.legend(fontsize=7, loc="lower right")
     if drift_ax.get_legend_handles_labels()[0]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from labelloop.errors import InvalidInputError
 from labelloop.learn import STRATEGY_NAMES
+from labelloop.orchestrator.compute_sets import DEFAULT_SET_STRATEGY, SET_STRATEGY_NAMES
 from labelloop.store.projects import PROJECT_SETTINGS_DEFAULTS
 
 __all__ = ["QuerySettings", "default_model", "parse_strategies", "resolve"]
@@ -51,7 +52,9 @@ def default_model() -> str:
     return str(PROJECT_SETTINGS_DEFAULTS["model"])
 
 
-def _base(name: str) -> tuple[str, float, bool]:
+def _base(name: str, multi_label: bool) -> tuple[str, float, bool]:
+    if multi_label:
+        return _base_sets(name)
     if name == "default":
         return (
             str(PROJECT_SETTINGS_DEFAULTS["strategy"]),
@@ -67,12 +70,24 @@ def _base(name: str) -> tuple[str, float, bool]:
     return strategy, 0.0, False
 
 
-def resolve(spec: str) -> QuerySettings:
+def _base_sets(name: str) -> tuple[str, float, bool]:
+    """Multi-label configurations: ``default`` (a new multi-label project's strategy, with its
+    exploration and diversity) and the bare set strategies."""
+    if name == "default":
+        return DEFAULT_SET_STRATEGY, float(PROJECT_SETTINGS_DEFAULTS["exploration"]), True
+    strategy = name.replace("-", "_")
+    if strategy not in SET_STRATEGY_NAMES:
+        known = ", ".join(["default", *(s.replace("_", "-") for s in SET_STRATEGY_NAMES)])
+        raise InvalidInputError(f"unknown multi-label strategy {name!r}; known: {known} (optionally +explore=F, +diverse)")
+    return strategy, 0.0, False
+
+
+def resolve(spec: str, *, multi_label: bool = False) -> QuerySettings:
     """The configuration called ``spec`` (see the module documentation)."""
     parts = [p.strip() for p in spec.strip().split("+")]
     if not parts[0]:
         raise InvalidInputError(f"empty strategy name in {spec!r}")
-    strategy, exploration, diversity = _base(parts[0].lower())
+    strategy, exploration, diversity = _base(parts[0].lower(), multi_label)
     for part in parts[1:]:
         key, _, value = part.partition("=")
         key = key.strip().lower()
@@ -93,13 +108,15 @@ def resolve(spec: str) -> QuerySettings:
     return QuerySettings(name=name, strategy=strategy, exploration=exploration, diversity=diversity)
 
 
-def parse_strategies(text: str | list[str]) -> list[QuerySettings]:
-    """Comma-separated configuration names (or a list of them), without repeats."""
+def parse_strategies(text: str | list[str], *, multi_label: bool = False) -> list[QuerySettings]:
+    """Comma-separated configuration names (or a list of them), without repeats; with
+    ``multi_label``, the names of set strategies (``default``, ``max-uncertainty``,
+    ``mean-uncertainty``, ``random``)."""
     specs = text.split(",") if isinstance(text, str) else list(text)
     specs = [s.strip() for s in specs if s.strip()]
     if not specs:
         raise InvalidInputError("give at least one strategy, e.g. --strategy default,random")
-    resolved = [resolve(s) for s in specs]
+    resolved = [resolve(s, multi_label=multi_label) for s in specs]
     names = [r.name for r in resolved]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:

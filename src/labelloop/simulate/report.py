@@ -46,26 +46,29 @@ def _labels(value: float | None) -> str:
 
 
 def summary_table(results: dict[str, Any]) -> Table:
-    """One row per configuration: AULC and labels to 95 % of full pool, macro-F1 and accuracy."""
+    """One row per configuration: AULC and labels to 95 % of full pool, macro-F1 and accuracy
+    (label sets: micro-F1 instead of accuracy)."""
     full = results["full_pool"]
     settings = results["settings"]
+    first, short = ("micro_f1", "micro-F1") if settings.get("multi_label") else ("accuracy", "accuracy")
     table = Table(
         title=(
             f"model {settings['model']}, {len(settings['seeds'])} seed(s), labels {settings['initial']}"
             f"..{settings['budget']} by {settings['batch']}; full pool: macro-F1 {full['macro_f1']:.3f}, "
-            f"accuracy {full['accuracy']:.3f}"
+            f"{short} {full[first]:.3f}"
         )
     )
     table.add_column("strategy", no_wrap=True)
-    for column in ("AULC macro-F1", "labels to 95% F1", "AULC accuracy", "labels to 95% acc.", "final macro-F1"):
+    for column in ("AULC macro-F1", "labels to 95% F1", f"AULC {short}", f"labels to 95% {short[:5]}.",
+                   "final macro-F1"):
         table.add_column(column, justify="right")
     for name, entry in results["summary"].items():
         table.add_row(
             name,
             f"{entry['aulc_macro_f1']:.3f}",
             _labels(entry["labels_to_95pct"]),
-            f"{entry['aulc_accuracy']:.3f}",
-            _labels(entry["labels_to_95pct_accuracy"]),
+            f"{entry[f'aulc_{first}']:.3f}",
+            _labels(entry[f"labels_to_95pct_{first}"]),
             f"{entry['final_macro_f1']:.3f}",
         )
     return table

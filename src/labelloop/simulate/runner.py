@@ -26,6 +26,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from labelloop.learn import evaluate, get_model_spec, make_featurizer
+from labelloop.learn.multilabel import OneVsRest, cross_validate_sets, evaluate_sets
 from labelloop.simulate.data import Dataset
 from labelloop.simulate.presets import QuerySettings
 from labelloop.simulate.rounds import RoundOutcome, play_round
@@ -48,6 +49,7 @@ class Shared:
     budget: int
     cv_every: int
     class_weight: Any
+    multi_label: bool = False  # pool_tags/test_tags are 0/1 matrices; curves hold micro-F1, not accuracy
 
 
 @dataclass(frozen=True)
@@ -85,18 +87,35 @@ def steps_per_run(shared: Shared) -> int:
     return 1 + -(-(shared.budget - shared.initial) // shared.batch)
 
 
+def first_metric(shared: Shared) -> str:
+    """The metric of a curve's second column: accuracy, or micro-F1 for label sets."""
+    return "micro_f1" if shared.multi_label else "accuracy"
+
+
 def _metrics(shared: Shared, predicted: np.ndarray) -> tuple[float, float]:
+    if shared.multi_label:
+        result = evaluate_sets(shared.test_tags, predicted, list(shared.tags))
+        return result["micro_f1"], result["macro_f1"]
     result = evaluate(shared.test_tags.astype(object), predicted.astype(object), shared.tags)
     return result["accuracy"], result["macro_f1"]
 
 
 def run_full_pool(shared: Shared, job: Job) -> dict[str, Any]:
-    """The reference: the model trained on every pool row, scored on the test set."""
+    """The reference: the model trained on every pool row, scored on the test set (label sets:
+    with each tag's threshold chosen by cross-validation on the pool, as a project's model)."""
     X, X_test = shared.features[job.model]
-    classifier = get_model_spec(job.model, class_weight=shared.class_weight).make_classifier()
-    classifier.fit(X, shared.pool_tags)
-    accuracy, macro_f1 = _metrics(shared, np.asarray(classifier.predict(X_test)))
-    return {"model": job.model, "labels": int(X.shape[0]), "accuracy": accuracy, "macro_f1": macro_f1}
+    spec = get_model_spec(job.model, class_weight=shared.class_weight)
+    if shared.multi_label:
+        def make() -> OneVsRest:
+            return OneVsRest(spec.make_classifier())
+
+        classifier = make().fit(X, shared.pool_tags)
+        cv = cross_validate_sets(make, X, shared.pool_tags, tags=list(shared.tags))
+        classifier.thresholds_ = np.array([cv["thresholds"][t] for t in shared.tags])
+    else:
+        classifier = spec.make_classifier().fit(X, shared.pool_tags)
+    first, macro_f1 = _metrics(shared, np.asarray(classifier.predict(X_test)))
+    return {"model": job.model, "labels": int(X.shape[0]), first_metric(shared): first, "macro_f1": macro_f1}
 
 
 def run_one(shared: Shared, job: Job, progress: Progress | None = None) -> dict[str, Any]:
@@ -115,14 +134,16 @@ def run_one(shared: Shared, job: Job, progress: Progress | None = None) -> dict[
         evaluation = len(curve)
         with_cv = shared.cv_every > 0 and evaluation % shared.cv_every == 0
         outcome = _round(shared, job, X, rows, step=evaluation + 1, with_cv=with_cv)
-        if outcome.classifier is None:  # a single tag so far: that is all a model could say
+        if outcome.classifier is None and shared.multi_label:  # no tag varies yet: predict the common set
+            predicted = np.tile(shared.pool_tags[rows[0]], (len(shared.test_tags), 1))
+        elif outcome.classifier is None:  # a single tag so far: that is all a model could say
             predicted = np.full(len(shared.test_tags), shared.pool_tags[rows[0]], dtype=object)
         else:
             predicted = np.asarray(outcome.classifier.predict(X_test))
         accuracy, macro_f1 = _metrics(shared, predicted)
         curve.append([len(labelled), accuracy, macro_f1])
         cv = outcome.cv
-        cv_curve.append([len(labelled), cv["accuracy"] if cv else None, cv["macro_f1"] if cv else None])
+        cv_curve.append([len(labelled), cv[first_metric(shared)] if cv else None, cv["macro_f1"] if cv else None])
         if progress is not None:
             progress(1)
         if len(labelled) >= budget:
@@ -144,7 +165,7 @@ def _round(shared: Shared, job: Job, X: Any, rows: np.ndarray, *, step: int, wit
     assert job.query is not None
     return play_round(
         X, rows, shared.pool_tags[rows], model=job.model, query=job.query, class_weight=shared.class_weight,
-        seed=job.seed, step=step, with_cv=with_cv,
+        seed=job.seed, step=step, with_cv=with_cv or shared.multi_label,  # sets: CV picks the thresholds
     )
 
 

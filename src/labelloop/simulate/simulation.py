@@ -9,7 +9,8 @@ Schema (``version`` 1)::
       "settings": {model, initial, batch, budget, seeds, cv_every, class_weight, target_share},
       "full_pool": {model, labels, accuracy, macro_f1},
       "runs": [{strategy, model, seed, query: {name, strategy, exploration, diversity},
-                curve: [[labels, accuracy, macro_f1], ...],     # on the test set
+                curve: [[labels, accuracy, macro_f1], ...],     # on the test set; label sets
+                                                                # (multi_label): micro_f1, not accuracy
                 cv:    [[labels, accuracy, macro_f1], ...],     # CV on the labelled rows alone;
                                                                 # nulls where not computed/possible
                 labelled: [pool row, ...], seconds}],
@@ -88,6 +89,7 @@ def simulate(
         budget=budget,
         cv_every=cv_every,
         class_weight=class_weight,
+        multi_label=dataset.multi_label,
     )
     jobs = [Job(model)] + [Job(model, query, seed) for query in queries for seed in range(seeds)]
     if progress is not None:
@@ -119,9 +121,10 @@ def build_results(dataset: Dataset, shared: Shared, *, model: str, seeds: int, f
             "cv_every": shared.cv_every,
             "class_weight": shared.class_weight,
             "target_share": TARGET_SHARE,
+            "multi_label": shared.multi_label,
         },
         "full_pool": full_pool,
         "runs": runs,
-        "summary": summarize(runs, full_pool),
+        "summary": summarize(runs, full_pool, multi_label=shared.multi_label),
         "seconds": None if seconds is None else round(seconds, 3),
     }

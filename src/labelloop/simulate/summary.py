@@ -1,6 +1,7 @@
 """Scores of learning curves: area under the curve and labels needed to reach a target.
 
-A curve is a list of ``[labels, accuracy, macro_f1]`` points with increasing ``labels``.
+A curve is a list of ``[labels, accuracy, macro_f1]`` points with increasing ``labels`` (for label
+sets, ``[labels, micro_f1, macro_f1]``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 __all__ = ["TARGET_SHARE", "aulc", "labels_to_reach", "median_labels", "summarize"]
 
 TARGET_SHARE = 0.95
-_COLUMN = {"accuracy": 1, "macro_f1": 2}
+_COLUMN = {"accuracy": 1, "micro_f1": 1, "macro_f1": 2}
 
 
 def aulc(curve: Sequence[Sequence[float]], metric: str = "macro_f1") -> float:
@@ -46,17 +47,20 @@ def median_labels(values: Sequence[int | None]) -> float | None:
     return None if math.isinf(median) or math.isnan(median) else median
 
 
-def summarize(runs: Sequence[dict[str, Any]], full_pool: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per configuration: mean AULC (macro-F1, accuracy) and median labels to 95 % of full pool."""
+def summarize(runs: Sequence[dict[str, Any]], full_pool: dict[str, Any], *,
+              multi_label: bool = False) -> dict[str, dict[str, Any]]:
+    """Per configuration: mean AULC (macro-F1, and accuracy or for label sets micro-F1) and median
+    labels to 95 % of full pool."""
+    first = "micro_f1" if multi_label else "accuracy"
     by_strategy: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         by_strategy.setdefault(run["strategy"], []).append(run)
-    targets = {metric: TARGET_SHARE * full_pool[metric] for metric in _COLUMN}
+    targets = {metric: TARGET_SHARE * full_pool[metric] for metric in ("macro_f1", first)}
     summary: dict[str, dict[str, Any]] = {}
     for name, group in by_strategy.items():
         group = sorted(group, key=lambda r: r["seed"])
         entry: dict[str, Any] = {"seeds": [r["seed"] for r in group]}
-        for metric, suffix in (("macro_f1", ""), ("accuracy", "_accuracy")):
+        for metric, suffix in (("macro_f1", ""), (first, "_" + first)):
             areas = [aulc(r["curve"], metric) for r in group]
             reached = [labels_to_reach(r["curve"], targets[metric], metric) for r in group]
             entry[f"aulc_{metric}"] = float(np.mean(areas))
