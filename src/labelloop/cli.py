@@ -492,7 +492,7 @@ def orchestrate(project: str | None, all_projects: bool, once: bool, interval: f
         if interval is not None:
             settings = dataclasses.replace(settings, orchestrate_interval=interval)
         try:
-            run_forever(settings, stop)
+            run_forever(settings, stop, mode="all")
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
