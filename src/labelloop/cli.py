@@ -217,14 +217,20 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
 
 
 def _print_audit(console: Console, audit: dict[str, Any], advice: dict[str, Any] | None) -> None:
-    """The audit estimate (beside the CV score, which reads actively chosen, harder items) and the advice."""
-    if audit["accuracy"] is not None:
-        lo, hi = audit["ci95"]
+    """The audit estimate (beside the CV score, which reads actively chosen, harder items), only
+    with its interval and from enough audit items, and the advice."""
+    from labelloop.orchestrator.quality import audit_view
+
+    view = audit_view(audit)
+    if view["shown"]:
+        lo, hi = view["ci95"]
         console.print(
-            f"audit estimate: {audit['accuracy']:.1%} accurate (95 % CI {lo:.1%}-{hi:.1%}) on "
-            f"{audit['labelled']:,} random audit items the model never trained on; unlike CV, it is unbiased",
+            f"audit estimate: {view['accuracy']:.1%} accurate (95 % CI {lo:.1%}-{hi:.1%}) on "
+            f"{view['labelled']:,} random audit items the model never trained on; unlike CV, it is unbiased",
             soft_wrap=True,
         )
+    elif audit["labelled"] or advice is not None:  # a model to estimate
+        console.print(f"audit estimate: none yet, {view['message']}", soft_wrap=True)
     if advice is not None:
         console.print(f"advice: {advice['message']}", soft_wrap=True)
 
