@@ -152,6 +152,24 @@ def test_dashboard_words_stability_from_kappa_and_hides_an_accuracy_from_few_aud
     assert "Advice: keep labelling: predictions still change between rounds (kappa 0.788 < 0.99)" in unescape(text)
 
 
+def test_progress_chart_is_readable_with_one_day_of_labels(client, world, overlap):
+    """All ten labels are from today: one bar (not a lone dot, not a bar across the whole chart)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    login(client, "boss")
+    response = client.get("/admin/projects/news/dashboard/progress.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    pixels = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")).astype(int)
+    accent = (np.abs(pixels - np.array([0x2F, 0x6F, 0xDE])).sum(axis=2) < 40)  # the chart's blue
+    share = accent.mean()
+    columns = np.flatnonzero(accent.any(axis=0))
+    assert share > 0.02, f"the day's total is hardly drawn ({share:.2%} of the chart)"
+    assert columns.size and (columns[-1] - columns[0]) < 0.25 * pixels.shape[1]  # one bar, not a band
+
+
 def test_review_queue_resolves_conflicts_in_the_page(client, world, engine, overlap):
     csrf = login(client, "boss")
     page = client.get("/admin/projects/news/review")
