@@ -188,6 +188,7 @@ def quality_curve_png(runs: list[dict[str, Any]]) -> bytes:
         ax.text(0.5, 0.5, "no evaluated model yet", ha="center", va="center", color=MUTED, transform=ax.transAxes)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("human labels used", fontsize=9, color=MUTED)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # label counts: 40, not 40.0
     ax.yaxis.grid(True, color=GRID, linewidth=0.8)
     ax.set_title("Model quality by version", loc="left", fontsize=11, color=INK, pad=10)
     fig.tight_layout()

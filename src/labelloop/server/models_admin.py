@@ -196,6 +196,7 @@ def learning_curve_png(labels: list[int], accuracy: list[float], macro_f1: list[
                 transform=ax.transAxes)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("human labels used", fontsize=9, color="#52606d")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # label counts: 40, not 40.0
     ax.set_ylabel("CV score", fontsize=9, color="#52606d")
     ax.grid(True, color="#e4e7eb", linewidth=0.8)
     for side in ("top", "right"):
