@@ -221,16 +221,8 @@ def _print_audit(console: Console, audit: dict[str, Any], advice: dict[str, Any]
     with its interval and from enough audit items, and the advice."""
     from labelloop.orchestrator.quality import audit_view
 
-    view = audit_view(audit)
-    if view["shown"]:
-        lo, hi = view["ci95"]
-        console.print(
-            f"audit estimate: {view['accuracy']:.1%} accurate (95 % CI {lo:.1%}-{hi:.1%}) on "
-            f"{view['labelled']:,} random audit items the model never trained on; unlike CV, it is unbiased",
-            soft_wrap=True,
-        )
-    elif audit["labelled"] or advice is not None:  # a model to estimate
-        console.print(f"audit estimate: none yet, {view['message']}", soft_wrap=True)
+    if audit["labelled"] or advice is not None:  # a model to estimate
+        console.print(f"audit estimate: {audit_view(audit)['line']}", soft_wrap=True)
     if advice is not None:
         console.print(f"advice: {advice['message']}", soft_wrap=True)
 

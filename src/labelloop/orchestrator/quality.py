@@ -112,8 +112,16 @@ def status_summary(report: dict[str, Any]) -> dict[str, Any]:
 def audit_view(audit: dict[str, Any] | None) -> dict[str, Any]:
     """A run's audit estimate (``labelled``, ``accuracy``, ``ci95``) for people: an accuracy
     only with its interval and enough audit items, else why not (see
-    :func:`labelloop.learn.stopping.describe_audit`)."""
-    return describe_audit(audit)
+    :func:`labelloop.learn.stopping.describe_audit`), and ``line``, the sentence of
+    ``labelloop status``."""
+    view = describe_audit(audit)
+    if view["shown"]:
+        lo, hi = view["ci95"]
+        view["line"] = (f"{view['accuracy']:.1%} accurate (95 % CI {lo:.1%}-{hi:.1%}) on {view['labelled']:,} random "
+                        "audit items the model never trained on; unlike CV, it is unbiased")
+    else:
+        view["line"] = f"none yet, {view['message']}"
+    return view
 
 
 def stability_text(stability: dict[str, Any] | None) -> str | None:
