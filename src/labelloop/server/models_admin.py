@@ -84,7 +84,8 @@ def orchestrator_state(conn: Any, project: Project, now: datetime, *, fresh: flo
     checked_fresh = age is not None and age <= fresh
     busy_elsewhere = (check is not None and not checked_fresh and not holding and store_heartbeats.holds_a_lock(
         conn, holder=check.holder, since=now - timedelta(seconds=LOCK_FRESH_SECONDS)))
-    holder = lock[0] if holding and lock is not None else check.holder  # type: ignore[union-attr]
+    # Name the orchestrator of a fresh check, else the one holding the lock (a round in progress).
+    holder = lock[0] if lock is not None and holding and not checked_fresh else check.holder  # type: ignore[union-attr]
     mode = check.mode if check is not None and check.holder == holder else None
     where = _where(mode, holder, project)
     last = "never checked it" if age is None else f"last check {ago(age)} ago"
