@@ -217,14 +217,12 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
 
 
 def _print_audit(console: Console, audit: dict[str, Any], advice: dict[str, Any] | None) -> None:
-    """The audit estimate (beside the CV score, which reads actively chosen, harder items) and the advice."""
-    if audit["accuracy"] is not None:
-        lo, hi = audit["ci95"]
-        console.print(
-            f"audit estimate: {audit['accuracy']:.1%} accurate (95 % CI {lo:.1%}-{hi:.1%}) on "
-            f"{audit['labelled']:,} random audit items the model never trained on; unlike CV, it is unbiased",
-            soft_wrap=True,
-        )
+    """The audit estimate (beside the CV score, which reads actively chosen, harder items), only
+    with its interval and from enough audit items, and the advice."""
+    from labelloop.orchestrator.quality import audit_view
+
+    if audit["labelled"] or advice is not None:  # a model to estimate
+        console.print(f"audit estimate: {audit_view(audit)['line']}", soft_wrap=True)
     if advice is not None:
         console.print(f"advice: {advice['message']}", soft_wrap=True)
 
@@ -492,7 +490,7 @@ def orchestrate(project: str | None, all_projects: bool, once: bool, interval: f
         if interval is not None:
             settings = dataclasses.replace(settings, orchestrate_interval=interval)
         try:
-            run_forever(settings, stop)
+            run_forever(settings, stop, mode="all")
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)

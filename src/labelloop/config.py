@@ -66,7 +66,8 @@ class Settings:
     )
     orchestrate_interval: float = field(
         default=30.0,
-        metadata=_doc("Seconds between the orchestrator's checks for new labels."),
+        metadata=_doc("Seconds between the orchestrator's checks for new labels. The model page counts "
+                      "an orchestrator as working while its last check is within 3 intervals."),
     )
     log_level: str = field(
         default="INFO",

@@ -60,3 +60,32 @@ def test_status_json_and_table_show_agreement(db_url: str, tmp_path: Path):
     assert agreement["krippendorff_alpha"] == pytest.approx(1 - (2 / 8) / (2 * 3 * 5 / (8 * 7)), rel=1e-6)
     table = run("status", "p", "--db", db_url).stdout
     assert "agreement: 4 items labelled by several people, 75.0% of label pairs agree" in table
+
+
+def test_status_shows_no_audit_accuracy_from_too_few_audit_items(db_url: str):
+    """5 of 5 audit items right is no "100.0 % accurate": under 30, status says too few."""
+    from sqlalchemy import insert
+
+    from labelloop.store.schema import model_runs, projects, utcnow
+
+    assert run("init", "p", "--labels", "Yes,No", "--db", db_url).exit_code == 0
+    engine = open_engine(db_url)
+    audits = ({"labelled": 5, "correct": 5, "accuracy": 1.0, "ci95": [0.566, 1.0]},
+              {"labelled": 40, "correct": 36, "accuracy": 0.9, "ci95": [0.769, 0.96]})
+    shown = []
+    for version, audit in enumerate(audits, start=1):
+        with writing(engine) as conn:
+            run_id = conn.execute(insert(model_runs).values(
+                project_id=store_projects.get_project(conn, name="p").id, version=version, status="complete",
+                model_name="tfidf-logreg", strategy="margin", labels_used=40, created_at=utcnow(),
+                metrics={"state": "model", "cv": {"folds": 3, "accuracy": 0.8, "macro_f1": 0.7}, "audit": audit,
+                         "advice": {"stop": False, "message": "keep labelling: more audit items"}},
+            )).inserted_primary_key[0]
+            conn.execute(update(projects).values(current_run_id=run_id))
+        shown.append(run("status", "p", "--db", db_url).stdout)
+    engine.dispose()
+    assert "audit estimate: none yet, too few audit items (5 of 30)" in shown[0]
+    assert "100.0%" not in shown[0]
+    assert "audit estimate: 90.0% accurate (95 % CI 76.9%-96.0%) on 40 random audit items" in shown[1]
+    status = json.loads(run("status", "p", "--json", "--db", db_url).stdout)
+    assert status["audit"] == {"labelled": 40, "accuracy": 0.9, "ci95": [0.769, 0.96]}  # the raw figures for scripts

@@ -71,3 +71,30 @@ def test_advice_gives_every_reason_at_once():
         "keep labelling: predictions still change between rounds (kappa 0.500 < 0.99); "
         "only 29 audit items labelled (30 needed for an estimate)"
     )
+
+
+def test_the_stability_sentence_says_little_only_from_the_advices_threshold():
+    from labelloop.learn.stopping import describe_stability
+
+    assert describe_stability(0.788, since="v3", compared=1000) == (
+        "Predictions still change since v3: Cohen's kappa 0.788 < 0.99 (stable from 0.99) on 1,000 fixed random items.")
+    # just below the threshold: rounded down, never "0.990 < 0.99", and not "little"
+    assert describe_stability(0.9899, since="v3", compared=200).startswith(
+        "Predictions still change since v3: Cohen's kappa 0.989 < 0.99")
+    assert describe_stability(KAPPA_THRESHOLD, since="v3", compared=200) == (
+        "Predictions changed little since v3: Cohen's kappa 0.990 ≥ 0.99 on 200 fixed random items.")
+    # the advice judges the same kappa the same way
+    assert "kappa 0.788 < 0.99" in advise([1.0, 1.0, 0.788], AUDIT)["message"]
+
+
+def test_an_audit_accuracy_is_shown_only_with_its_interval_and_enough_items():
+    from labelloop.learn.stopping import describe_audit
+
+    few = describe_audit({"labelled": 5, "correct": 5, "accuracy": 1.0, "ci95": [0.57, 1.0]})
+    assert few == {"labelled": 5, "needed": MIN_AUDIT_LABELS, "shown": False, "accuracy": None, "ci95": None,
+                   "message": f"too few audit items (5 of {MIN_AUDIT_LABELS})"}
+    assert describe_audit(None)["message"] == f"too few audit items (0 of {MIN_AUDIT_LABELS})"
+    enough = describe_audit(AUDIT)
+    assert enough["shown"] and enough["accuracy"] == AUDIT["accuracy"] and enough["ci95"] == AUDIT["ci95"]
+    no_interval = describe_audit({**AUDIT, "ci95": None})
+    assert not no_interval["shown"] and no_interval["message"] == "no 95 % interval recorded for this version"

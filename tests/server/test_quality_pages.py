@@ -4,6 +4,7 @@ HTTP client, on both databases."""
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 from sqlalchemy import insert, select, update
@@ -114,7 +115,7 @@ def test_dashboard_shows_the_audit_estimate_beside_cv_and_the_advice(client, wor
     assert "Cross-validated on the labelled items (biased) 81.0% accuracy; macro-F1 0.770" in text
     assert "the audit estimate uses items drawn at random and never trained on" in text
     assert "labelling more changes little &lt;ok&gt;" in page  # escaped
-    assert "Cohen's kappa 0.995 on 500 fixed random items" in text
+    assert "Predictions changed little since v1: Cohen's kappa 0.995 ≥ 0.99 on 500 fixed random items." in unescape(text)
     chart = client.get("/admin/projects/news/dashboard/quality.png")
     assert chart.status_code == 200 and len(chart.content) > 5000
     # the older version (no audit, no advice) as the serving one: read defensively
@@ -124,6 +125,49 @@ def test_dashboard_shows_the_audit_estimate_beside_cv_and_the_advice(client, wor
     text = text_of(client.get("/admin/projects/news/dashboard").text)
     assert "Audit estimate (v1) — no held-out audit items labelled yet" in text
     assert "no stopping advice for this version" in text
+
+
+def test_dashboard_words_stability_from_kappa_and_hides_an_accuracy_from_few_audit_items(client, world, engine):
+    """kappa 0.788 is not "changed little" beside the advice "kappa 0.788 < 0.99", and 5 of 5
+    audit items right is not headlined as "100.0%"."""
+    metrics = {"state": "model", "cv": {"folds": 3, "accuracy": 0.75, "macro_f1": 0.7},
+               "audit": {"labelled": 5, "correct": 5, "accuracy": 1.0, "ci95": [0.566, 1.0]},
+               "stability": {"kappa": 0.788, "compared": 1000, "previous_version": 3},
+               "advice": {"stop": False, "message": "keep labelling: predictions still change between rounds "
+                                                    "(kappa 0.788 < 0.99); only 5 audit items labelled (30 needed)"}}
+    with writing(engine) as conn:
+        run_id = conn.execute(insert(model_runs).values(
+            project_id=world.project.id, version=4, status="complete", model_name="tfidf-logreg",
+            strategy="margin", labels_used=40, metrics=metrics, created_at=utcnow(),
+        )).inserted_primary_key[0]
+        conn.execute(update(projects).values(current_run_id=run_id))
+    login(client, "boss")
+    page = client.get("/admin/projects/news/dashboard").text
+    text = text_of(page)
+    assert "changed little" not in text
+    assert ("Predictions still change since v3: Cohen's kappa 0.788 < 0.99 (stable from 0.99) "
+            "on 1,000 fixed random items.") in unescape(text)
+    assert "Audit estimate (v4) — too few audit items (5 of 30): an accuracy from so few random items" in text
+    assert "100.0%" not in text
+    assert "Advice: keep labelling: predictions still change between rounds (kappa 0.788 < 0.99)" in unescape(text)
+
+
+def test_progress_chart_is_readable_with_one_day_of_labels(client, world, overlap):
+    """All ten labels are from today: one bar (not a lone dot, not a bar across the whole chart)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    login(client, "boss")
+    response = client.get("/admin/projects/news/dashboard/progress.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    pixels = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")).astype(int)
+    accent = (np.abs(pixels - np.array([0x2F, 0x6F, 0xDE])).sum(axis=2) < 40)  # the chart's blue
+    share = accent.mean()
+    columns = np.flatnonzero(accent.any(axis=0))
+    assert share > 0.02, f"the day's total is hardly drawn ({share:.2%} of the chart)"
+    assert columns.size and (columns[-1] - columns[0]) < 0.25 * pixels.shape[1]  # one bar, not a band
 
 
 def test_review_queue_resolves_conflicts_in_the_page(client, world, engine, overlap):

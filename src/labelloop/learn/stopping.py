@@ -16,6 +16,11 @@ Two signals, both cheap:
 audit items are labelled (so the estimate it reports means something); otherwise "keep
 labelling" and why. Stable predictions mean that more labels change the model's labels
 little; the audit interval says how good those labels are.
+
+The sentences people read use the same thresholds: :func:`describe_stability` words one kappa
+("changed little" only from :data:`KAPPA_THRESHOLD`), :func:`describe_audit` shows an accuracy
+only with its 95 % interval and from :data:`MIN_AUDIT_LABELS` audit items ("too few audit items
+(5 of 30)" before).
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
 __all__ = [
-    "KAPPA_THRESHOLD", "MIN_AUDIT_LABELS", "STABLE_PAIRS", "STOP_SET_SIZE", "advise", "stability",
+    "KAPPA_THRESHOLD", "MIN_AUDIT_LABELS", "STABLE_PAIRS", "STOP_SET_SIZE", "advise", "describe_audit",
+    "describe_stability", "stability",
 ]
 
 STOP_SET_SIZE = 1000  # items in the stop set (all of them in a smaller project)
@@ -90,3 +96,33 @@ def advise(kappas: Sequence[float | None], audit: dict[str, Any] | None) -> dict
                    f"(95 % CI {_percent(lo)}-{_percent(hi)} %, {labelled} audit items); "
                    "labelling more changes little",
     }
+
+
+def describe_stability(kappa: float, *, since: str, compared: int) -> str:
+    """One sentence on how the predictions changed since the model named ``since`` (e.g. "v3"):
+    "changed little" only when ``kappa`` reaches :data:`KAPPA_THRESHOLD`, the threshold the
+    advice uses; the kappa is shown rounded down, so that one just below never reads as equal."""
+    shown = f"{_floor(kappa):.3f}"
+    if kappa >= KAPPA_THRESHOLD:
+        return (f"Predictions changed little since {since}: Cohen's kappa {shown} ≥ {KAPPA_THRESHOLD:g} "
+                f"on {compared:,} fixed random items.")
+    return (f"Predictions still change since {since}: Cohen's kappa {shown} < {KAPPA_THRESHOLD:g} "
+            f"(stable from {KAPPA_THRESHOLD:g}) on {compared:,} fixed random items.")
+
+
+def describe_audit(audit: dict[str, Any] | None) -> dict[str, Any]:
+    """The audit estimate (``labelled``, ``accuracy``, ``ci95``) as people should read it:
+    ``shown`` is True only with :data:`MIN_AUDIT_LABELS` labelled audit items or more and an
+    interval; then ``accuracy`` and ``ci95`` are given. Otherwise ``message`` says why not
+    ("too few audit items (5 of 30)"). ``labelled`` and ``needed`` always."""
+    audit = audit or {}
+    labelled = int(audit.get("labelled") or 0)
+    view: dict[str, Any] = {"labelled": labelled, "needed": MIN_AUDIT_LABELS, "shown": False,
+                            "accuracy": None, "ci95": None, "message": None}
+    if labelled < MIN_AUDIT_LABELS:
+        view["message"] = f"too few audit items ({labelled} of {MIN_AUDIT_LABELS})"
+    elif audit.get("accuracy") is None or not audit.get("ci95"):
+        view["message"] = "no 95 % interval recorded for this version"
+    else:
+        view.update(shown=True, accuracy=audit["accuracy"], ci95=list(audit["ci95"]))
+    return view

@@ -9,7 +9,12 @@ X (holder ...)`` and waits for the lock; with ``once=True`` it fails at once wit
 
 ``labelloop serve --orchestrate`` runs :func:`run_forever` in a background thread: each pass
 visits every project, takes its lock only if free (another process's orchestrator keeps it
-otherwise), recovers, runs a round if one is due and releases the lock.
+otherwise), recovers, runs a round if one is due and releases the lock. ``labelloop
+orchestrate --all`` runs the same loop in its own process.
+
+Every check of a project, whatever its outcome, is recorded as the orchestrator's heartbeat
+(:func:`labelloop.store.heartbeats.record_check`, one upsert, with the mode ``project``,
+``server`` or ``all``), so the model page can tell a working orchestrator from none.
 
 A stop (SIGTERM/SIGINT set the ``stop`` event) abandons a round in progress cleanly before
 its switch; a crash is recovered when the lock is next taken (:func:`recover`).
@@ -25,9 +30,10 @@ from sqlalchemy import Engine
 
 from labelloop.config import Settings
 from labelloop.errors import LabelloopError, LockedError
-from labelloop.orchestrator.lock import HEARTBEAT_SECONDS, ProjectLock, describe
+from labelloop.orchestrator.lock import HEARTBEAT_SECONDS, ProjectLock, default_holder, describe
 from labelloop.orchestrator.round import Abandoned, RoundResult, recover, run_round
-from labelloop.store import open_engine, reading
+from labelloop.store import heartbeats as store_heartbeats
+from labelloop.store import open_engine, reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 
@@ -130,6 +136,7 @@ def orchestrate(
                         on_round(result)
                 if lock.lost:
                     raise LockedError(f"lost the orchestrator lock of project {proj.name!r}")
+            _checked(engine, proj.id, lock.holder, "project")
             if once:
                 break
             # After failures, back off (up to 10 minutes) instead of failing every interval.
@@ -155,8 +162,22 @@ def _due(engine: Engine, project: str, min_new_labels: int | None) -> str | None
         return store_runs.round_due(conn, project=proj, min_new_labels=threshold)
 
 
-def run_pass(engine: Engine, settings: Settings, *, stop: threading.Event | None = None) -> list[RoundResult]:
-    """Visit every project once: with its lock free, recover and run a round if one is due."""
+def _checked(engine: Engine, project_id: int, holder: str, mode: str) -> None:
+    """Record this orchestrator's check of a project; a failure to record is logged, not raised."""
+    try:
+        with writing(engine) as conn:
+            store_heartbeats.record_check(conn, project_id=project_id, holder=holder, mode=mode)
+    except Exception as exc:  # the check itself went through; the next one records again
+        log.warning("could not record the orchestrator's check of project %s: %s", project_id,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def run_pass(engine: Engine, settings: Settings, *, stop: threading.Event | None = None, mode: str = "server",
+             holder: str | None = None) -> list[RoundResult]:
+    """Visit every project once: with its lock free, recover and run a round if one is due.
+    Each project it checks gets a heartbeat (``mode``: ``server`` or ``all``; ``holder``: this
+    process, by default a new ``host:pid:nonce``)."""
+    holder = holder or default_holder()
     results = []
     with reading(engine) as conn:
         names = store_projects.list_project_names(conn)
@@ -166,7 +187,7 @@ def run_pass(engine: Engine, settings: Settings, *, stop: threading.Event | None
         try:
             with reading(engine) as conn:
                 proj = store_projects.get_project(conn, name=name)
-            lock = ProjectLock(engine, project_id=proj.id, project_name=proj.name)
+            lock = ProjectLock(engine, project_id=proj.id, project_name=proj.name, holder=holder)
             if lock.try_acquire() is not None:
                 continue  # another orchestrator works on it
             try:
@@ -179,22 +200,26 @@ def run_pass(engine: Engine, settings: Settings, *, stop: threading.Event | None
                     log.info(summary(result), extra={"fields": round_fields(result)})
                     results.append(result)
             finally:
+                _checked(engine, proj.id, holder, mode)
                 lock.release()
         except Exception:
             log.exception("%s: round failed; the previous version keeps serving", name)
     return results
 
 
-def run_forever(settings: Settings, stop_event: threading.Event, *, engine: Engine | None = None) -> None:
-    """The server's background orchestrator: a pass over all projects every
-    ``settings.orchestrate_interval`` seconds until ``stop_event`` is set."""
+def run_forever(settings: Settings, stop_event: threading.Event, *, engine: Engine | None = None,
+                mode: str = "server") -> None:
+    """The server's background orchestrator (``mode="server"``; ``"all"`` for ``labelloop
+    orchestrate --all``): a pass over all projects every ``settings.orchestrate_interval``
+    seconds until ``stop_event`` is set."""
+    holder = default_holder()  # one per process: its heartbeats and locks name it
     own = engine is None
     engine = engine or open_engine(settings.database_url)
     log.info("orchestrator started (checking every %.0fs)", settings.orchestrate_interval)
     try:
         while not stop_event.is_set():
             try:
-                run_pass(engine, settings, stop=stop_event)
+                run_pass(engine, settings, stop=stop_event, mode=mode, holder=holder)
             except Exception:
                 log.exception("orchestrator pass failed")
             stop_event.wait(settings.orchestrate_interval)

@@ -26,6 +26,10 @@ Definitions (see :mod:`labelloop.learn.agreement` for the agreement figures):
   the item's other labellers (ties skipped).
 - ``agreement_with_model``: share of their labels made after the current model run was
   created, on items that run scored, equal to its prediction (null without a model).
+
+:func:`audit_view` and :func:`stability_text` word a model's audit estimate and stability for
+people (``labelloop status``, the dashboard) with the thresholds of the stopping advice
+(:mod:`labelloop.learn.stopping`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from labelloop.learn.agreement import Agreement, agreement
+from labelloop.learn.stopping import describe_audit, describe_stability
 from labelloop.store import quality as store_quality
 from labelloop.store import runs as store_runs
 from labelloop.store.projects import Project
@@ -102,3 +107,31 @@ def status_summary(report: dict[str, Any]) -> dict[str, Any]:
     """The part of :func:`agreement_figures` (or :func:`agreement_report`) that ``labelloop
     status --json`` shows."""
     return {k: report[k] for k in ("items_with_overlap", "percent", "krippendorff_alpha", "cohen_kappa")}
+
+
+def audit_view(audit: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's audit estimate (``labelled``, ``accuracy``, ``ci95``) for people: an accuracy
+    only with its interval and enough audit items, else why not (see
+    :func:`labelloop.learn.stopping.describe_audit`), and ``line``, the sentence of
+    ``labelloop status``."""
+    view = describe_audit(audit)
+    if view["shown"]:
+        lo, hi = view["ci95"]
+        view["line"] = (f"{view['accuracy']:.1%} accurate (95 % CI {lo:.1%}-{hi:.1%}) on {view['labelled']:,} random "
+                        "audit items the model never trained on; unlike CV, it is unbiased")
+    else:
+        view["line"] = f"none yet, {view['message']}"
+    return view
+
+
+def stability_text(stability: dict[str, Any] | None) -> str | None:
+    """The sentence on a run's ``stability`` metrics (``kappa``, ``compared``,
+    ``previous_version``), worded from the kappa; None without a kappa."""
+    stability = stability if isinstance(stability, dict) else {}
+    kappa = store_runs.metric_number(stability.get("kappa"))
+    if kappa is None:
+        return None
+    previous = stability.get("previous_version")
+    compared = store_runs.metric_number(stability.get("compared"))
+    return describe_stability(kappa, since=f"v{previous}" if previous is not None else "the previous version",
+                              compared=int(compared or 0))

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from labelloop.config import Settings
 from labelloop.errors import LabelloopError
 from labelloop.server import admin, api, auth, dashboard, models_admin, pages, review
+from labelloop.server import formats
 from labelloop.server.caches import AuthCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired, PageUser
 from labelloop.server.dispatch import Dispatcher
@@ -146,6 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    formats.install(app.state.templates.env)  # count, rank, score, percent, ago
     app.add_middleware(auth.LazySessionMiddleware)
     app.add_middleware(FastLabelling)  # bearer-token next/labels: before sessions and routing
     app.add_middleware(BodyLimit)

@@ -111,8 +111,13 @@ def _short(name: str, width: int = 28) -> str:
     return name.replace("$", r"\$")
 
 
+FEW_DAYS = 7  # up to this many days, the progress chart draws bars (a line needs a run of days)
+
+
 def progress_png(cumulative: Mapping[str, int], *, title: str = "Human labels so far") -> bytes:
-    """A line of cumulative labels per day (``YYYY-MM-DD`` keys, oldest first)."""
+    """Cumulative labels per day (``YYYY-MM-DD`` keys, oldest first): a line over many days;
+    over a few days (one day of data included) one bar per day, labelled with its total, on an
+    axis of at least :data:`FEW_DAYS` slots so that a single bar is not stretched across."""
     days = list(cumulative)
     values = [int(cumulative[d]) for d in days]
     fig = _figure(7.0, 2.6)
@@ -124,13 +129,23 @@ def progress_png(cumulative: Mapping[str, int], *, title: str = "Human labels so
         ax.set_yticks([])
     else:
         x = list(range(len(days)))
-        ax.fill_between(x, values, color=ACCENT, alpha=0.15, linewidth=0)
-        ax.plot(x, values, color=ACCENT, linewidth=2, marker="o" if len(days) <= 31 else None, markersize=3)
-        step = max(1, len(days) // 8)
-        ticks = x[::-1][::step][::-1]
-        ax.set_xticks(ticks, labels=[days[i][5:] if len(days) <= 366 else days[i] for i in ticks], fontsize=8)
-        ax.set_xlim(-0.5, len(days) - 0.5)
-        ax.set_ylim(0, max(values) * 1.1 if max(values) else 1)
+        top = max(values) or 1
+        if len(days) <= FEW_DAYS:
+            ax.bar(x, values, color=ACCENT, width=0.6)
+            for xi, v in zip(x, values):
+                ax.text(xi, v, f"{v:,}", ha="center", va="bottom", fontsize=9, color=INK)
+            ax.set_xticks(x, labels=[d if len(days) == 1 else d[5:] for d in days], fontsize=8)
+            spare = (FEW_DAYS - len(days)) / 2
+            ax.set_xlim(-0.5 - spare, len(days) - 0.5 + spare)
+            ax.set_ylim(0, top * 1.2)
+        else:
+            ax.fill_between(x, values, color=ACCENT, alpha=0.15, linewidth=0)
+            ax.plot(x, values, color=ACCENT, linewidth=2, marker="o" if len(days) <= 31 else None, markersize=3)
+            step = max(1, len(days) // 8)
+            ticks = x[::-1][::step][::-1]
+            ax.set_xticks(ticks, labels=[days[i][5:] if len(days) <= 366 else days[i] for i in ticks], fontsize=8)
+            ax.set_xlim(-0.5, len(days) - 0.5)
+            ax.set_ylim(0, top * 1.1)
         ax.yaxis.grid(True, color=GRID, linewidth=0.8)
         ax.yaxis.get_major_locator().set_params(integer=True)
     total = values[-1] if values else 0
@@ -173,6 +188,7 @@ def quality_curve_png(runs: list[dict[str, Any]]) -> bytes:
         ax.text(0.5, 0.5, "no evaluated model yet", ha="center", va="center", color=MUTED, transform=ax.transAxes)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("human labels used", fontsize=9, color=MUTED)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # label counts: 40, not 40.0
     ax.yaxis.grid(True, color=GRID, linewidth=0.8)
     ax.set_title("Model quality by version", loc="left", fontsize=11, color=INK, pad=10)
     fig.tight_layout()

@@ -49,21 +49,24 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def model_view(run: store_runs.ModelRun | None) -> dict[str, Any]:
-    """What the dashboard says about the serving model (every key optional in old runs)."""
+    """What the dashboard says about the serving model (every key optional in old runs). The
+    audit estimate and the stability sentence are worded with the stopping advice's thresholds
+    (:func:`labelloop.orchestrator.quality.audit_view`, ``stability_text``)."""
     if run is None or not run.has_model:
         return {"run": run, "cv": None, "audit": None, "stability": None, "advice": "no model yet", "stop": False}
+    from labelloop.orchestrator.quality import audit_view, stability_text  # scikit-learn: on first use
+
     metrics = _dict(run.metrics)
     cv = _dict(metrics.get("cv"))
-    stability = _dict(metrics.get("stability"))
     quality = store_runs.run_quality(run)  # audit and advice
     advice = quality["advice"]
+    audit = quality["audit"]
     return {
         "run": run,
         "cv": {"accuracy": metric_number(cv.get("accuracy")), "macro_f1": metric_number(cv.get("macro_f1")),
                "folds": cv.get("folds")} if cv else None,
-        "audit": quality["audit"],
-        "stability": {"kappa": metric_number(stability.get("kappa")), "compared": stability.get("compared"),
-                      "previous_version": stability.get("previous_version")} if stability else None,
+        "audit": None if audit is None else {**audit_view(audit), "correct": audit["correct"]},
+        "stability": stability_text(metrics.get("stability")),
         "advice": advice["message"] if advice else "no stopping advice for this version (it predates the audit)",
         "stop": bool(advice and advice["stop"]),
     }

@@ -1,7 +1,7 @@
 """The model's admin pages and the "retrain now" request (admins only).
 
 - ``GET /admin/projects/{project}/models``: the serving version, whether an orchestrator is
-  working on the project, the "retrain now" button, the history of versions (labels used, CV
+  working on the project (:func:`orchestrator_state`), the "retrain now" button, the history of versions (labels used, CV
   accuracy and macro-F1) with a learning-curve chart, and the head of the queue with why each
   item is there (priority, the strategy's score and its rank, predicted tag, confidence).
 - ``GET /admin/projects/{project}/models/learning-curve.png``: CV score against labels (PNG).
@@ -11,20 +11,30 @@
 A retrain request only sets ``projects.retrain_requested_at``; the orchestrator (``labelloop
 orchestrate`` or ``serve --orchestrate``) starts a round at its next check. Everything here
 reads the store: the server never imports the learning code.
+
+Whether an orchestrator works on the project: every orchestrator records each check of a
+project (``orchestrator_heartbeats``, :mod:`labelloop.store.heartbeats`). One counts as working
+when its last check is *fresh*: within :data:`FRESH_CHECKS` check intervals
+(``LABELLOOP_ORCHESTRATE_INTERVAL`` of this server: 3 x 30 s = 90 s by default, at least
+:data:`MIN_FRESH_SECONDS`), or while it holds the project's lock (a round in progress;
+``orchestrate PROJECT`` holds it throughout) or another project's (busy with a round there,
+it comes back after). Otherwise the page says "none".
 """
 
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from labelloop.server.deps import AdminUser, CsrfChecked, EngineDep, PageAdmin, ProjectDep
+from labelloop.server.deps import AdminUser, CsrfChecked, EngineDep, PageAdmin, ProjectDep, SettingsDep
+from labelloop.server.formats import ago
 from labelloop.server.pages import HtmlRoute, render
+from labelloop.store import heartbeats as store_heartbeats
 from labelloop.store import reading, writing
 from labelloop.store import runs as store_runs
 from labelloop.store import scores as store_scores
@@ -33,7 +43,9 @@ from labelloop.store.schema import utcnow
 
 PREVIEW_ITEMS = 20
 HISTORY_RUNS = 50
-HEARTBEAT_FRESH_SECONDS = 120  # an orchestrator lock row older than this is shown as stale
+FRESH_CHECKS = 3  # an orchestrator's last check is fresh within this many check intervals
+MIN_FRESH_SECONDS = 30.0
+LOCK_FRESH_SECONDS = 60.0  # a lock row whose heartbeat (every 10 s) is this recent is held
 
 pages = APIRouter(prefix="/admin/projects/{project}/models", route_class=HtmlRoute)
 api = APIRouter(prefix="/api/projects/{project}")
@@ -44,15 +56,57 @@ def models_url(project: Project) -> str:
     return "/admin/projects/" + quote(project.name, safe="") + "/models"
 
 
-def orchestrator_state(conn: Any, project: Project, now: datetime) -> dict[str, Any] | None:
-    """Who holds the project's orchestrator lock, and whether its heartbeat is recent."""
-    found = store_runs.lock_holder(conn, project_id=project.id)
-    if found is None:
+def fresh_seconds(interval: float) -> float:
+    """How recent an orchestrator's last check must be to count as working."""
+    return max(FRESH_CHECKS * interval, MIN_FRESH_SECONDS)
+
+
+def _where(mode: str | None, holder: str, project: Project) -> str:
+    host = holder.partition(":")[0]
+    if mode == "server":
+        return "in the server"
+    if mode == "all":
+        return f"orchestrate --all on {host}"
+    if mode == "project":
+        return f"orchestrate {project.name} on {host}"
+    return f"holder {holder}"  # a lock without a recorded check yet
+
+
+def orchestrator_state(conn: Any, project: Project, now: datetime, *, fresh: float) -> dict[str, Any] | None:
+    """Whether an orchestrator works on ``project`` (see the module docstring), in a sentence
+    (``text``) and in fields; None when no orchestrator ever checked it or holds its lock."""
+    check = store_heartbeats.last_check(conn, project_id=project.id)
+    lock = store_runs.lock_holder(conn, project_id=project.id)
+    holding = lock is not None and (now - lock[1]).total_seconds() <= LOCK_FRESH_SECONDS
+    if check is None and not holding:
         return None
-    holder, beat = found
-    age = (now - beat).total_seconds()
-    return {"holder": holder, "heartbeat_at": beat.isoformat(), "seconds_ago": round(age, 1),
-            "alive": age <= HEARTBEAT_FRESH_SECONDS}
+    age = None if check is None else max(0.0, (now - check.checked_at).total_seconds())
+    checked_fresh = age is not None and age <= fresh
+    busy_elsewhere = (check is not None and not checked_fresh and not holding and store_heartbeats.holds_a_lock(
+        conn, holder=check.holder, since=now - timedelta(seconds=LOCK_FRESH_SECONDS)))
+    # Name the orchestrator of a fresh check, else the one holding the lock (a round in progress).
+    holder = lock[0] if lock is not None and holding and not checked_fresh else check.holder  # type: ignore[union-attr]
+    mode = check.mode if check is not None and check.holder == holder else None
+    where = _where(mode, holder, project)
+    last = "never checked it" if age is None else f"last check {ago(age)} ago"
+    if checked_fresh:
+        text = f"checked {ago(age)} ago ({where})"
+    elif holding:
+        text = f"working on this project now ({where}); {last}"
+    elif busy_elsewhere:
+        text = f"checked {ago(age)} ago ({where}); busy with a round of another project, back after it"
+    else:
+        text = f"none ({last}, {where})"
+    return {
+        "alive": checked_fresh or holding or busy_elsewhere,
+        "text": text,
+        "mode": mode,
+        "holder": holder,
+        "checked_at": None if check is None else check.checked_at.isoformat(),
+        "seconds_ago": None if age is None else round(age, 1),
+        "holds_lock": holding,
+        "fresh_seconds": fresh,
+    }
 
 
 def _why(entry: dict[str, Any] | None, run: store_runs.ModelRun) -> str:
@@ -84,9 +138,11 @@ def _preview(conn: Any, project: Project, run: store_runs.ModelRun | None) -> li
 
 
 @pages.get("", response_class=HTMLResponse)
-def models_page(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> HTMLResponse:
+def models_page(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep,
+                settings: SettingsDep) -> HTMLResponse:
     """Serving version, orchestrator, retrain button, history with learning curve, queue head."""
     now = utcnow()
+    fresh = fresh_seconds(settings.orchestrate_interval)
     with reading(engine) as conn:
         current = store_runs.current_run(conn, project_id=project.id)
         history = store_runs.list_runs(conn, project_id=project.id, limit=HISTORY_RUNS)
@@ -97,7 +153,10 @@ def models_page(request: Request, project: ProjectDep, user: PageAdmin, engine: 
             "current": current,
             "history": history,
             "pending": store_runs.retrain_pending(conn, project_id=project.id),
-            "orchestrator": orchestrator_state(conn, project, now),
+            "orchestrator": orchestrator_state(conn, project, now, fresh=fresh),
+            "fresh_seconds": fresh,
+            "fresh_checks": FRESH_CHECKS,
+            "check_interval": settings.orchestrate_interval,
             "labels_now": store_runs.count_human_labels(conn, project_id=project.id),
             "preview": _preview(conn, project, current),
             "has_curve": any(r.status == "complete" and r.cv for r in history),
@@ -138,6 +197,7 @@ def learning_curve_png(labels: list[int], accuracy: list[float], macro_f1: list[
                 transform=ax.transAxes)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("human labels used", fontsize=9, color="#52606d")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # label counts: 40, not 40.0
     ax.set_ylabel("CV score", fontsize=9, color="#52606d")
     ax.grid(True, color="#e4e7eb", linewidth=0.8)
     for side in ("top", "right"):
@@ -163,12 +223,13 @@ def retrain_form(project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf:
 
 
 @api.post("/retrain", status_code=202)
-def retrain_api(project: ProjectDep, user: AdminUser, engine: EngineDep, _csrf: CsrfChecked) -> dict[str, Any]:
-    """Ask for a round now. Returns when it was requested and which orchestrator (if any) holds
-    the project; without a live orchestrator nothing happens until one runs."""
+def retrain_api(project: ProjectDep, user: AdminUser, engine: EngineDep, _csrf: CsrfChecked,
+                settings: SettingsDep) -> dict[str, Any]:
+    """Ask for a round now. Returns when it was requested and whether an orchestrator works on
+    the project (as on the model page); without one nothing happens until one runs."""
     requested = _request(engine, project)
     with reading(engine) as conn:
-        state = orchestrator_state(conn, project, utcnow())
+        state = orchestrator_state(conn, project, utcnow(), fresh=fresh_seconds(settings.orchestrate_interval))
     alive = state is not None and state["alive"]
     return {
         "project": project.name,

@@ -1,7 +1,9 @@
 """The review queue (admins only): items whose labellers disagree, and the admin's decision.
 
 - ``GET /admin/projects/{project}/review``: the next items to review (ties first), each with
-  its title and body (escaped), every labeller's tag, the model's guess, and a form to decide.
+  its title and body (escaped, line breaks kept; a long body shows its first
+  :data:`PREVIEW_CHARS` characters or :data:`PREVIEW_LINES` lines and a "show all" control, a
+  ``<details>`` element: no script), every labeller's tag, the model's guess, and a form to decide.
 - ``POST /admin/projects/{project}/review/{item_id}``: the form (fields ``label``,
   ``csrf_token``); back to the queue with 303.
 - ``POST /api/projects/{project}/items/{item_id}/adjudicate`` ``{"label": ...}``: the same for
@@ -30,10 +32,33 @@ from labelloop.store.projects import Project
 from labelloop.store.users import User
 
 PAGE = 25
+PREVIEW_CHARS = 800
+PREVIEW_LINES = 10
 
 pages = APIRouter(prefix="/admin/projects/{project}/review", route_class=HtmlRoute)
 api = APIRouter(prefix="/api/projects/{project}", tags=["api"])
 router = APIRouter()
+
+
+def capped(value: Any) -> dict[str, Any]:
+    """A field's ``text`` and, when it is long, a ``preview`` (at most :data:`PREVIEW_CHARS`
+    characters and :data:`PREVIEW_LINES` lines, cut at a space) and its ``length``."""
+    text = "" if value is None else str(value)
+    preview = "\n".join(text.split("\n")[:PREVIEW_LINES])
+    if len(preview) > PREVIEW_CHARS:
+        preview = preview[:PREVIEW_CHARS]
+        space = max(preview.rfind(" "), preview.rfind("\n"))
+        preview = preview[:space] if space > PREVIEW_CHARS // 2 else preview
+    if preview == text:
+        return {"text": text, "preview": None, "length": len(text)}
+    return {"text": text, "preview": preview.rstrip() + " …", "length": len(text)}
+
+
+def _shown(project: Project, item: store_review.ReviewItem) -> dict[str, Any]:
+    """The item's title (the first display column, when there are several) and its other fields."""
+    keys = [c for c in project.display_columns if c in item.display] or list(item.display)
+    title = item.display[keys[0]] if len(keys) > 1 else None
+    return {"title": title, "fields": [capped(item.display[k]) for k in (keys[1:] if len(keys) > 1 else keys)]}
 
 
 def _page(request: Request, engine: Any, project: Project, user: User, *, error: str | None = None,
@@ -45,7 +70,7 @@ def _page(request: Request, engine: Any, project: Project, user: User, *, error:
         "project": project,
         "url": project_url(project),
         "queue": queue,
-        "columns": list(project.display_columns),
+        "shown": {r.id: _shown(project, r) for r in queue.items},
         "error": error,
         "notice": f"Decided: item {decided} now has your label." if decided and not error else None,
         "nav": "admin",

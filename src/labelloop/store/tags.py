@@ -109,7 +109,7 @@ def merge_tags(conn: Connection, *, project: Project, source: str, into: str, us
     src = _tag(conn, project, source)
     dst = _tag(conn, project, into)
     if src.id == dst.id:
-        raise InvalidInputError(f"cannot merge tag {source!r} into itself")
+        raise InvalidInputError(f"cannot merge tag {source!r} into itself: choose two different tags")
     if dst.retired:
         raise ConflictError(f"tag {into!r} is retired: add it again before merging into it")
     touched = _items_with_tag(conn, src.id)
