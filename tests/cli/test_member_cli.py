@@ -96,3 +96,25 @@ def test_help_names_the_verbs():
     for verb in ("add", "remove", "list"):
         assert verb in result.stdout
     assert "admins see every project" in result.stdout
+
+
+def test_the_demo_admin_sees_the_demo_project(db_url, tmp_path):
+    """`labelloop demo` creates an admin and no members: admins see every project."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from labelloop.config import Settings
+    from labelloop.server import create_app
+
+    result = run("demo", "--no-serve", "--db", db_url)
+    assert result.exit_code == 0, result.output
+    password = result.stdout.split("password (shown once): ")[1].strip()
+    app = create_app(Settings(database_url=db_url, models_dir=tmp_path / "models"))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+        client.post("/login", data={"username": "admin", "password": password, "csrf_token": csrf, "next": "/"})
+        assert [p["name"] for p in client.get("/api/projects").json()] == ["bbc-news"]
+        assert "bbc-news" in client.get("/projects").text
+        assert client.get("/projects/bbc-news/label").status_code == 200
+    assert run("member", "list", "bbc-news", "--db", db_url).stdout == ""
