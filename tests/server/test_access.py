@@ -120,7 +120,7 @@ def test_a_non_member_gets_exactly_the_answer_of_an_unknown_project(client, worl
                       "or ask an admin to make you a member")
     # the bearer fast path and the FastAPI routes give the same words
     assert hidden["session", "POST", "/api/projects/secret/next", "{}"].json()["detail"] == detail
-    label_page = hidden["session", "GET", "/projects/secret/label", ""]
+    label_page = hidden["session", "GET", "/projects/{p}/label", ""]
     assert "text/html" in label_page.headers["content-type"] and "is open to you" in label_page.text
 
 
