@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, insert, text
 from labelloop.config import Settings
 from labelloop.server import create_app
 from labelloop.store import open_engine, writing
+from labelloop.store import members as store_members
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
 from labelloop.store.items import rand_key
@@ -62,6 +63,7 @@ def seed(url: str) -> None:
     with writing(engine) as conn:
         project = store_projects.create_project(conn, name="bench", labels=["A", "B", "C"], seed=5)
         store_users.create_user(conn, name="ann", role="labeller", password=PASSWORD)
+        store_members.add_member(conn, project="bench", user="ann", actor_id=None)
         conn.execute(insert(items), [
             {"project_id": project.id, "external_id": f"x{i}", "display": {"title": f"Post {i}", "body": "text " * 80},
              "text": f"Post {i}", "rand": rand_key(5, f"x{i}"), "created_at": now, "updated_at": now}

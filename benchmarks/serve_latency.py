@@ -82,6 +82,7 @@ def build(kind: str, n_items: int, n_users: int) -> str:
     if have == n_items:
         if users < n_users:  # an earlier run needed fewer labellers
             _load_users(engine, n_users, start=users)
+        _make_members(engine)
         engine.dispose()
         return url
     if have or users:
@@ -148,6 +149,19 @@ def _load_users(engine: Engine, n_users: int, start: int = 0) -> None:
                 text("INSERT INTO api_tokens (user_id, token_hash, name, created_at) VALUES (:u, :h, 'bench', :t)"),
                 {"u": uid, "h": hash_token(token_of(i)), "t": now},
             )
+    _make_members(engine)
+
+
+def _make_members(engine: Engine) -> None:
+    """Make every labeller a member of every project (labellers see only their projects); a
+    no-op for the pairs that exist, so a database built before memberships is brought in line."""
+    with writing(engine) as conn:
+        conn.execute(
+            text("INSERT INTO project_members (project_id, user_id, created_at) "
+                 "SELECT p.id, u.id, :t FROM projects p CROSS JOIN users u WHERE u.role = 'labeller' "
+                 "AND NOT EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = u.id)"),
+            {"t": datetime.now(UTC)},
+        )
 
 
 def reset(url: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -64,8 +65,8 @@ def engine_for(db_url: str | None) -> Engine:
 def main() -> None:
     """labelloop: label texts with a team and a model in the loop.
 
-    Typical flow: `init` a project, `import` items, `user add` labellers, `serve` the
-    labelling pages (with `--orchestrate` to retrain as labels arrive), then `export`.
+    Typical flow: `init` a project, `import` items, `user add` labellers and `member add`
+    them to the project, `serve` the labelling pages (with `--orchestrate` to retrain as labels arrive), then `export`.
     """
 
 
@@ -264,6 +265,75 @@ def token_create(name: str, label: str, db_url: str | None) -> None:
         owner = store_users.get_user(conn, name=name)
         value = store_users.create_token(conn, user_id=owner.id, name=label)
     click.echo(value)
+
+
+@main.group()
+def member() -> None:
+    """Give labellers access to projects: a labeller sees only the projects they are a member
+    of; admins see every project and need no membership. Changes are audit-logged and reach
+    a running server within about a second."""
+
+
+def _in_transaction(db_url: str | None, change: Callable[[Any], Any]) -> Any:
+    engine = engine_for(db_url)
+    try:
+        with writing(engine) as conn:
+            return change(conn)
+    finally:
+        engine.dispose()
+
+
+@member.command("add")
+@click.argument("project")
+@click.argument("name")
+@db_option
+def member_add(project: str, name: str, db_url: str | None) -> None:
+    """Make labeller NAME a member of PROJECT.
+
+    A member already: nothing changes. Admins are refused: they see every project anyway."""
+    from labelloop.store import members as store_members
+
+    added = _in_transaction(db_url, lambda conn: store_members.add_member(conn, project=project, user=name,
+                                                                           actor_id=None))
+    click.echo(f"added {name!r} to project {project!r}" if added
+               else f"{name!r} is a member of project {project!r} already; nothing changed")
+
+
+@member.command("remove")
+@click.argument("project")
+@click.argument("name")
+@db_option
+def member_remove(project: str, name: str, db_url: str | None) -> None:
+    """Take NAME out of PROJECT.
+
+    They no longer see it, within about a second on a running server; their labels stay."""
+    from labelloop.store import members as store_members
+
+    _in_transaction(db_url, lambda conn: store_members.remove_member(conn, project=project, user=name, actor_id=None))
+    click.echo(f"removed {name!r} from project {project!r}; their labels stay")
+
+
+@member.command("list")
+@click.argument("project")
+@db_option
+def member_list(project: str, db_url: str | None) -> None:
+    """Print PROJECT's members, one name a line.
+
+    Admins see every project and are not listed."""
+    from labelloop.store import members as store_members
+
+    engine = engine_for(db_url)
+    try:
+        with reading(engine) as conn:
+            proj = store_projects.get_project(conn, name=project)
+            people = store_members.list_members(conn, project_id=proj.id)
+    finally:
+        engine.dispose()
+    for person in people:
+        click.echo(person.name)
+    if not people:
+        click.echo(f"project {proj.name!r} has no members; add one with "
+                   f"`labelloop member add {shlex.quote(proj.name)} NAME` (admins see it without)", err=True)
 
 
 @main.group("labels")

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from labelloop.config import Settings
 from labelloop.io.importer import ImportOptions, import_file
 from labelloop.store import open_engine, reading, writing
+from labelloop.store import members as store_members
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
 from labelloop.store.schema import annotations, assignments, items, tags
@@ -60,6 +61,9 @@ def site(db_url: str, tmp_path: Path, shared_datasets: Path, live_server_class):
         store_projects.create_project(conn, name="hostile", labels=["Fine", "Bad"], seed=1)
         for name, role in (("boss", "admin"), ("ann", "labeller"), ("bob", "labeller")):
             store_users.create_user(conn, name=name, role=role, password=PASSWORD)
+        for project in ("reddit", "hostile"):  # labellers see only the projects they are members of
+            for name in ("ann", "bob"):
+                store_members.add_member(conn, project=project, user=name, actor_id=None)
     options = ImportOptions(id_column="id", text_columns=["title", "selftext"])
     import_file(engine, project="reddit", path=write_csv(tmp_path / "r.csv", reddit_rows(shared_datasets, 12)),
                 options=options, settings=settings)

@@ -24,6 +24,7 @@ import httpx
 from sqlalchemy import Engine, insert, select
 
 from labelloop.store import reading, writing
+from labelloop.store import members as store_members
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
 from labelloop.store.items import rand_key
@@ -64,7 +65,8 @@ class Team:
 
 def make_team(engine: Engine, *, n_items: int, n_labellers: int, settings: dict[str, Any] | None = None,
               name: str = "news") -> Team:
-    """A project of ``n_items`` short texts (random words) and ``n_labellers`` labellers with tokens."""
+    """A project of ``n_items`` short texts (random words) and ``n_labellers`` labellers (its
+    members) with tokens."""
     now = datetime.now(UTC)
     rng = random.Random(3)
     with writing(engine) as conn:
@@ -82,6 +84,7 @@ def make_team(engine: Engine, *, n_items: int, n_labellers: int, settings: dict[
         tokens, ids = [], []
         for i in range(n_labellers):
             user = store_users.create_user(conn, name=f"labeller{i:02d}", role="labeller", password="a long password")
+            store_members.add_member(conn, project=name, user=user.name, actor_id=None)  # else they see nothing
             ids.append(user.id)
             tokens.append(store_users.create_token(conn, user_id=user.id))
     return Team(engine, project, tokens, ids)

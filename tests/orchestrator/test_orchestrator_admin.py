@@ -14,6 +14,7 @@ from labelloop.io import ImportOptions, MappingSource, import_source
 from labelloop.orchestrator import ProjectLock, run_round
 from labelloop.server import create_app, models_admin
 from labelloop.store import reading, writing
+from labelloop.store import members as store_members
 from labelloop.store import runs as store_runs
 from labelloop.store import scores as store_scores
 from labelloop.store import users as store_users
@@ -35,6 +36,7 @@ def client(bbc) -> Iterator[TestClient]:
     with writing(bbc.engine) as conn:
         for name, role in (("boss", "admin"), ("ann", "labeller")):
             store_users.create_user(conn, name=name, role=role, password=PASSWORD)
+        store_members.add_member(conn, project="bbc", user="ann", actor_id=None)  # her project, yet not her page
     hostile = [{"id": "evil", "title": "<script>alert('x')</script> Bank shares fall", "body": "Markets."}]
     import_source(bbc.engine, project="bbc", source=MappingSource(hostile),
                   options=ImportOptions(id_column="id", text_columns=["title", "body"]), settings=bbc.settings)

@@ -25,7 +25,7 @@ from labelloop.store import writing
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
 from labelloop.store.items import rand_key
-from labelloop.store.schema import items
+from labelloop.store.schema import items, project_members
 
 PASSWORD = "correct horse"
 TAGS = ["Sport", "Politics", "Tech"]
@@ -70,6 +70,16 @@ def make_users(engine, names_roles: list[tuple[str, str]]) -> tuple[dict[str, st
     return tokens, ids
 
 
+def add_members(engine, project, names: list[str]) -> None:
+    """Make the labellers ``names`` members of ``project`` (labellers see only their projects).
+    Written directly, as migration 0004 does, so that the audit log stays the tests' own."""
+    now = datetime.now(UTC)
+    with writing(engine) as conn:
+        for name in names:
+            user = store_users.get_user(conn, name=name)
+            conn.execute(insert(project_members).values(project_id=project.id, user_id=user.id, created_at=now))
+
+
 @pytest.fixture
 def settings(db_url: str, tmp_path) -> Settings:
     return Settings(database_url=db_url, login_max_failures=3, login_window_seconds=60,
@@ -78,12 +88,14 @@ def settings(db_url: str, tmp_path) -> Settings:
 
 @pytest.fixture
 def world(engine, settings) -> World:
-    """Project "news" (5 items) and users boss (admin), ann and bob. No audit draws, so the
-    serving order is deterministic; tests of audit draws set ``audit_fraction`` themselves."""
+    """Project "news" (5 items) and users boss (admin), ann and bob (labellers, members of
+    "news"). No audit draws, so the serving order is deterministic; tests of audit draws set
+    ``audit_fraction`` themselves."""
     with writing(engine) as conn:
         project = store_projects.create_project(conn, name="news", labels=TAGS, seed=11,
                                                 settings={"audit_fraction": 0.0})
     tokens, ids = make_users(engine, [("boss", "admin"), ("ann", "labeller"), ("bob", "labeller")])
+    add_members(engine, project, ["ann", "bob"])
     add_items(engine, project, 5)
     return World(settings, project, tokens, ids)
 
@@ -146,5 +158,6 @@ def tools():
     import types
 
     return types.SimpleNamespace(
-        add_items=add_items, make_users=make_users, LiveServer=LiveServer, TAGS=TAGS, PASSWORD=PASSWORD
+        add_items=add_items, make_users=make_users, add_members=add_members, LiveServer=LiveServer, TAGS=TAGS,
+        PASSWORD=PASSWORD,
     )

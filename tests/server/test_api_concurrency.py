@@ -26,6 +26,7 @@ def test_32_labellers_label_2000_items_exactly_once(engine, settings, tools):
         project = store_projects.create_project(conn, name="big", labels=TAGS, seed=3)
     tools.add_items(engine, project, N_ITEMS)
     tokens, ids = tools.make_users(engine, [(f"l{i:02d}", "labeller") for i in range(N_CLIENTS)])
+    tools.add_members(engine, project, list(tokens))
     served: dict[str, list[int]] = {name: [] for name in tokens}
     errors: list[str] = []
     start = threading.Barrier(N_CLIENTS)

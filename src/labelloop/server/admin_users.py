@@ -1,6 +1,12 @@
 """Admin pages for users: create (with a role), disable and enable, reset the password, create
 and revoke API tokens. Included by :mod:`labelloop.server.admin` under ``/admin``.
 
+Project membership (a labeller sees only the projects they are a member of; admins see all),
+managed from both sides: per user on ``/admin/users`` (``POST /admin/users/{id}/projects``,
+``.../projects/remove``) and per project on ``/admin/projects/{project}/members`` (``POST``
+the same path, ``.../members/remove``). Changes take effect at once in this process (the
+membership cache forgets the user) and within about a second in the others.
+
 Generated passwords and new API tokens are shown once, in the answer to the POST that made
 them (never stored in clear, never put in a URL or a cookie). Every change is audit-logged.
 """
@@ -8,16 +14,20 @@ them (never stored in clear, never put in a URL or a cookie). Every change is au
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
 from labelloop.errors import InvalidInputError, LabelloopError
-from labelloop.server.deps import CsrfChecked, EngineDep, PageAdmin, RowIdPath
+from labelloop.server.deps import CsrfChecked, EngineDep, PageAdmin, ProjectDep, RowIdPath
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.store import browse, reading, writing
+from labelloop.store import members as store_members
+from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
+from labelloop.store.projects import Project
 from labelloop.store.schema import ROLES
 from labelloop.store.users import User
 
@@ -28,6 +38,8 @@ NOTICES = {
     "disabled": "Account disabled: its sessions and tokens stop working.",
     "enabled": "Account enabled.",
     "revoked": "Token revoked.",
+    "member-added": "Added to the project: they see it now.",
+    "member-removed": "Taken out of the project: they no longer see it (their labels stay).",
 }
 
 
@@ -38,10 +50,14 @@ def _page(
     with reading(engine) as conn:
         people = store_users.list_users(conn)
         tokens = {u.id: store_users.list_tokens(conn, user_id=u.id) for u in people}
+        projects = store_projects.list_project_names(conn)
+        member_of = {u.id: store_members.projects_of_user(conn, user_id=u.id) for u in people if not u.is_admin}
         log = browse.audit_entries(conn, project_id=None, limit=20)
     context = {
         "people": people,
         "tokens": tokens,
+        "projects": projects,
+        "member_of": member_of,
         "roles": ROLES,
         "log": log,
         "error": error,
@@ -181,3 +197,113 @@ def revoke_token(
         return _page(request, engine, user, error=error, status=status)
     _forget_sessions(request)
     return RedirectResponse("/admin/users?done=revoked", status_code=303)
+
+
+# ---- project membership ---------------------------------------------------------------------
+def _membership(engine: Any, admin: User, add: bool, project: str, name: str) -> tuple[str | None, int]:
+    """Add or remove one membership (audit-logged); (error, status)."""
+    try:
+        with writing(engine) as conn:
+            if add:
+                store_members.add_member(conn, project=project, user=name, actor_id=admin.id)
+            else:
+                store_members.remove_member(conn, project=project, user=name, actor_id=admin.id)
+    except LabelloopError as exc:
+        return str(exc), error_status(exc)
+    return None, 200
+
+
+def _forget_memberships(request: Request, user_id: int | None) -> None:
+    cache = getattr(request.app.state, "member_cache", None)
+    if cache is not None:
+        cache.forget(user_id)  # this process sees the change at once, others within about a second
+
+
+def _user_membership(request: Request, admin: User, engine: Any, user_id: int, project: str, add: bool) -> Response:
+    try:
+        with reading(engine) as conn:
+            target = store_users.get_user_by_id(conn, user_id=user_id)
+    except LabelloopError as exc:
+        return _page(request, engine, admin, error=str(exc), status=error_status(exc))
+    error, status = _membership(engine, admin, add, project, target.name)
+    if error:
+        return _page(request, engine, admin, error=error, status=status)
+    _forget_memberships(request, target.id)
+    return RedirectResponse(f"/admin/users?done=member-{'added' if add else 'removed'}#u-{target.id}", status_code=303)
+
+
+@router.post("/users/{user_id}/projects", response_class=HTMLResponse)
+def add_user_to_project(
+    request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: RowIdPath,
+    project: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    """Make the (labeller) user a member of ``project``."""
+    return _user_membership(request, user, engine, user_id, project, True)
+
+
+@router.post("/users/{user_id}/projects/remove", response_class=HTMLResponse)
+def remove_user_from_project(
+    request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: RowIdPath,
+    project: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    """Take the user out of ``project``."""
+    return _user_membership(request, user, engine, user_id, project, False)
+
+
+def members_url(project: Project) -> str:
+    return "/admin/projects/" + quote(project.name, safe="") + "/members"
+
+
+def _members_page(request: Request, engine: Any, project: Project, user: User, *, error: str | None = None,
+                  status: int = 200) -> HTMLResponse:
+    with reading(engine) as conn:
+        members = store_members.list_members(conn, project_id=project.id)
+        outside = store_members.labellers_outside(conn, project_id=project.id)
+        admins = [u.name for u in store_users.list_users(conn) if u.is_admin]
+        log = [e for e in browse.audit_entries(conn, project_id=project.id, limit=200)
+               if e["action"].startswith("member.")][:20]
+    context = {
+        "project": project,
+        "url": "/admin/projects/" + quote(project.name, safe=""),
+        "members": members,
+        "outside": outside,
+        "admins": admins,
+        "log": log,
+        "error": error,
+        "notice": NOTICES.get(request.query_params.get("done", "")),
+        "nav": "admin",
+        "tab": "members",
+    }
+    return render(request, "admin/members.html", context, user=user, status=status)
+
+
+@router.get("/projects/{project}/members", response_class=HTMLResponse)
+def members_page(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> HTMLResponse:
+    """The project's members, the labellers who are not, and the forms to add and remove them."""
+    return _members_page(request, engine, project, user)
+
+
+def _project_membership(request: Request, admin: User, engine: Any, project: Project, name: str, add: bool) -> Response:
+    error, status = _membership(engine, admin, add, project.name, name)
+    if error:
+        return _members_page(request, engine, project, admin, error=error, status=status)
+    _forget_memberships(request, None)
+    return RedirectResponse(members_url(project) + f"?done=member-{'added' if add else 'removed'}", status_code=303)
+
+
+@router.post("/projects/{project}/members", response_class=HTMLResponse)
+def add_member(
+    request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked,
+    name: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    """Make labeller ``name`` a member of the project."""
+    return _project_membership(request, user, engine, project, name, True)
+
+
+@router.post("/projects/{project}/members/remove", response_class=HTMLResponse)
+def remove_member(
+    request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked,
+    name: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    """Take ``name`` out of the project."""
+    return _project_membership(request, user, engine, project, name, False)

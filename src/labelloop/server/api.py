@@ -23,7 +23,7 @@ from labelloop.server.deps import (
     ItemIdPath,
     check_csrf,
     current_user,
-    get_cached_project,
+    open_project,
 )
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.responses import SafeJSONResponse, next_response
@@ -38,6 +38,7 @@ from labelloop.server.schemas import (
     UserPublic,
 )
 from labelloop.store import labelling as store_labelling
+from labelloop.store import members as store_members
 from labelloop.store import queue as store_queue
 from labelloop.store import reading
 from labelloop.store import projects as store_projects
@@ -78,12 +79,14 @@ async def list_users(request: Request, _admin: AdminUser) -> list[dict[str, Any]
 
 
 @router.get("/projects", response_model=list[ProjectPublic])
-async def list_projects(request: Request) -> list[dict[str, Any]]:
-    """Every project with its tags and progress."""
+async def list_projects(request: Request, user: CurrentUser) -> list[dict[str, Any]]:
+    """The projects you may see (a labeller: those they are a member of; an admin: all), with
+    their tags and progress."""
 
     def load() -> list[dict[str, Any]]:
         with reading(request.app.state.engine) as conn:
-            overview = projects_overview(conn)
+            visible = set(store_members.visible_project_names(conn, user=user))
+            overview = [entry for entry in projects_overview(conn) if entry["name"] in visible]
             for entry in overview:
                 entry["tags"] = store_projects.get_project(conn, name=entry["name"]).tag_names
             return overview
@@ -114,7 +117,7 @@ class Labelling:
 
 async def _labelling(request: Request, project: str, user: CurrentUser) -> Labelling:
     await check_csrf(request)
-    proj = await get_cached_project(request, project)
+    proj = await open_project(request.app.state, project, user)
     state = request.app.state
     return Labelling(user, proj, store_queue.lease_seconds_for(proj, state.settings.lease_seconds), state.dispatcher)
 

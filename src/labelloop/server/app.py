@@ -25,7 +25,7 @@ from labelloop.config import Settings
 from labelloop.errors import LabelloopError
 from labelloop.server import admin, api, auth, dashboard, models_admin, pages, review
 from labelloop.server import formats
-from labelloop.server.caches import AuthCache, ProjectCache
+from labelloop.server.caches import AuthCache, MemberCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired, PageUser
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.fastpath import FastLabelling
@@ -114,13 +114,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.session_secret = await run_in_threadpool(auth.session_secret, settings, engine)
     app.state.auth_cache = AuthCache(engine)
     app.state.project_cache = ProjectCache(engine)
+    app.state.member_cache = MemberCache(engine)
     app.state.dispatcher = Dispatcher(engine)
     app.state.dispatcher.start()
     refresher = asyncio.create_task(_refresh_users(app.state.auth_cache))
+    member_refresher = asyncio.create_task(_refresh_members(app.state.member_cache))
     try:
         yield
     finally:
         refresher.cancel()
+        member_refresher.cancel()
         app.state.dispatcher.stop()
         engine.dispose()
 
@@ -133,6 +136,16 @@ async def _refresh_users(cache: AuthCache) -> None:
             await run_in_threadpool(cache.refresh)
         except Exception:  # keep refreshing; entries also expire on their own after max_age
             log.exception("refreshing the user cache failed")
+
+
+async def _refresh_members(cache: MemberCache) -> None:
+    """Re-read the cached memberships every ``cache.refresh_every`` seconds."""
+    while True:
+        await asyncio.sleep(cache.refresh_every)
+        try:
+            await run_in_threadpool(cache.refresh)
+        except Exception:  # keep refreshing; entries also expire on their own after max_age
+            log.exception("refreshing the membership cache failed")
 
 
 def create_app(settings: Settings) -> FastAPI:

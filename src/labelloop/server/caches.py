@@ -3,6 +3,9 @@
 Every request re-checks that its user exists and is not disabled, about a second late at
 most (see :class:`AuthCache`); a project's tags and current model run are at most ``ttl``
 seconds old on the labelling routes (:class:`ProjectCache`).
+
+Which projects each labeller is a member of: :class:`MemberCache` (a removal takes effect
+within about a second, at once in the process that made it).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from labelloop.errors import AuthError, NotFoundError
 from labelloop.store import reading
+from labelloop.store import members as store_members
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
 from labelloop.store.projects import Project
@@ -181,3 +185,66 @@ class ProjectCache:
         self._cache.clear()
         self._loading.clear()
         self._generation += 1
+
+
+class MemberCache:
+    """The projects each labeller is a member of, so that checking access costs the labelling
+    hot path no database round trip (admins see every project and are never looked up).
+
+    Like :class:`AuthCache`: a labeller's project ids are read on first use; :meth:`refresh`
+    (run every ``refresh_every`` seconds by the app) re-reads those of every labeller seen in the
+    last ``idle`` seconds in one query, and an entry not refreshed for ``max_age`` seconds is read
+    again on use. So a membership removed by the CLI or another worker takes effect within about
+    a second; :meth:`forget` makes a change made by this process take effect at once.
+    """
+
+    def __init__(self, engine: Engine, *, refresh_every: float = 1.0, max_age: float = 5.0, idle: float = 120.0):
+        self.engine = engine
+        self.refresh_every = refresh_every
+        self.max_age = max_age
+        self.idle = idle
+        self._users: dict[int, list[Any]] = {}  # user id -> [frozenset of project ids, checked_at, used_at]
+        self._generation = 0  # moved on by forget(): a refresh begun before it is not applied
+
+    def _load(self, user_ids: list[int]) -> dict[int, frozenset[int]]:
+        with reading(self.engine) as conn:
+            return store_members.memberships(conn, user_ids=user_ids)
+
+    async def allows(self, user: User, project_id: int) -> bool:
+        """Whether ``user`` may see project ``project_id``: admins always, labellers if members."""
+        if user.is_admin:
+            return True
+        now = time.monotonic()
+        entry = self._users.get(user.id)
+        if entry is None or now - entry[1] > self.max_age:
+            generation = self._generation
+            loaded = await run_in_threadpool(self._load, [user.id])
+            entry = [loaded[user.id], now, now]
+            if generation == self._generation:
+                self._users[user.id] = entry
+        entry[2] = now
+        return project_id in entry[0]
+
+    def refresh(self) -> None:
+        """Re-read the memberships of every labeller seen lately (blocking: run it in a thread)."""
+        now = time.monotonic()
+        for key in [k for k, e in self._users.items() if now - e[2] > self.idle]:
+            self._users.pop(key, None)
+        if not self._users:
+            return
+        generation = self._generation
+        fresh = self._load(list(self._users))
+        if generation != self._generation:
+            return  # forget() ran meanwhile: this read may predate its change
+        for user_id, project_ids in fresh.items():
+            entry = self._users.get(user_id)
+            if entry is not None:
+                entry[0], entry[1] = project_ids, now
+
+    def forget(self, user_id: int | None = None) -> None:
+        """Drop one user's entry (or every entry): their next request reads the database."""
+        self._generation += 1
+        if user_id is None:
+            self._users.clear()
+        else:
+            self._users.pop(user_id, None)

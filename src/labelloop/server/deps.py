@@ -5,7 +5,11 @@
   401 JSON when missing or bad. :data:`AdminUser`: the same, 403 for labellers.
 - :data:`PageUser`, :data:`PageAdmin`: for HTML pages: without a session they redirect to
   ``/login?next=<path>`` (PageAdmin answers 403 to labellers).
-- :data:`ProjectDep`: the ``{project}`` path parameter as a :class:`Project` (404 if unknown).
+- :data:`ProjectDep`: the ``{project}`` path parameter as a :class:`Project`. The user is
+  resolved first (:func:`viewer`: no login, no lookup), then the project; a project that does
+  not exist and one the user may not see (a labeller who is not a member) get the very same
+  404 (:func:`project_not_found`). :data:`CachedProjectDep` and :func:`open_project` do the same
+  from the per-process caches (the labelling hot path, and the bearer fast path).
 - :data:`ItemIdPath`, :data:`RowIdPath`: id path parameters within the columns' range.
 - :func:`csrf_token` for templates; :data:`CsrfChecked` for form POSTs (field ``csrf_token``)
   and cookie-authenticated JSON POSTs (header ``X-CSRF-Token``); bearer requests need none.
@@ -14,7 +18,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Path, Request
@@ -137,25 +141,58 @@ PageUser = Annotated[User, Depends(page_user)]
 PageAdmin = Annotated[User, Depends(page_admin)]
 
 
+async def viewer(request: Request) -> User:
+    """The user of a route that names a project, resolved BEFORE the project is looked up, so
+    that an anonymous request learns nothing about which projects exist: without credentials
+    the JSON API (``/api/...``) answers 401 and pages redirect to the login."""
+    if request.scope["path"].startswith("/api/"):
+        return await current_user(request)
+    return await page_user(request)
+
+
+Viewer = Annotated[User, Depends(viewer)]
+
+
+def project_not_found(name: str) -> HTTPException:
+    """The one answer for a project that does not exist AND for one the user may not see: the
+    same status, words and headers, and never a list of project names."""
+    return HTTPException(404, f"no project named {name!r} is open to you: check the name, "
+                              "or ask an admin to make you a member")
+
+
 def _load_project(engine: Engine, name: str) -> Project:
     with reading(engine) as conn:
         return store_projects.get_project(conn, name=name)
 
 
-async def get_project(request: Request, project: str) -> Project:
+async def _visible(state: Any, found: Project, user: User, name: str) -> Project:
+    if not await state.member_cache.allows(user, found.id):
+        raise project_not_found(name)
+    return found
+
+
+async def get_project(request: Request, project: str, user: Viewer) -> Project:
     """Fresh from the database on every request (admin pages see their own changes)."""
     try:
-        return await run_in_threadpool(_load_project, request.app.state.engine, project)
-    except NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
+        found = await run_in_threadpool(_load_project, request.app.state.engine, project)
+    except NotFoundError:
+        raise project_not_found(project) from None
+    return await _visible(request.app.state, found, user, project)
 
 
-async def get_cached_project(request: Request, project: str) -> Project:
-    """The project from a short per-process cache (the labelling hot path)."""
+async def open_project(state: Any, name: str, user: User) -> Project:
+    """Project ``name`` from the per-process caches if ``user`` may see it, else the 404 of
+    :func:`project_not_found` (no database round trip once the caches are warm)."""
     try:
-        return await request.app.state.project_cache.get(project)
-    except NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
+        found = await state.project_cache.get(name)
+    except NotFoundError:
+        raise project_not_found(name) from None
+    return await _visible(state, found, user, name)
+
+
+async def get_cached_project(request: Request, project: str, user: Viewer) -> Project:
+    """The project from a short per-process cache (the labelling hot path)."""
+    return await open_project(request.app.state, project, user)
 
 
 ProjectDep = Annotated[Project, Depends(get_project)]

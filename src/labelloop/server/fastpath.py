@@ -3,8 +3,9 @@
 ``POST /api/projects/{project}/next`` and ``POST /api/projects/{project}/items/{id}/labels``
 with ``Authorization: Bearer <token>`` are answered here, before FastAPI's routing and
 dependency resolution (which cost more than the database work of a label). They use the very
-same parts as the FastAPI routes in ``api.py`` (the user cache, the project cache, the
-dispatcher and the store functions) and give the same answers, status codes and messages.
+same parts as the FastAPI routes in ``api.py`` (the user cache, the project and membership
+check of ``deps.open_project``, the dispatcher and the store functions) and give the same
+answers, status codes and messages.
 Every other request, including these calls from a browser session (cookie + CSRF token), goes
 on to FastAPI unchanged; the FastAPI routes also document both calls in OpenAPI.
 """
@@ -15,10 +16,12 @@ import json
 import re
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from labelloop.errors import AuthError, LabelloopError
+from labelloop.server.deps import open_project
 from labelloop.server.responses import SafeJSONResponse, next_response, status_of
 from labelloop.server.schemas import LabelCreate
 from labelloop.store import labelling as store_labelling
@@ -85,7 +88,10 @@ class FastLabelling:
             return SafeJSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         scope.setdefault("state", {})["user"] = user  # for the request log
         try:
-            project = await state.project_cache.get(name)
+            project = await open_project(state, name, user)  # unknown, or not a member: the same 404
+        except HTTPException as exc:
+            return SafeJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        try:
             dispatcher = state.dispatcher
             if label_match is None:
                 seconds = store_queue.lease_seconds_for(project, state.settings.lease_seconds)

@@ -23,6 +23,7 @@ from labelloop.server.deps import EngineDep, PageUser, ProjectDep, SettingsDep, 
 from labelloop.server.responses import unstorable_message
 from labelloop.store import reading
 from labelloop.store.browse import label_totals_of_user
+from labelloop.store.members import visible_project_names
 from labelloop.store.queue import lease_seconds_for
 from labelloop.store.stats import project_stats, projects_overview
 from labelloop.store.users import User
@@ -91,9 +92,11 @@ def render(
 
 @router.get("/projects", response_class=HTMLResponse)
 def project_list(request: Request, user: PageUser, engine: EngineDep) -> HTMLResponse:
-    """Every project with its progress and the user's own number of labels."""
+    """The projects the user may see (a labeller: those they are a member of; an admin: all),
+    with their progress and the user's own number of labels."""
     with reading(engine) as conn:
-        overview = projects_overview(conn)
+        visible = set(visible_project_names(conn, user=user))
+        overview = [p for p in projects_overview(conn) if p["name"] in visible]
         mine = label_totals_of_user(conn, user_id=user.id)
     for p in overview:
         p["mine"] = mine.get(p["name"], 0)
