@@ -2,6 +2,15 @@
 
 Every command takes ``--db URL`` (else ``LABELLOOP_DATABASE_URL``, else
 ``sqlite:///labelloop.db``). Errors print one line ``error: ...`` on stderr and exit with 2.
+
+Open the database with :func:`engine_for`. A verb that needs an existing database (one that
+reads, or changes a project or user that must exist: ``status``, ``export``, ``configure``,
+``import``, ``labels``, ``token create``, ``orchestrate``, ``backup``, ``user list``,
+``member ...``) uses ``engine_for(db_url, create=False)``: a missing SQLite file is then
+refused with "no labelloop database at ..." instead of being created. Only the verbs that set a
+database up (``init``, ``user add``, ``migrate``, ``demo``, ``serve``) use the default
+``create=True``. A database that cannot be opened (or fails later with a connection error) is
+reported by :class:`_Cli` as ``error: cannot open database <URL without password>: <reason>``.
 """
 
 from __future__ import annotations
@@ -26,18 +35,29 @@ from labelloop.store import runs as store_runs
 from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
 from labelloop.store.items import project_summary
+from labelloop.store.opening import is_unavailable, unavailable
 
 err_console = Console(stderr=True)
 
 
+_DB_URL = "labelloop.database_url"  # ctx.meta key: the URL engine_for opened
+
+
 class _Cli(click.Group):
-    """A group that turns labelloop's own errors into one clear line and exit status 2."""
+    """A group that turns labelloop's own errors, and a database that cannot be used, into one
+    clear line and exit status 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LabelloopError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            url = ctx.meta.get(_DB_URL) or settings_for(None).database_url
+            click.echo(f"error: {unavailable(exc, url=url)}", err=True)
             sys.exit(2)
 
 
@@ -55,8 +75,14 @@ def settings_for(db_url: str | None) -> Settings:
     return Settings.from_env(database_url=db_url)
 
 
-def engine_for(db_url: str | None) -> Engine:
-    return open_engine(settings_for(db_url).database_url)
+def engine_for(db_url: str | None, *, create: bool = True) -> Engine:
+    """Open (and migrate) the database of ``--db``; ``create=False`` refuses a database that
+    does not exist yet instead of creating it (see the module docstring)."""
+    url = settings_for(db_url).database_url
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_DB_URL] = url
+    return open_engine(url, create=create)
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,25 +169,29 @@ def configure(project: str, db_url: str | None, **options: Any) -> None:
     from labelloop.store.configure import configure_project, effective_settings
 
     values = _settings_given(options)
-    engine = engine_for(db_url)
+    settings = settings_for(db_url)
+    engine = engine_for(db_url, create=False)
+    if not values:
+        with reading(engine) as conn:
+            proj = store_projects.get_project(conn, name=project)
+        for key, value in effective_settings(proj).items():
+            click.echo(f"{key}: {_show(key, value, settings)}")
+        return
     with writing(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
-        if not values:
-            for key, value in effective_settings(proj).items():
-                click.echo(f"{key}: {_show(key, value)}")
-            return
         done = configure_project(conn, project=proj, values=values)
     if not done.changes:
         click.echo("nothing changed")
     for key, (old, new) in done.changes.items():
-        click.echo(f"{key}: {_show(key, old)} -> {_show(key, new)}")
+        click.echo(f"{key}: {_show(key, old, settings)} -> {_show(key, new, settings)}")
     if "overlap_fraction" in done.changes or "overlap_k" in done.changes:
         click.echo(f"{done.retargeted:,} unlabelled items got a new number of labellers")
 
 
-def _show(key: str, value: Any) -> str:
+def _show(key: str, value: Any, settings: Settings) -> str:
+    """A setting's value for people; one left to the environment shows its effective value."""
     if value is None:
-        return "$LABELLOOP_LEASE_SECONDS" if key == "lease_seconds" else "none"
+        return f"{settings.lease_seconds} (from LABELLOOP_LEASE_SECONDS)" if key == "lease_seconds" else "none"
     return str(value)
 
 
@@ -174,7 +204,7 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
     estimate (accuracy on random held-out items, 95 % CI), the stopping advice and agreement."""
     from labelloop.orchestrator.quality import agreement_figures, status_summary
 
-    engine = engine_for(db_url)
+    engine = engine_for(db_url, create=False)
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
         summary = project_summary(conn, project=proj)
@@ -261,7 +291,7 @@ def token() -> None:
 @db_option
 def token_create(name: str, label: str, db_url: str | None) -> None:
     """Create an API token for user NAME and print it alone on stdout (stored hashed)."""
-    engine = engine_for(db_url)
+    engine = engine_for(db_url, create=False)
     with writing(engine) as conn:
         owner = store_users.get_user(conn, name=name)
         value = store_users.create_token(conn, user_id=owner.id, name=label)
@@ -278,7 +308,7 @@ def labels_group() -> None:
 
 
 def _tag_change(project: str, db_url: str | None, change: Callable[[Any, Any], Any]) -> Any:
-    engine = engine_for(db_url)
+    engine = engine_for(db_url, create=False)
     try:
         with writing(engine) as conn:
             return change(conn, store_projects.get_project(conn, name=project))
@@ -369,7 +399,7 @@ def import_cmd(project: str, file: Path, id_column: str, text_columns: str, disp
         add_labels=add_labels, update=update,
     )
     settings = settings_for(db_url)
-    engine = open_engine(settings.database_url)
+    engine = engine_for(db_url, create=False)
     try:
         result = import_file(engine, project=project, path=file, options=options, settings=settings,
                              encoding=encoding, show_progress=True)
@@ -392,7 +422,7 @@ def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: 
     from labelloop.io import export_project
 
     settings = settings_for(db_url)
-    engine = open_engine(settings.database_url)
+    engine = engine_for(db_url, create=False)
     try:
         result = export_project(engine, project=project, path=out, with_predictions=with_predictions,
                                 min_confidence=min_confidence, chunk_rows=settings.import_chunk_rows,
@@ -412,7 +442,7 @@ def demo(host: str, port: int, no_serve: bool, db_url: str | None) -> None:
     from labelloop.io.demo_data import DEMO_ADMIN, DEMO_PROJECT, setup_demo
 
     settings = settings_for(db_url)
-    engine = open_engine(settings.database_url)
+    engine = engine_for(db_url)
     try:
         setup = setup_demo(engine, settings)
     finally:
@@ -491,15 +521,19 @@ def orchestrate(project: str | None, all_projects: bool, once: bool, interval: f
 
         if interval is not None:
             settings = dataclasses.replace(settings, orchestrate_interval=interval)
+        engine = None
         try:
-            run_forever(settings, stop)
+            engine = engine_for(db_url, create=False)
+            run_forever(settings, stop, engine=engine)
         finally:
+            if engine is not None:
+                engine.dispose()
             for sig, old in previous.items():
                 signal.signal(sig, old)
             undo_logging()
         return
     try:
-        results = run_orchestrator(engine_for(db_url), settings, project=project, once=once, interval=interval,
+        results = run_orchestrator(engine_for(db_url, create=False), settings, project=project, once=once, interval=interval,
                                    min_new_labels=min_new_labels, model=model, strategy=strategy, stop=stop)
     finally:
         for sig, old in previous.items():
@@ -528,7 +562,11 @@ def backup(target: Path, db_url: str | None) -> None:
     """Write a consistent copy of a live SQLite database to TARGET (PostgreSQL: use pg_dump)."""
     from labelloop.store.backup import backup_sqlite
 
-    size = backup_sqlite(engine_for(db_url), target=target)
+    engine = engine_for(db_url, create=False)
+    try:
+        size = backup_sqlite(engine, target=target)
+    finally:
+        engine.dispose()
     click.echo(f"backed up {size:,} bytes to {target}")
 
 

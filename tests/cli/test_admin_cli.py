@@ -46,6 +46,7 @@ def test_existing_project_is_an_error_with_exit_code_2(db_url):
 
 
 def test_unknown_project(db_url):
+    run("init", "p", "--labels", "A,B", "--db", db_url)  # a database without it (none at all: test_database_errors)
     result = run("status", "nope", "--db", db_url)
     assert result.exit_code == 2 and "no project named 'nope'" in result.stderr
 
