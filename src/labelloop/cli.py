@@ -445,6 +445,7 @@ def demo(host: str, port: int, no_serve: bool, db_url: str | None) -> None:
     engine = engine_for(db_url)
     try:
         setup = setup_demo(engine, settings)
+        _hint_if_no_users(engine)
     finally:
         engine.dispose()
     if setup.imported is not None:
@@ -479,9 +480,22 @@ def serve(host: str, port: int, workers: int, orchestrate: bool, db_url: str | N
     from labelloop.server import serve as run_server
 
     settings = settings_for(db_url)
-    engine_for(db_url).dispose()  # migrate once here, not in every worker
+    engine = engine_for(db_url)  # migrate once here, not in every worker
+    try:
+        _hint_if_no_users(engine)
+    finally:
+        engine.dispose()
     click.echo(f"serving on http://{host}:{port}/ with {workers} worker(s) (Ctrl+C to stop)", err=True)
     run_server(settings, host=host, port=port, workers=workers, orchestrate=orchestrate)
+
+
+def _hint_if_no_users(engine: Engine) -> None:
+    """Say how to create the first user (no one can log in without one)."""
+    with reading(engine) as conn:
+        if store_users.list_users(conn):
+            return
+    click.echo("no users yet, so no one can log in: create an admin with "
+               "`labelloop user add NAME --role admin` (it prints a password once)", err=True)
 
 
 @main.command()
