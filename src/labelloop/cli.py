@@ -415,10 +415,16 @@ def import_cmd(project: str, file: Path, id_column: str, text_columns: str, disp
               help="Fill items without a human label with the current model's prediction.")
 @click.option("--min-confidence", type=float, default=None,
               help="With --with-predictions: leave predictions below this probability unlabelled.")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists (else an existing OUT is an error).")
+@click.option("--raw", is_flag=True,
+              help="CSV: write cells as they are; by default a cell starting with = + - @, a tab or a "
+                   "carriage return gets a leading ' so spreadsheets do not run it as a formula.")
 @db_option
-def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: float | None,
-               db_url: str | None) -> None:
-    """Export PROJECT's items and final labels to OUT (.csv, .jsonl or .parquet)."""
+def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: float | None, force: bool,
+               raw: bool, db_url: str | None) -> None:
+    """Export PROJECT's items and final labels to OUT (.csv, .jsonl or .parquet).
+
+    OUT is written completely or not at all, never through a symbolic link, with your umask."""
     from labelloop.io import export_project
 
     settings = settings_for(db_url)
@@ -426,7 +432,7 @@ def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: 
     try:
         result = export_project(engine, project=project, path=out, with_predictions=with_predictions,
                                 min_confidence=min_confidence, chunk_rows=settings.import_chunk_rows,
-                                show_progress=True)
+                                show_progress=True, overwrite=force, raw=raw)
     finally:
         engine.dispose()
     click.echo(f"exported {result.rows:,} items to {result.path}")
@@ -573,7 +579,10 @@ def migrate(db_url: str | None) -> None:
 @click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
 @db_option
 def backup(target: Path, db_url: str | None) -> None:
-    """Write a consistent copy of a live SQLite database to TARGET (PostgreSQL: use pg_dump)."""
+    """Write a consistent copy of a live SQLite database to TARGET (PostgreSQL: use pg_dump).
+
+    TARGET must not exist and is never written through a symbolic link; it is readable by
+    you only (mode 0600), since it holds the session secret and the password hashes."""
     from labelloop.store.backup import backup_sqlite
 
     engine = engine_for(db_url, create=False)
