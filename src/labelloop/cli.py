@@ -147,11 +147,11 @@ def init(project: str, labels: str, seed: int | None, db_url: str | None, **opti
     from labelloop.store.configure import normalise_settings
 
     values = normalise_settings(_settings_given(options))
+    store_projects.validate_project_name(project)  # before a database is created for nothing
+    tags = store_projects.parse_tag_list(labels)
     engine = engine_for(db_url)
     with writing(engine) as conn:
-        created = store_projects.create_project(
-            conn, name=project, labels=store_projects.parse_tag_list(labels), seed=seed, settings=values
-        )
+        created = store_projects.create_project(conn, name=project, labels=tags, seed=seed, settings=values)
     click.echo(f"created project {created.name!r} with tags: {', '.join(created.tag_names)}")
 
 
@@ -272,6 +272,7 @@ def user() -> None:
 def user_add(name: str, role: str, password_stdin: bool, db_url: str | None) -> None:
     """Add user NAME. Without --password-stdin a password is generated and printed once."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else store_users.generate_password()
+    store_users.validate_user_name(name)  # before a database is created for nothing
     engine = engine_for(db_url)
     with writing(engine) as conn:
         store_users.create_user(conn, name=name, role=role, password=password)

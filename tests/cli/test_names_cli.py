@@ -57,6 +57,15 @@ def test_every_command_that_names_something_refuses_bad_names(db_url, tmp_path, 
     assert rows(db_url) == before
 
 
+def test_a_refused_name_creates_no_database(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LABELLOOP_DATABASE_URL", raising=False)
+    assert run("init", "..", "--labels", "A,B").exit_code == 2
+    assert run("init", "p", "--labels", f"A,B{RLO}").exit_code == 2
+    assert run("user", "add", f"x{RLO}", "--role", "admin").exit_code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_python_api_refuses_bad_names(db_url):
     with pytest.raises(InvalidInputError, match=r"invalid project name '\.\.'"):
         labelloop.create_project("..", labels=["A"], db=db_url)
