@@ -147,10 +147,17 @@ def test_permission_denied_is_one_line():
         url = f"sqlite:///{folder / 'private.db'}"
         open_engine(url).dispose()
         os.chmod(folder / "private.db", 0o600)  # root's own file
-        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                   sys.executable, "-m", "labelloop", "status", "p", "--db", url]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=folder,
-                              env={**os.environ, "PYTHONPATH": str(SRC)})
+        (folder / "closed").mkdir(mode=0o700)  # a folder the user may not enter
+        closed = f"sqlite:///{folder / 'closed' / 'x.db'}"
+
+        def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                       sys.executable, "-m", "labelloop", *args]
+            return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=folder,
+                                  env={**os.environ, "PYTHONPATH": str(SRC)})
+
+        done = as_nobody("status", "p", "--db", url)
+        entering = [as_nobody(*args, "--db", closed) for args in (["status", "p"], ["init", "p", "--labels", "A"])]
     finally:
         shutil.rmtree(folder)
     if "No module named" in done.stderr or "Permission denied: '" in done.stderr:
@@ -158,6 +165,9 @@ def test_permission_denied_is_one_line():
     assert done.returncode == 2, done.stderr
     assert done.stderr == (f"error: cannot open database {url}: permission denied: this user cannot read and "
                            "write the file and its folder (unable to open database file)\n")
+    for other in entering:
+        assert other.returncode == 2, other.stderr
+        assert other.stderr == f"error: cannot open database {closed}: permission denied on '{folder / 'closed' / 'x.db'}'\n"
 
 
 READING_COMMANDS = [

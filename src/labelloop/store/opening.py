@@ -61,6 +61,8 @@ def _sqlite_path(url: str) -> Path | None:
         return None
     if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
         return None
+    if str(parsed.query.get("uri", "")).lower() in ("true", "1"):  # a file: URI; SQLite resolves it
+        return None
     return Path(parsed.database)
 
 
@@ -114,10 +116,17 @@ def open_engine(url: str, *, migrate: bool = True, create: bool = True, **kwargs
     raises :class:`DatabaseUnavailableError` naming the URL (without password) and the reason."""
     normalise_url(url)  # ConfigError for an invalid or unsupported URL
     path = _sqlite_path(url)
-    if path is not None and not path.parent.is_dir():
-        raise DatabaseUnavailableError(f"cannot open database {public_url(url)}: {_no_folder(path.parent)}")
-    if not create and path is not None and not path.exists():
-        raise no_database(url, why=f"no file {str(path.resolve())!r}")
+    if path is not None:
+        try:
+            folder_missing, file_missing = not path.parent.is_dir(), not path.exists()
+        except OSError as exc:  # a folder on the way this user may not enter
+            raise DatabaseUnavailableError(
+                f"cannot open database {public_url(url)}: permission denied on {str(exc.filename)!r}"
+            ) from None
+        if folder_missing:
+            raise DatabaseUnavailableError(f"cannot open database {public_url(url)}: {_no_folder(path.parent)}")
+        if file_missing and not create:
+            raise no_database(url, why=f"no file {str(path.resolve())!r}")
     engine = make_engine(url, **kwargs)
     try:
         with engine.connect() as conn:
