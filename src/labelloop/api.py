@@ -121,10 +121,12 @@ class Project:
             return project_summary(conn, project=project)
 
     def export(self, path: str | os.PathLike[str], *, with_predictions: bool = False,
-               min_confidence: float | None = None) -> ExportResult:
-        """Write the project to a .csv, .jsonl or .parquet file (as `labelloop export`)."""
+               min_confidence: float | None = None, overwrite: bool = False, raw: bool = False) -> ExportResult:
+        """Write the project to a .csv, .jsonl or .parquet file (as `labelloop export`; an
+        existing file only with ``overwrite``, CSV formula cells as they are only with ``raw``)."""
         return export_project(self.engine, project=self.name, path=path, with_predictions=with_predictions,
-                              min_confidence=min_confidence, chunk_rows=self.settings.import_chunk_rows)
+                              min_confidence=min_confidence, chunk_rows=self.settings.import_chunk_rows,
+                              overwrite=overwrite, raw=raw)
 
     def close(self) -> None:
         """Release the database connections."""

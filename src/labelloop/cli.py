@@ -2,6 +2,15 @@
 
 Every command takes ``--db URL`` (else ``LABELLOOP_DATABASE_URL``, else
 ``sqlite:///labelloop.db``). Errors print one line ``error: ...`` on stderr and exit with 2.
+
+Open the database with :func:`engine_for`. A verb that needs an existing database (one that
+reads, or changes a project or user that must exist: ``status``, ``export``, ``configure``,
+``import``, ``labels``, ``token create``, ``orchestrate``, ``backup``, ``user list``,
+``member ...``) uses ``engine_for(db_url, create=False)``: a missing SQLite file is then
+refused with "no labelloop database at ..." instead of being created. Only the verbs that set a
+database up (``init``, ``user add``, ``migrate``, ``demo``, ``serve``) use the default
+``create=True``. A database that cannot be opened (or fails later with a connection error) is
+reported by :class:`_Cli` as ``error: cannot open database <URL without password>: <reason>``.
 """
 
 from __future__ import annotations
@@ -27,18 +36,29 @@ from labelloop.store import runs as store_runs
 from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
 from labelloop.store.items import project_summary
+from labelloop.store.opening import is_unavailable, unavailable
 
 err_console = Console(stderr=True)
 
 
+_DB_URL = "labelloop.database_url"  # ctx.meta key: the URL engine_for opened
+
+
 class _Cli(click.Group):
-    """A group that turns labelloop's own errors into one clear line and exit status 2."""
+    """A group that turns labelloop's own errors, and a database that cannot be used, into one
+    clear line and exit status 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LabelloopError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            url = ctx.meta.get(_DB_URL) or settings_for(None).database_url
+            click.echo(f"error: {unavailable(exc, url=url)}", err=True)
             sys.exit(2)
 
 
@@ -56,8 +76,14 @@ def settings_for(db_url: str | None) -> Settings:
     return Settings.from_env(database_url=db_url)
 
 
-def engine_for(db_url: str | None) -> Engine:
-    return open_engine(settings_for(db_url).database_url)
+def engine_for(db_url: str | None, *, create: bool = True) -> Engine:
+    """Open (and migrate) the database of ``--db``; ``create=False`` refuses a database that
+    does not exist yet instead of creating it (see the module docstring)."""
+    url = settings_for(db_url).database_url
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_DB_URL] = url
+    return open_engine(url, create=create)
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,11 +148,11 @@ def init(project: str, labels: str, seed: int | None, db_url: str | None, **opti
     from labelloop.store.configure import normalise_settings
 
     values = normalise_settings(_settings_given(options))
+    store_projects.validate_project_name(project)  # before a database is created for nothing
+    tags = store_projects.parse_tag_list(labels)
     engine = engine_for(db_url)
     with writing(engine) as conn:
-        created = store_projects.create_project(
-            conn, name=project, labels=store_projects.parse_tag_list(labels), seed=seed, settings=values
-        )
+        created = store_projects.create_project(conn, name=project, labels=tags, seed=seed, settings=values)
     click.echo(f"created project {created.name!r} with tags: {', '.join(created.tag_names)}")
 
 
@@ -144,25 +170,29 @@ def configure(project: str, db_url: str | None, **options: Any) -> None:
     from labelloop.store.configure import configure_project, effective_settings
 
     values = _settings_given(options)
-    engine = engine_for(db_url)
+    settings = settings_for(db_url)
+    engine = engine_for(db_url, create=False)
+    if not values:
+        with reading(engine) as conn:
+            proj = store_projects.get_project(conn, name=project)
+        for key, value in effective_settings(proj).items():
+            click.echo(f"{key}: {_show(key, value, settings)}")
+        return
     with writing(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
-        if not values:
-            for key, value in effective_settings(proj).items():
-                click.echo(f"{key}: {_show(key, value)}")
-            return
         done = configure_project(conn, project=proj, values=values)
     if not done.changes:
         click.echo("nothing changed")
     for key, (old, new) in done.changes.items():
-        click.echo(f"{key}: {_show(key, old)} -> {_show(key, new)}")
+        click.echo(f"{key}: {_show(key, old, settings)} -> {_show(key, new, settings)}")
     if "overlap_fraction" in done.changes or "overlap_k" in done.changes:
         click.echo(f"{done.retargeted:,} unlabelled items got a new number of labellers")
 
 
-def _show(key: str, value: Any) -> str:
+def _show(key: str, value: Any, settings: Settings) -> str:
+    """A setting's value for people; one left to the environment shows its effective value."""
     if value is None:
-        return "$LABELLOOP_LEASE_SECONDS" if key == "lease_seconds" else "none"
+        return f"{settings.lease_seconds} (from LABELLOOP_LEASE_SECONDS)" if key == "lease_seconds" else "none"
     return str(value)
 
 
@@ -175,7 +205,7 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
     estimate (accuracy on random held-out items, 95 % CI), the stopping advice and agreement."""
     from labelloop.orchestrator.quality import agreement_figures, status_summary
 
-    engine = engine_for(db_url)
+    engine = engine_for(db_url, create=False)
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
         summary = project_summary(conn, project=proj)
@@ -241,6 +271,7 @@ def user() -> None:
 def user_add(name: str, role: str, password_stdin: bool, db_url: str | None) -> None:
     """Add user NAME. Without --password-stdin a password is generated and printed once."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else store_users.generate_password()
+    store_users.validate_user_name(name)  # before a database is created for nothing
     engine = engine_for(db_url)
     with writing(engine) as conn:
         store_users.create_user(conn, name=name, role=role, password=password)
@@ -260,7 +291,7 @@ def token() -> None:
 @db_option
 def token_create(name: str, label: str, db_url: str | None) -> None:
     """Create an API token for user NAME and print it alone on stdout (stored hashed)."""
-    engine = engine_for(db_url)
+    engine = engine_for(db_url, create=False)
     with writing(engine) as conn:
         owner = store_users.get_user(conn, name=name)
         value = store_users.create_token(conn, user_id=owner.id, name=label)
@@ -275,7 +306,7 @@ def member() -> None:
 
 
 def _in_transaction(db_url: str | None, change: Callable[[Any], Any]) -> Any:
-    engine = engine_for(db_url)
+    engine = engine_for(db_url, create=False)
     try:
         with writing(engine) as conn:
             return change(conn)
@@ -322,7 +353,7 @@ def member_list(project: str, db_url: str | None) -> None:
     Admins see every project and are not listed."""
     from labelloop.store import members as store_members
 
-    engine = engine_for(db_url)
+    engine = engine_for(db_url, create=False)
     try:
         with reading(engine) as conn:
             proj = store_projects.get_project(conn, name=project)
@@ -346,7 +377,7 @@ def labels_group() -> None:
 
 
 def _tag_change(project: str, db_url: str | None, change: Callable[[Any, Any], Any]) -> Any:
-    engine = engine_for(db_url)
+    engine = engine_for(db_url, create=False)
     try:
         with writing(engine) as conn:
             return change(conn, store_projects.get_project(conn, name=project))
@@ -437,7 +468,7 @@ def import_cmd(project: str, file: Path, id_column: str, text_columns: str, disp
         add_labels=add_labels, update=update,
     )
     settings = settings_for(db_url)
-    engine = open_engine(settings.database_url)
+    engine = engine_for(db_url, create=False)
     try:
         result = import_file(engine, project=project, path=file, options=options, settings=settings,
                              encoding=encoding, show_progress=True)
@@ -453,18 +484,24 @@ def import_cmd(project: str, file: Path, id_column: str, text_columns: str, disp
               help="Fill items without a human label with the current model's prediction.")
 @click.option("--min-confidence", type=float, default=None,
               help="With --with-predictions: leave predictions below this probability unlabelled.")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists (else an existing OUT is an error).")
+@click.option("--raw", is_flag=True,
+              help="CSV: write cells as they are; by default a cell starting with = + - @, a tab or a "
+                   "carriage return gets a leading ' so spreadsheets do not run it as a formula.")
 @db_option
-def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: float | None,
-               db_url: str | None) -> None:
-    """Export PROJECT's items and final labels to OUT (.csv, .jsonl or .parquet)."""
+def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: float | None, force: bool,
+               raw: bool, db_url: str | None) -> None:
+    """Export PROJECT's items and final labels to OUT (.csv, .jsonl or .parquet).
+
+    OUT is written completely or not at all, never through a symbolic link, with your umask."""
     from labelloop.io import export_project
 
     settings = settings_for(db_url)
-    engine = open_engine(settings.database_url)
+    engine = engine_for(db_url, create=False)
     try:
         result = export_project(engine, project=project, path=out, with_predictions=with_predictions,
                                 min_confidence=min_confidence, chunk_rows=settings.import_chunk_rows,
-                                show_progress=True)
+                                show_progress=True, overwrite=force, raw=raw)
     finally:
         engine.dispose()
     click.echo(f"exported {result.rows:,} items to {result.path}")
@@ -480,9 +517,10 @@ def demo(host: str, port: int, no_serve: bool, db_url: str | None) -> None:
     from labelloop.io.demo_data import DEMO_ADMIN, DEMO_PROJECT, setup_demo
 
     settings = settings_for(db_url)
-    engine = open_engine(settings.database_url)
+    engine = engine_for(db_url)
     try:
         setup = setup_demo(engine, settings)
+        _hint_if_no_users(engine)
     finally:
         engine.dispose()
     if setup.imported is not None:
@@ -517,9 +555,22 @@ def serve(host: str, port: int, workers: int, orchestrate: bool, db_url: str | N
     from labelloop.server import serve as run_server
 
     settings = settings_for(db_url)
-    engine_for(db_url).dispose()  # migrate once here, not in every worker
+    engine = engine_for(db_url)  # migrate once here, not in every worker
+    try:
+        _hint_if_no_users(engine)
+    finally:
+        engine.dispose()
     click.echo(f"serving on http://{host}:{port}/ with {workers} worker(s) (Ctrl+C to stop)", err=True)
     run_server(settings, host=host, port=port, workers=workers, orchestrate=orchestrate)
+
+
+def _hint_if_no_users(engine: Engine) -> None:
+    """Say how to create the first user (no one can log in without one)."""
+    with reading(engine) as conn:
+        if store_users.list_users(conn):
+            return
+    click.echo("no users yet, so no one can log in: create an admin with "
+               "`labelloop user add NAME --role admin` (it prints a password once)", err=True)
 
 
 @main.command()
@@ -559,15 +610,19 @@ def orchestrate(project: str | None, all_projects: bool, once: bool, interval: f
 
         if interval is not None:
             settings = dataclasses.replace(settings, orchestrate_interval=interval)
+        engine = None
         try:
-            run_forever(settings, stop, mode="all")
+            engine = engine_for(db_url, create=False)
+            run_forever(settings, stop, engine=engine, mode="all")
         finally:
+            if engine is not None:
+                engine.dispose()
             for sig, old in previous.items():
                 signal.signal(sig, old)
             undo_logging()
         return
     try:
-        results = run_orchestrator(engine_for(db_url), settings, project=project, once=once, interval=interval,
+        results = run_orchestrator(engine_for(db_url, create=False), settings, project=project, once=once, interval=interval,
                                    min_new_labels=min_new_labels, model=model, strategy=strategy, stop=stop)
     finally:
         for sig, old in previous.items():
@@ -593,10 +648,17 @@ def migrate(db_url: str | None) -> None:
 @click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
 @db_option
 def backup(target: Path, db_url: str | None) -> None:
-    """Write a consistent copy of a live SQLite database to TARGET (PostgreSQL: use pg_dump)."""
+    """Write a consistent copy of a live SQLite database to TARGET (PostgreSQL: use pg_dump).
+
+    TARGET must not exist and is never written through a symbolic link; it is readable by
+    you only (mode 0600), since it holds the session secret and the password hashes."""
     from labelloop.store.backup import backup_sqlite
 
-    size = backup_sqlite(engine_for(db_url), target=target)
+    engine = engine_for(db_url, create=False)
+    try:
+        size = backup_sqlite(engine, target=target)
+    finally:
+        engine.dispose()
     click.echo(f"backed up {size:,} bytes to {target}")
 
 

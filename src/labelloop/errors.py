@@ -7,6 +7,8 @@ the HTTP layer) can turn it into a clear message with one ``except``::
     ├── ConfigError              a setting from the environment or the command line is invalid
     ├── StoreError               the database cannot be used as asked
     │   ├── SchemaTooNewError    the database was migrated by a newer labelloop
+    │   ├── DatabaseUnavailableError  the database cannot be opened (down, missing, not a database, ...)
+    │   │   └── NoDatabaseError  no labelloop database exists there (and none was to be created)
     │   ├── NotFoundError        a named project, item, user or tag does not exist
     │   ├── AlreadyExistsError   a project, user or tag of that name exists already
     │   └── ConflictError        the request clashes with current state (lease held by another, ...)
@@ -36,6 +38,16 @@ class StoreError(LabelloopError):
 
 class SchemaTooNewError(StoreError):
     """The database schema is newer than this version of labelloop knows."""
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database cannot be opened or used: server down or refusing, missing database or
+    folder, a file that is not a database, no permission. The message names the URL (never
+    its password) and the reason."""
+
+
+class NoDatabaseError(DatabaseUnavailableError):
+    """A command that needs an existing database found none (and must not create one)."""
 
 
 class NotFoundError(StoreError):

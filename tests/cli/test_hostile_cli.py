@@ -118,11 +118,15 @@ def test_export_writes_exactly_where_told(db_url, tmp_path, monkeypatch):
         assert (work / name).is_file()
     assert run("export", "p", "--db", db_url, "--", "-dash.csv").exit_code == 0  # not taken for an option
     assert (work / "-dash.csv").is_file() and not (work / "pwned").exists()
-    # a symbolic link at the target is replaced, its destination never written through
+    # a symbolic link at the target is an existing file: refused, or replaced with --force; its
+    # destination is never written through
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     os.symlink(victim, work / "link.csv")
-    assert run("export", "p", "link.csv", "--db", db_url).exit_code == 0
+    refused = run("export", "p", "link.csv", "--db", db_url)
+    assert refused.exit_code == 2 and "exists already (a symbolic link)" in refused.stderr
+    assert (work / "link.csv").is_symlink()
+    assert run("export", "p", "link.csv", "--force", "--db", db_url).exit_code == 0
     assert victim.read_text() == "precious"
     assert not (work / "link.csv").is_symlink() and (work / "link.csv").read_text().startswith("id,")
     # refused: a folder, a missing folder, an unknown format; nothing is left behind

@@ -137,7 +137,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(suffix, tmp_path):
         raise RuntimeError("database went away")
 
     with pytest.raises(RuntimeError, match="database went away"):
-        write_atomically(target, ("id", "title", "label", "label_source"), chunks())
+        write_atomically(target, ("id", "title", "label", "label_source"), chunks(), overwrite=True)
     assert target.read_text() == "previous export"
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
 

@@ -7,8 +7,14 @@ model's prediction (``label_source = model``; no label below ``min_confidence``)
 columns ``confidence`` and ``model_version``.
 
 Rows are read with a streaming cursor (server-side on PostgreSQL) and written per chunk, into
-a temporary file next to the target that is renamed at the end: a failure never leaves a half
-file behind.
+a temporary file next to the target that is moved into place at the end
+(:mod:`labelloop.store.outfiles`): a failure never leaves a half file behind, nothing is written
+through a symbolic link, an existing file is replaced only with ``overwrite`` (``--force``), and
+the file gets the user's umask like any other (0644 with the usual 022).
+
+CSV cells that a spreadsheet would run as a formula (text starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return) get a leading ``'``, header included, unless ``raw``
+(``--raw``); JSONL and Parquet keep every value as it is.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +33,7 @@ from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.io.progress import ProgressBar
 from labelloop.store import projects as store_projects
 from labelloop.store import reading
+from labelloop.store.outfiles import EXPORT_MODE, new_file, nofollow, refuse_existing
 from labelloop.store.projects import Project
 from labelloop.store.schema import item_scores, items, model_runs
 
@@ -35,6 +41,9 @@ FORMATS = (".csv", ".jsonl", ".parquet")
 LABEL_COLUMNS = ("label", "label_source")
 PREDICTION_COLUMNS = ("confidence", "model_version")
 Progress = Callable[[int], None]
+#: What makes a spreadsheet read a CSV cell as a formula (OWASP's "CSV injection" list).
+FORMULA_START = frozenset("=+-@\t\r")
+OVERWRITE_HINT = "choose a new name, or overwrite it with --force"
 
 
 @dataclass(frozen=True)
@@ -127,23 +136,26 @@ def _shown(value: Any) -> str | None:
 
 def export_project(engine: Engine, *, project: str, path: str | os.PathLike[str], with_predictions: bool = False,
                    min_confidence: float | None = None, chunk_rows: int = 20_000,
-                   show_progress: bool = False) -> ExportResult:
+                   show_progress: bool = False, overwrite: bool = False, raw: bool = False) -> ExportResult:
     """Write ``project`` to ``path`` (.csv, .jsonl or .parquet) and return the row count.
 
-    With ``show_progress`` a progress bar (rows written) goes to stderr."""
-    target = check_target(path)
+    An existing file at ``path`` is an error unless ``overwrite``. CSV cells that start like
+    a formula are neutralised unless ``raw``. With ``show_progress`` a progress bar (rows
+    written) goes to stderr."""
+    target = check_target(path, overwrite=overwrite)
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
         plan = plan_export(conn, project=proj, with_predictions=with_predictions, min_confidence=min_confidence)
         chunks = export_rows(conn, plan, chunk_rows=chunk_rows)
         if not show_progress:
-            return ExportResult(write_atomically(target, plan.columns, chunks), target)
+            return ExportResult(write_atomically(target, plan.columns, chunks, overwrite=overwrite, raw=raw), target)
         total = conn.execute(select(func.count()).where(items.c.project_id == proj.id)).scalar_one()
         with ProgressBar(f"exporting {target.name}", total=total, unit="rows") as bar:
-            return ExportResult(write_atomically(target, plan.columns, chunks, progress=bar.advance), target)
+            return ExportResult(write_atomically(target, plan.columns, chunks, progress=bar.advance,
+                                                 overwrite=overwrite, raw=raw), target)
 
 
-def check_target(path: str | os.PathLike[str]) -> Path:
+def check_target(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     target = Path(path)
     if target.suffix.lower() not in FORMATS:
         raise InvalidInputError(
@@ -154,24 +166,20 @@ def check_target(path: str | os.PathLike[str]) -> Path:
         raise InvalidInputError(f"{target}: the folder {str(parent)!r} does not exist")
     if target.is_dir():
         raise InvalidInputError(f"{target}: is a folder")
+    refuse_existing(target, overwrite=overwrite, hint=OVERWRITE_HINT)
     return target
 
 
 def write_atomically(target: Path, columns: tuple[str, ...], chunks: Iterator[list[tuple[Any, ...]]],
-                     *, progress: Progress | None = None) -> int:
-    """Write chunks to a temporary file beside ``target``, then rename it into place."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
-                                    prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        writer = {".csv": _write_csv, ".jsonl": _write_jsonl, ".parquet": _write_parquet}[target.suffix.lower()]
-        rows = writer(tmp, columns, chunks, progress)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return rows
+                     *, progress: Progress | None = None, overwrite: bool = False, raw: bool = False) -> int:
+    """Write chunks to a new temporary file beside ``target``, then move it into place
+    (:func:`labelloop.store.outfiles.new_file`)."""
+    suffix = target.suffix.lower()
+    with new_file(target, mode=EXPORT_MODE, overwrite=overwrite, hint=OVERWRITE_HINT) as tmp:
+        if suffix == ".csv":
+            return _write_csv(tmp, columns, chunks, progress, raw=raw)
+        writer = {".jsonl": _write_jsonl, ".parquet": _write_parquet}[suffix]
+        return writer(tmp, columns, chunks, progress)
 
 
 def _counting(chunks: Iterator[list[tuple[Any, ...]]], progress: Progress | None) -> Iterator[list[tuple[Any, ...]]]:
@@ -181,14 +189,19 @@ def _counting(chunks: Iterator[list[tuple[Any, ...]]], progress: Progress | None
             progress(len(chunk))
 
 
+def neutralise(row: tuple[Any, ...]) -> list[Any]:
+    """The row with a ``'`` before every text cell a spreadsheet would run as a formula."""
+    return ["'" + v if type(v) is str and v[:1] in FORMULA_START else v for v in row]
+
+
 def _write_csv(tmp: Path, columns: tuple[str, ...], chunks: Iterator[list[tuple[Any, ...]]],
-               progress: Progress | None) -> int:
+               progress: Progress | None, *, raw: bool = False) -> int:
     n = 0
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with open(tmp, "w", encoding="utf-8", newline="", opener=nofollow) as f:
         writer = csv.writer(f)
-        writer.writerow(columns)
+        writer.writerow(columns if raw else neutralise(columns))
         for chunk in _counting(chunks, progress):
-            writer.writerows(chunk)
+            writer.writerows(chunk if raw else map(neutralise, chunk))
             n += len(chunk)
     return n
 
@@ -197,7 +210,7 @@ def _write_jsonl(tmp: Path, columns: tuple[str, ...], chunks: Iterator[list[tupl
                  progress: Progress | None) -> int:
     n = 0
     dumps = json.JSONEncoder(ensure_ascii=False).encode
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with open(tmp, "w", encoding="utf-8", newline="\n", opener=nofollow) as f:
         for chunk in _counting(chunks, progress):
             f.write("".join(dumps(dict(zip(columns, row))) + "\n" for row in chunk))
             n += len(chunk)
@@ -215,7 +228,7 @@ def _write_parquet(tmp: Path, columns: tuple[str, ...], chunks: Iterator[list[tu
         [pa.field(c, pa.string()) for c in columns[:n_text]] + [pa.field(c, types[c]) for c in columns[n_text:]]
     )
     n = 0
-    with pq.ParquetWriter(tmp, schema) as writer:
+    with open(tmp, "wb", opener=nofollow) as out, pq.ParquetWriter(out, schema) as writer:
         for chunk in _counting(chunks, progress):
             arrays = [pa.array(list(values), type=f.type) for values, f in zip(zip(*chunk), schema)]
             writer.write_batch(pa.record_batch(arrays, schema=schema))

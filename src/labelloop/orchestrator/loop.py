@@ -18,6 +18,10 @@ Every check of a project, whatever its outcome, is recorded as the orchestrator'
 
 A stop (SIGTERM/SIGINT set the ``stop`` event) abandons a round in progress cleanly before
 its switch; a crash is recovered when the lock is next taken (:func:`recover`).
+
+A project without items waits: one INFO line says so when it starts waiting (not at every
+check), and no round runs until items arrive. A round that fails with one of labelloop's own
+errors logs one WARNING line (no traceback); only an unexpected crash logs its traceback.
 """
 
 from __future__ import annotations
@@ -29,13 +33,14 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 
 from labelloop.config import Settings
-from labelloop.errors import LabelloopError, LockedError
+from labelloop.errors import InvalidInputError, LabelloopError, LockedError
 from labelloop.orchestrator.lock import HEARTBEAT_SECONDS, ProjectLock, default_holder, describe
 from labelloop.orchestrator.round import Abandoned, RoundResult, recover, run_round
 from labelloop.store import heartbeats as store_heartbeats
 from labelloop.store import open_engine, reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
+from labelloop.store.items import has_items
 
 log = logging.getLogger("labelloop.orchestrator")
 MAX_BACKOFF_SECONDS = 600.0
@@ -58,6 +63,23 @@ def summary(result: RoundResult) -> str:
         f"{result.scored} items scored{score}; {t.get('total', 0):.1f}s "
         f"(model {result.model_seconds:.1f}s, write {t.get('write', 0):.1f}s)"
     )
+
+
+class Waits:
+    """What each project is waiting for, so that the log says it once per change of state."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str | None] = {}
+
+    def note(self, project: str, waiting: str | None) -> None:
+        if waiting is not None and self._last.get(project) != waiting:
+            log.info("%s: waiting for %s", project, waiting,
+                     extra={"fields": {"project": project, "waiting_for": waiting}})
+        self._last[project] = waiting
+
+
+def _no_items(project: str) -> str:
+    return f"items: the project has none yet (add them with `labelloop import {project} FILE ...`)"
 
 
 def round_fields(result: RoundResult) -> dict[str, object]:
@@ -104,24 +126,30 @@ def orchestrate(
             owner = lock.try_acquire()
         log.info("%s: lock taken over; starting", proj.name)
     results: list[RoundResult] = []
+    waits = Waits()
     try:
+        if once:
+            with reading(engine) as conn:
+                if not has_items(conn, project_id=proj.id):
+                    raise InvalidInputError(f"project {proj.name!r} has no items to train on; "
+                                            f"add them with `labelloop import {proj.name} FILE ...`")
         failed = recover(engine, project_id=proj.id)
         if failed:
             log.warning("%s: marked interrupted run(s) %s as failed; the last complete version serves",
                         proj.name, failed)
         failures = 0
         while not stop.is_set():
-            reason = "--once" if once else _due(engine, proj.name, min_new_labels)
+            reason = "--once" if once else _due(engine, proj.name, min_new_labels, waits)
             if reason is not None:
                 log.info("%s: round starting (%s)", proj.name, reason,
                          extra={"fields": {"project": proj.name, "reason": reason}})
                 try:
                     result = _round(engine, settings, project=proj.name, model=model, strategy=strategy,
                                     stop=stop, lock=lock)
-                except LabelloopError:
+                except LabelloopError as exc:
                     if once:
                         raise
-                    log.exception("%s: round failed; the previous version keeps serving", proj.name)
+                    log.warning("%s: round failed (%s); the previous version keeps serving", proj.name, exc)
                     result = None
                 except Exception:
                     if once:
@@ -155,9 +183,14 @@ def _round(engine: Engine, settings: Settings, *, project: str, **options: objec
         return RoundResult(project=project, status="abandoned", message=str(exc))
 
 
-def _due(engine: Engine, project: str, min_new_labels: int | None) -> str | None:
+def _due(engine: Engine, project: str, min_new_labels: int | None, waits: Waits) -> str | None:
+    """Why a round of ``project`` is due, or None (also while it waits for items)."""
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
+        if not has_items(conn, project_id=proj.id):
+            waits.note(project, _no_items(project))
+            return None
+        waits.note(project, None)
         threshold = int(min_new_labels if min_new_labels is not None else proj.setting("min_new_labels"))
         return store_runs.round_due(conn, project=proj, min_new_labels=threshold)
 
@@ -173,11 +206,13 @@ def _checked(engine: Engine, project_id: int, holder: str, mode: str) -> None:
 
 
 def run_pass(engine: Engine, settings: Settings, *, stop: threading.Event | None = None, mode: str = "server",
-             holder: str | None = None) -> list[RoundResult]:
+             holder: str | None = None, waits: Waits | None = None) -> list[RoundResult]:
     """Visit every project once: with its lock free, recover and run a round if one is due.
     Each project it checks gets a heartbeat (``mode``: ``server`` or ``all``; ``holder``: this
-    process, by default a new ``host:pid:nonce``)."""
+    process, by default a new ``host:pid:nonce``). ``waits`` (kept across passes) says what a
+    project waits for once, not at every pass."""
     holder = holder or default_holder()
+    waits = waits or Waits()
     results = []
     with reading(engine) as conn:
         names = store_projects.list_project_names(conn)
@@ -192,7 +227,7 @@ def run_pass(engine: Engine, settings: Settings, *, stop: threading.Event | None
                 continue  # another orchestrator works on it
             try:
                 recover(engine, project_id=proj.id)
-                reason = _due(engine, name, None)
+                reason = _due(engine, name, None, waits)
                 if reason is not None:
                     log.info("%s: round starting (%s)", name, reason,
                              extra={"fields": {"project": name, "reason": reason}})
@@ -202,6 +237,8 @@ def run_pass(engine: Engine, settings: Settings, *, stop: threading.Event | None
             finally:
                 _checked(engine, proj.id, holder, mode)
                 lock.release()
+        except LabelloopError as exc:
+            log.warning("%s: round failed (%s); the previous version keeps serving", name, exc)
         except Exception:
             log.exception("%s: round failed; the previous version keeps serving", name)
     return results
@@ -216,10 +253,11 @@ def run_forever(settings: Settings, stop_event: threading.Event, *, engine: Engi
     own = engine is None
     engine = engine or open_engine(settings.database_url)
     log.info("orchestrator started (checking every %.0fs)", settings.orchestrate_interval)
+    waits = Waits()
     try:
         while not stop_event.is_set():
             try:
-                run_pass(engine, settings, stop=stop_event, mode=mode, holder=holder)
+                run_pass(engine, settings, stop=stop_event, mode=mode, holder=holder, waits=waits)
             except Exception:
                 log.exception("orchestrator pass failed")
             stop_event.wait(settings.orchestrate_interval)

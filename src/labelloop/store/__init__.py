@@ -1,19 +1,13 @@
 """The database layer: schema, migrations and query functions (keyword-only arguments).
 
-Open a database with :func:`open_engine`; it migrates the schema on first use.
+Open a database with :func:`open_engine`; it migrates the schema on first use. With
+``create=False`` it refuses (``NoDatabaseError``) to create a database that does not exist;
+a database that cannot be opened raises ``DatabaseUnavailableError`` (see
+:mod:`labelloop.store.opening`).
 """
 
 from labelloop.store.engine import make_engine, reading, writing
 from labelloop.store.migrate import ensure_schema
-from sqlalchemy import Engine
-
-
-def open_engine(url: str, *, migrate: bool = True, **kwargs: object) -> Engine:
-    """Create an engine for ``url`` and bring its schema up to date."""
-    engine = make_engine(url, **kwargs)
-    if migrate:
-        ensure_schema(engine)
-    return engine
-
+from labelloop.store.opening import open_engine
 
 __all__ = ["open_engine", "make_engine", "reading", "writing", "ensure_schema"]

@@ -65,6 +65,11 @@ class Item:
     label_source: str | None
 
 
+def has_items(conn: Connection, *, project_id: int) -> bool:
+    """Whether the project has any item (one index look-up, whatever its size)."""
+    return conn.execute(select(items.c.id).where(items.c.project_id == project_id).limit(1)).first() is not None
+
+
 def get_item(conn: Connection, *, project: Project, item_id: int) -> Item:
     row = conn.execute(
         select(items).where(items.c.id == item_id, items.c.project_id == project.id)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from labelloop.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from labelloop.store.names import name_problem
 from labelloop.store.schema import projects, tags, utcnow
 
 MAX_TAG_LENGTH = 200
@@ -78,21 +79,29 @@ def parse_tag_list(text: str) -> list[str]:
 
 
 def validate_tag_names(names: list[str]) -> None:
+    """Tag names: 1-200 characters, no surrounding spaces, none twice, and no character
+    :func:`labelloop.store.names.name_problem` refuses (control, bidirectional, ``.``/``..``)."""
     seen: set[str] = set()
     for name in names:
+        problem = name_problem(name)
+        if problem is not None:
+            raise InvalidInputError(f"invalid tag name {name!r}: {problem}")
         if not name or name != name.strip():
             raise InvalidInputError(f"tag {name!r} is empty or has surrounding spaces")
         if len(name) > MAX_TAG_LENGTH:
             raise InvalidInputError(f"tag {name[:40]!r}... is longer than {MAX_TAG_LENGTH} characters")
-        if any(ord(c) < 32 for c in name):
-            raise InvalidInputError(f"tag {name!r} contains control characters")
         if name in seen:
             raise InvalidInputError(f"tag {name!r} is given twice")
         seen.add(name)
 
 
 def validate_project_name(name: str) -> None:
-    if not name or len(name) > 200 or name != name.strip() or any(ord(c) < 32 for c in name) or "/" in name:
+    """Project names: 1-200 characters, no '/' or surrounding spaces, and no character
+    :func:`labelloop.store.names.name_problem` refuses (control, bidirectional, ``.``/``..``)."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise InvalidInputError(f"invalid project name {name!r}: {problem}")
+    if not name or len(name) > 200 or name != name.strip() or "/" in name:
         raise InvalidInputError(
             f"invalid project name {name!r}: 1-200 characters, no '/', control characters or surrounding spaces"
         )

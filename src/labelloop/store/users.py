@@ -13,6 +13,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from labelloop.errors import AlreadyExistsError, AuthError, InvalidInputError, NotFoundError
 from labelloop.store.engine import insert_ignore
+from labelloop.store.names import name_problem
 from labelloop.store.schema import ROLES, api_tokens, meta, users, utcnow
 
 _hasher = PasswordHasher()
@@ -38,6 +39,11 @@ def _user(row: object) -> User:
 
 
 def validate_user_name(name: str) -> None:
+    """User names: 1-100 characters without spaces, and no character
+    :func:`labelloop.store.names.name_problem` refuses (control, bidirectional, ``.``/``..``)."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise InvalidInputError(f"invalid user name {name!r}: {problem}")
     if not name or len(name) > 100 or name != name.strip() or any(ord(c) < 33 for c in name):
         raise InvalidInputError(f"invalid user name {name!r}: 1-100 characters without spaces or control characters")
 
