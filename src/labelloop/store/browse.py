@@ -16,6 +16,8 @@ scored items, in id order. A cursor is an opaque string:
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -113,18 +115,34 @@ def _conditions(
     return base, where
 
 
+# A cursor's parts, each checked against what the columns hold (a larger number would overflow
+# in the database driver): ids are BIGINT, ranks INTEGER, confidences finite floats.
+_ID = r"(\d{1,19})"
+_CURSORS = {
+    "id": re.compile(r"i" + _ID, re.ASCII),
+    "priority": re.compile(r"(?:s(-?\d{1,10}):" + _ID + r"|u" + _ID + r")", re.ASCII),
+    "confidence": re.compile(r"(?:s([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,3})?):" + _ID + r"|u" + _ID + r")",
+                             re.ASCII),
+}
+MAX_ID = 2**63 - 1
+MAX_RANK = 2**31 - 1
+
+
 def _parse_cursor(cursor: str | None, sort: str) -> tuple[str, float | None, int] | None:
     if not cursor:
         return None
-    try:
-        kind, rest = cursor[0], cursor[1:]
-        if kind == "s" and sort != "id":
-            key, _, last_id = rest.rpartition(":")
-            return "s", int(key) if sort == "priority" else float(key), int(last_id)
-        if (kind == "i" and sort == "id") or (kind == "u" and sort != "id"):
-            return kind, None, int(rest)
-    except (ValueError, IndexError):
-        pass
+    match = _CURSORS[sort].fullmatch(cursor) if sort in _CURSORS else None
+    if match is not None:
+        kind = cursor[0]
+        if sort == "id":
+            key, last_id = None, int(match[1])
+        elif kind == "u":
+            key, last_id = None, int(match[3])
+        else:
+            key, last_id = (int(match[1]) if sort == "priority" else float(match[1])), int(match[2])
+        in_range = key is None or (abs(key) <= MAX_RANK if sort == "priority" else math.isfinite(key))
+        if last_id <= MAX_ID and in_range:
+            return kind, key, last_id
     raise InvalidInputError(f"invalid page cursor {cursor[:40]!r} for sort {sort!r}; start again from the first page")
 
 
@@ -214,7 +232,7 @@ def _window(
     if kind != "s":  # by id: a window is a range of ids, read through the primary key
         last = position[1] if position is not None else 0
         q = select(*COLS).where(*base, *where, items.c.id > last).order_by(items.c.id).limit(need)
-        upper = last + scan_window * ID_RANGE_FACTOR
+        upper = min(last + scan_window * ID_RANGE_FACTOR, MAX_ID)
         if where:  # without filters every item is a match: no window needed
             q = q.where(items.c.id <= upper)
         rows = [(None, r) for r in conn.execute(q)]
