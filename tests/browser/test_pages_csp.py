@@ -26,13 +26,15 @@ ADMIN_PAGES = [
     ("/admin/projects/news/browse", "browse"), ("/admin/projects/news/tags", "tags"), ("/admin/users", "users"),
     ("/admin/projects/news/models", "models"), ("/admin/projects/news/review", "review"),
     ("/admin/projects/news/dashboard", "dashboard"), ("/admin/projects/nope/browse", "error_page"),
-    ("/docs", "docs"),
+    ("/admin/projects/news/items/9", "item"), ("/docs", "docs"),
 ]
+BIG = 1_000_000
 
 
 @pytest.fixture
 def site(db_url: str, tmp_path, live_server_class):
-    """Project news (8 items, two labelled by ann), an admin and a labeller."""
+    """Project news (8 items, two labelled by ann, and item 9 with a 1 MB body of one
+    character), an admin and a labeller."""
     settings = Settings(database_url=db_url, models_dir=tmp_path / "models")
     engine = open_engine(db_url)
     now = datetime.now(UTC)
@@ -46,7 +48,9 @@ def site(db_url: str, tmp_path, live_server_class):
              "display": {"title": f"Story {i}", "body": f"Body of story {i}."},
              "rand": rand_key(project.seed, f"n{i}"), "created_at": now, "updated_at": now}
             for i in range(8)
-        ])
+        ] + [{"project_id": project.id, "external_id": "big", "text": "big", "rand": 2**62,
+              "display": {"title": "Story big: " + "w" * 3000, "body": "x" * BIG},
+              "created_at": now, "updated_at": now}])
     for tag in TAGS[:2]:
         with writing(engine) as conn:
             lease = queue.next_item(conn, project=project, user_id=ann, lease_seconds=600)
@@ -132,3 +136,29 @@ def test_docs_render_the_operations_offline(chromium, site, artefacts, db_url):
         assert console.take() == []
         page.screenshot(path=str(artefacts / f"docs_{width}_{backend}.png"))
         context.close()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_browse_cuts_the_1mb_item_and_its_page_shows_it(chromium, site, artefacts, db_url, width, height):
+    backend = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+    context = chromium.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    console = Console(page)
+    log_in(page, site.url, "boss")
+    response = page.goto(site.url + "/admin/projects/news/browse")
+    assert len(response.body()) < 80_000  # the 1 MB item is cut to 2,000 characters a field
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # the table scrolls in its box
+    row = page.locator("table.browse tbody tr", has_text="big")
+    assert row.locator(".item-title .cut").inner_text() == "…"
+    row.locator("details.item-full summary").click()
+    assert row.locator("details.item-full .field-text").nth(1).inner_text() == "x" * 2000 + "…"
+    page.screenshot(path=str(artefacts / f"browse_{width}_{backend}.png"), full_page=True)
+    row.get_by_role("link", name="Long fields are cut here: open the full item").click()
+    page.wait_for_url("**/admin/projects/news/items/9")
+    body = page.locator(".item-fields .field-text").nth(1)
+    assert body.evaluate("e => e.textContent.length") == BIG
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # the long run wraps
+    assert page.locator(".item-facts").inner_text().startswith("external id\nbig")
+    page.screenshot(path=str(artefacts / f"item_{width}_{backend}.png"))  # the top: 1 MB is very long
+    assert console.take() == []
+    context.close()

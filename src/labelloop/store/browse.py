@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, String, case, exists, func, insert, or_, select
 
-from labelloop.errors import InvalidInputError
+from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.store.projects import Project
 from labelloop.store.schema import (
     ANNOTATION_SOURCES, annotations, audit_log, item_scores, items, projects, score_ranks, users, utcnow,
@@ -216,6 +216,15 @@ def browse_items(
                 break
     page = found[:limit]
     return BrowsePage(_decorate(conn, project, [r for _, _, r in page]), next_cursor)
+
+
+def browse_item(conn: Connection, *, project: Project, item_id: int) -> BrowseRow:
+    """One item of the project as the data browser shows it, whole (every field in full), with
+    its labels, oldest first. NotFoundError if the project has no such item."""
+    row = conn.execute(select(*COLS).where(items.c.id == item_id, items.c.project_id == project.id)).first()
+    if row is None:
+        raise NotFoundError(f"no item {item_id} in project {project.name!r}")
+    return _decorate(conn, project, [row])[0]
 
 
 def _window(
