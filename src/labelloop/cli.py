@@ -111,6 +111,8 @@ _SETTING_OPTIONS = [
                  help="Share (0-1) of the queue's head picked at random (default 0.1)."),
     click.option("--class-weight", type=click.Choice(["balanced", "none"]), default=None,
                  help="Class weights of the classifier (default none)."),
+    click.option("--show-item-ids/--hide-item-ids", "show_item_ids", default=None,
+                 help="Show labellers each item's external id (default: hidden; an id may give the answer away)."),
 ]
 
 

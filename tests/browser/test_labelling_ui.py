@@ -57,8 +57,10 @@ def site(db_url: str, tmp_path: Path, shared_datasets: Path, live_server_class):
     settings = Settings(database_url=db_url, lease_seconds=10, models_dir=tmp_path / "models")
     engine = open_engine(db_url)
     with writing(engine) as conn:
-        store_projects.create_project(conn, name="reddit", labels=TAGS, seed=7)
-        store_projects.create_project(conn, name="hostile", labels=["Fine", "Bad"], seed=1)
+        # these pages show external ids (tests/browser/test_label_page.py checks that, by default, they do not)
+        store_projects.create_project(conn, name="reddit", labels=TAGS, seed=7, settings={"show_item_ids": True})
+        store_projects.create_project(conn, name="hostile", labels=["Fine", "Bad"], seed=1,
+                                      settings={"show_item_ids": True})
         for name, role in (("boss", "admin"), ("ann", "labeller"), ("bob", "labeller")):
             store_users.create_user(conn, name=name, role=role, password=PASSWORD)
         for project in ("reddit", "hostile"):  # labellers see only the projects they are members of

@@ -57,6 +57,7 @@ def test_init_takes_settings_and_configure_prints_and_changes_them(db_url, tmp_p
     assert shown.stdout.splitlines() == [
         "lease_seconds: 120", "overlap_fraction: 0.3", "overlap_k: 3", "audit_fraction: 0.1", "min_new_labels: 10",
         "model: tfidf-logreg", "strategy: margin", "exploration: 0.1", "class_weight: none",
+        "show_item_ids: False",
     ]
     (tmp_path / "items.csv").write_text("id,text\n" + "".join(f"{i},text {i}\n" for i in range(200)))
     assert run("import", "p", tmp_path / "items.csv", "--id-column", "id", "--text-columns", "text",
@@ -107,3 +108,20 @@ def test_status_json_has_audit_and_advice_before_a_model(db_url):
     status = json.loads(run("status", "p", "--json", "--db", db_url).stdout)
     assert status["audit"] == {"labelled": 0, "accuracy": None, "ci95": None}
     assert status["advice"] is None
+
+
+def test_show_item_ids_is_off_by_default_and_switched_by_configure(db_url):
+    assert run("init", "p", "--labels", "A,B", "--db", db_url).exit_code == 0
+    assert "show_item_ids: False" in run("configure", "p", "--db", db_url).stdout.splitlines()
+    shown = run("configure", "p", "--show-item-ids", "--db", db_url)
+    assert shown.exit_code == 0 and shown.stdout == "show_item_ids: False -> True\n"
+    assert settings_of(db_url)[0] == {"show_item_ids": True}
+    assert not retrain_requested(db_url)  # not a model setting
+    assert run("configure", "p", "--show-item-ids", "--db", db_url).stdout == "nothing changed\n"
+    hidden = run("configure", "p", "--hide-item-ids", "--db", db_url)
+    assert hidden.stdout == "show_item_ids: True -> False\n"
+    settings, log = settings_of(db_url)
+    assert settings == {"show_item_ids": False}
+    assert log[0]["details"]["changes"] == {"show_item_ids": {"from": True, "to": False}}
+    assert run("init", "q", "--labels", "A", "--show-item-ids", "--db", db_url).exit_code == 0
+    assert settings_of(db_url, "q")[0] == {"show_item_ids": True}

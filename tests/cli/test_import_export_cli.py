@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from labelloop.cli import main
+from labelloop.io.demo_data import read_articles
 from labelloop.store import open_engine, reading
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
@@ -154,11 +155,19 @@ def test_demo_sets_up_project_and_admin_once(db_url):
         project = store_projects.get_project(conn, name="bbc-news")
         assert project.tag_names == ["business", "entertainment", "politics", "sports", "tech"]
         assert store_users.authenticate_password(conn, name="admin", password=password).is_admin
-        item = conn.execute(select(items).where(items.c.external_id == "business/001")).one()
+        item = conn.execute(select(items).where(items.c.display["title"].as_string()
+                                                == "Ad sales boost Time Warner profit")).one()
+        ids = dict(conn.execute(select(items.c.external_id, items.c.display["title"].as_string())
+                                .order_by(items.c.id)).all())
     engine.dispose()
-    assert item.display["title"] == "Ad sales boost Time Warner profit"
     assert item.text.startswith("Ad sales boost Time Warner profit\n\nQuarterly profits at US media giant")
     assert item.label_tag_id is None and item.n_labels == 0
+    # neutral ids, bbc-0001 to bbc-2225 in database order, and neither tells the topic
+    assert list(ids) == [f"bbc-{n:04d}" for n in range(1, 2226)]
+    topic = {a["title"]: a["topic"] for a in read_articles()}
+    runs = sum(topic[a] != topic[b] for a, b in zip(list(ids.values()), list(ids.values())[1:]))
+    assert runs > 1000  # sorted by topic there would be 4 changes; shuffled, about 4 in 5 neighbours differ
+    assert {topic[t] for t in list(ids.values())[:100]} == set(project.tag_names)
     assert status(db_url, "bbc-news")["items"] == 2225 and status(db_url, "bbc-news")["labelled"] == 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from sqlalchemy import func, select
@@ -128,17 +129,56 @@ def test_skip_and_undo(client, world):
     # bob gets the item ann skipped (it is first in the queue order)
     assert client.post(f"{API}/next", headers=world.auth("bob")).json()["item"]["id"] == first["id"]
 
-    assert client.post(f"{API}/undo", headers=ann).status_code == 404  # nothing labelled yet
+    # undo takes ann's skip first, but bob holds that item now: it cannot come back
+    gone = client.post(f"{API}/undo", headers=ann)
+    assert gone.status_code == 409 and gone.json()["detail"] == (
+        "the item you skipped went to another labeller meanwhile and cannot come back now "
+        "(your skip is undone: it may come back to you later)")
+    assert client.post(f"{API}/next", headers=ann).json()["item"]["id"] == second["id"]  # ann keeps hers
+    nothing = client.post(f"{API}/undo", headers=ann)
+    assert nothing.status_code == 404 and nothing.json()["detail"] == "you have no label or skip to undo in project 'news'"
     client.post(f"{API}/items/{second['id']}/labels", json={"label": "Sport"}, headers=ann)
     third = client.post(f"{API}/next", headers=ann).json()["item"]
     undone = client.post(f"{API}/undo", headers=ann)
     assert undone.status_code == 200 and undone.json()["item"]["id"] == second["id"]
+    assert undone.json()["undone"] == "label"
     assert client.post(f"{API}/next", headers=ann).json()["item"]["id"] == second["id"]
     assert client.post(f"{API}/items/{second['id']}/labels", json={"label": "Tech"}, headers=ann).status_code == 201
     stats = client.get(f"{API}/stats", headers=ann).json()
     assert stats["per_tag"] == {"Sport": 0, "Politics": 0, "Tech": 1} and stats["yours_total"] == 1
     # the lease ann held on `third` before undoing was given back: it goes to the next asker
     assert client.post(f"{API}/next", headers=ann).json()["item"]["id"] == third["id"]
+
+
+def test_undo_after_a_skip_brings_the_skipped_item_back(client, world):
+    """Undo is a stack of your labels and skips, on the cookie path (the page) and with a token."""
+    for who, headers in (("ann", world.auth("ann")), ("bob", None)):
+        if headers is None:  # bob through a session cookie and the CSRF token, as the page does
+            client.cookies.clear()
+            page = client.get("/login").text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+            client.post("/login", data={"username": who, "password": "correct horse", "csrf_token": csrf})
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/projects").text).group(1)
+            headers = {"X-CSRF-Token": csrf}
+        first = client.post(f"{API}/next", headers=headers).json()["item"]
+        client.post(f"{API}/items/{first['id']}/labels", json={"label": "Tech"}, headers=headers)
+        skipped = client.post(f"{API}/next", headers=headers).json()["item"]
+        assert client.post(f"{API}/items/{skipped['id']}/skip", headers=headers).status_code == 204
+        shown = client.post(f"{API}/next", headers=headers).json()["item"]
+        assert shown["id"] not in (first["id"], skipped["id"])
+        back = client.post(f"{API}/undo", headers=headers)
+        assert back.status_code == 200, back.text
+        assert back.json()["undone"] == "skip" and back.json()["item"] == skipped
+        assert client.post(f"{API}/next", headers=headers).json()["item"]["id"] == skipped["id"]
+        label = client.post(f"{API}/items/{skipped['id']}/labels", json={"label": "Sport"}, headers=headers)
+        assert label.status_code == 201
+        again = client.post(f"{API}/undo", headers=headers).json()  # then the label just made ...
+        assert (again["undone"], again["item"]["id"]) == ("label", skipped["id"])
+        client.post(f"{API}/items/{skipped['id']}/skip", headers=headers)
+        undone = [client.post(f"{API}/undo", headers=headers).json() for _ in range(2)]  # ... and the stack
+        assert [(u["undone"], u["item"]["id"]) for u in undone] == [("skip", skipped["id"]), ("label", first["id"])]
+        assert client.post(f"{API}/undo", headers=headers).status_code == 404
+        client.post(f"{API}/items/{first['id']}/labels", json={"label": "Tech"}, headers=headers)
 
 
 def test_short_leases_expire_and_renew(world, engine, db_url):

@@ -116,7 +116,8 @@ def test_undo_keeps_the_audit_flag_and_skipped_audit_items_are_the_next_draw(wor
         again = labelling.undo_last(conn, project=project, user_id=user, lease_seconds=600, now=T0)
         row = conn.execute(select(assignments.c.is_audit, assignments.c.state).where(
             assignments.c.item_id == first.item_id, assignments.c.user_id == user)).one()
-    assert (again.item_id, again.is_audit) == (first.item_id, True) and tuple(row) == (True, "leased")
+    assert (again.what, again.lease.item_id, again.lease.is_audit) == ("label", first.item_id, True)
+    assert tuple(row) == (True, "leased")
     assert claim(engine, project, user, rng).is_audit  # the renewed lease keeps its flag
     label(engine, project, user, first.item_id, tag="A")
     with reading(engine) as conn:

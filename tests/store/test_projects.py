@@ -77,3 +77,14 @@ def test_settings_are_validated_and_merged(engine):
 def test_bad_project_names(engine, name):
     with writing(engine) as conn, pytest.raises(InvalidInputError):
         create_project(conn, name=name, labels=["A"])
+
+
+def test_show_item_ids_is_off_by_default_and_a_boolean(engine):
+    with writing(engine) as conn:
+        project = create_project(conn, name="p", labels=["A"])
+        assert project.setting("show_item_ids") is False
+        update_settings(conn, project_id=project.id, values={"show_item_ids": True})
+        with pytest.raises(InvalidInputError, match="show_item_ids must be true or false, got 'yes'"):
+            update_settings(conn, project_id=project.id, values={"show_item_ids": "yes"})
+    with reading(engine) as conn:
+        assert get_project(conn, name="p").setting("show_item_ids") is True

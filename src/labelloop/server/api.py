@@ -35,6 +35,7 @@ from labelloop.server.schemas import (
     LeasePublic,
     ProjectPublic,
     StatsPublic,
+    UndonePublic,
     UserPublic,
 )
 from labelloop.store import labelling as store_labelling
@@ -171,10 +172,15 @@ async def renew(ctx: LabellingDep, item_id: ItemIdPath) -> dict[str, Any]:
     return {"expires_at": expires}
 
 
-@router.post("/projects/{project}/undo", response_model=NextPublic)
+@router.post("/projects/{project}/undo", response_model=UndonePublic)
 async def undo(ctx: LabellingDep) -> Any:
-    """Undo your last label in the project: the item comes back to you, leased (404: none)."""
-    lease = await ctx.dispatcher.run(
+    """Undo your last label or skip in the project (a stack: each undo takes the latest one
+    left): the item comes back to you, leased, and ``undone`` says which it was. 404: nothing
+    to undo; 409: the item you skipped went to others meanwhile (the skip is forgotten)."""
+    undone = await ctx.dispatcher.run(
         lambda conn: ctx.dispatcher.undo(conn, project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
     )
-    return next_response(lease)
+    if undone.lease is None:
+        raise HTTPException(409, "the item you skipped went to another labeller meanwhile and cannot come back now "
+                                 "(your skip is undone: it may come back to you later)")
+    return next_response(undone.lease, undone=undone.what)

@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -26,11 +25,13 @@ from labelloop.errors import LabelloopError
 from labelloop.server import admin, api, auth, dashboard, models_admin, pages, review
 from labelloop.server import formats
 from labelloop.server.caches import AuthCache, MemberCache, ProjectCache
-from labelloop.server.deps import CurrentUser, LoginRequired, PageUser
+from labelloop.server.deps import CurrentUser, LoginRequired
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.fastpath import FastLabelling
 from labelloop.server.requestlog import RequestLog
 from labelloop.server.responses import SafeJSONResponse, status_of, unstorable_message
+from labelloop.server.web import assets
+from labelloop.server.web.headers import SecurityHeaders
 from labelloop.store import open_engine
 from labelloop.store.migrate import current_revision, head_revision
 
@@ -165,6 +166,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(FastLabelling)  # bearer-token next/labels: before sessions and routing
     app.add_middleware(BodyLimit)
     app.add_middleware(RejectNul)
+    app.add_middleware(SecurityHeaders)  # CSP, framing, nosniff, referrer: on every answer
     app.add_middleware(RequestLog)  # outermost: every answer has an X-Request-ID and a log line
 
     @app.exception_handler(LabelloopError)
@@ -214,12 +216,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def openapi(user: CurrentUser) -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs(user: PageUser) -> Response:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="labelloop API")
-
+    assets.mount_assets(app)  # Swagger UI's files for /docs: before /static, which would take them
     app.mount("/static", StaticFiles(directory=str(HERE / "static"), check_dir=False), name="static")
     app.include_router(auth.router)
+    app.include_router(assets.router)  # /docs (behind the login) and /favicon.ico
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(admin.router)

@@ -398,12 +398,12 @@ class Dispatcher:
         self._give_back(project, item_id, audit=audit)
 
     def undo(self, conn: Connection, *, project: Project, user_id: int, lease_seconds: int) -> Any:
-        """Undo the user's last label; the lease they held meanwhile goes back to the candidates."""
+        """Undo the user's last label or skip; the lease they held meanwhile goes back to the candidates."""
         held = store_queue.current_lease(conn, project=project, user_id=user_id)
-        lease = store_labelling.undo_last(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
-        if held is not None and held.item_id != lease.item_id:
+        undone = store_labelling.undo_last(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
+        if undone.lease is not None and held is not None and held.item_id != undone.item_id:
             self._give_back(project, held.item_id, audit=held.is_audit)
-        return lease
+        return undone
 
     def _give_back(self, project: Project, item_id: int, *, audit: bool) -> None:
         """Put an item back at the front of the buffer it came from: an audit item must go to

@@ -28,7 +28,7 @@ from labelloop.store import labelling as store_labelling
 from labelloop.store import queue as store_queue
 
 _NEXT = re.compile(r"/api/projects/([^/]+)/next")
-_LABEL = re.compile(r"/api/projects/([^/]+)/items/(\d{1,18})/labels")
+_LABEL = re.compile(r"/api/projects/([^/]+)/items/([1-9]\d{0,17})/labels")  # else FastAPI: 422 as for cookies
 
 
 def _bearer(scope: Scope) -> str | None:

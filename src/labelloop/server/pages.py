@@ -118,6 +118,7 @@ def label_page(
         "tags": project.tag_names,
         "csrf": csrf_token(request),
         "lease_seconds": lease,
+        "show_ids": bool(project.setting("show_item_ids")),  # off: the page never shows external ids
         "stats": {k: stats[k] for k in ("items", "labelled", "yours_today", "yours_total")},
     }
     pct = 100.0 * stats["labelled"] / stats["items"] if stats["items"] else 0.0

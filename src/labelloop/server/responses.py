@@ -53,11 +53,13 @@ class SafeJSONResponse(JSONResponse):
         return raw.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
 
 
-def next_response(lease: Lease) -> SafeJSONResponse:
-    """The ``NextPublic`` answer for a lease, rendered directly (no response-model validation)."""
-    return SafeJSONResponse(
-        {
-            "item": {"id": lease.item_id, "external_id": lease.external_id, "display": lease.display},
-            "lease": {"expires_at": lease.expires_at.isoformat().replace("+00:00", "Z")},
-        }
-    )
+def next_response(lease: Lease, *, undone: str | None = None) -> SafeJSONResponse:
+    """The ``NextPublic`` answer for a lease, rendered directly (no response-model validation);
+    with ``undone`` (``UndonePublic``), what an undo undid: "label" or "skip"."""
+    content: dict[str, Any] = {
+        "item": {"id": lease.item_id, "external_id": lease.external_id, "display": lease.display},
+        "lease": {"expires_at": lease.expires_at.isoformat().replace("+00:00", "Z")},
+    }
+    if undone is not None:
+        content["undone"] = undone
+    return SafeJSONResponse(content)

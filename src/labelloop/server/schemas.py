@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,12 @@ class NextPublic(BaseModel):
 
     item: ItemPublic
     lease: LeasePublic
+
+
+class UndonePublic(NextPublic):
+    """The item whose label or skip you undid, leased to you again."""
+
+    undone: Literal["label", "skip"] = Field(description="What was undone: your label, or your skip.")
 
 
 class LabelCreate(BaseModel):

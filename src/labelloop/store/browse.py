@@ -16,6 +16,8 @@ scored items, in id order. A cursor is an opaque string:
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, String, case, exists, func, insert, or_, select
 
-from labelloop.errors import InvalidInputError
+from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.store.projects import Project
 from labelloop.store.schema import (
     ANNOTATION_SOURCES, annotations, audit_log, item_scores, items, projects, score_ranks, users, utcnow,
@@ -113,18 +115,34 @@ def _conditions(
     return base, where
 
 
+# A cursor's parts, each checked against what the columns hold (a larger number would overflow
+# in the database driver): ids are BIGINT, ranks INTEGER, confidences finite floats.
+_ID = r"(\d{1,19})"
+_CURSORS = {
+    "id": re.compile(r"i" + _ID, re.ASCII),
+    "priority": re.compile(r"(?:s(-?\d{1,10}):" + _ID + r"|u" + _ID + r")", re.ASCII),
+    "confidence": re.compile(r"(?:s([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,3})?):" + _ID + r"|u" + _ID + r")",
+                             re.ASCII),
+}
+MAX_ID = 2**63 - 1
+MAX_RANK = 2**31 - 1
+
+
 def _parse_cursor(cursor: str | None, sort: str) -> tuple[str, float | None, int] | None:
     if not cursor:
         return None
-    try:
-        kind, rest = cursor[0], cursor[1:]
-        if kind == "s" and sort != "id":
-            key, _, last_id = rest.rpartition(":")
-            return "s", int(key) if sort == "priority" else float(key), int(last_id)
-        if (kind == "i" and sort == "id") or (kind == "u" and sort != "id"):
-            return kind, None, int(rest)
-    except (ValueError, IndexError):
-        pass
+    match = _CURSORS[sort].fullmatch(cursor) if sort in _CURSORS else None
+    if match is not None:
+        kind = cursor[0]
+        if sort == "id":
+            key, last_id = None, int(match[1])
+        elif kind == "u":
+            key, last_id = None, int(match[3])
+        else:
+            key, last_id = (int(match[1]) if sort == "priority" else float(match[1])), int(match[2])
+        in_range = key is None or (abs(key) <= MAX_RANK if sort == "priority" else math.isfinite(key))
+        if last_id <= MAX_ID and in_range:
+            return kind, key, last_id
     raise InvalidInputError(f"invalid page cursor {cursor[:40]!r} for sort {sort!r}; start again from the first page")
 
 
@@ -200,6 +218,15 @@ def browse_items(
     return BrowsePage(_decorate(conn, project, [r for _, _, r in page]), next_cursor)
 
 
+def browse_item(conn: Connection, *, project: Project, item_id: int) -> BrowseRow:
+    """One item of the project as the data browser shows it, whole (every field in full), with
+    its labels, oldest first. NotFoundError if the project has no such item."""
+    row = conn.execute(select(*COLS).where(items.c.id == item_id, items.c.project_id == project.id)).first()
+    if row is None:
+        raise NotFoundError(f"no item {item_id} in project {project.name!r}")
+    return _decorate(conn, project, [row])[0]
+
+
 def _window(
     conn: Connection, project: Project, sort: str, kind: str, position: tuple[Any, int] | None,
     base: list[ColumnElement[bool]], where: list[ColumnElement[bool]], need: int, scan_window: int,
@@ -214,7 +241,7 @@ def _window(
     if kind != "s":  # by id: a window is a range of ids, read through the primary key
         last = position[1] if position is not None else 0
         q = select(*COLS).where(*base, *where, items.c.id > last).order_by(items.c.id).limit(need)
-        upper = last + scan_window * ID_RANGE_FACTOR
+        upper = min(last + scan_window * ID_RANGE_FACTOR, MAX_ID)
         if where:  # without filters every item is a match: no window needed
             q = q.where(items.c.id <= upper)
         rows = [(None, r) for r in conn.execute(q)]

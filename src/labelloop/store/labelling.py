@@ -10,7 +10,9 @@ leases back, undo the last label. Which item they get, and the lease rules, are 
   is one statement (``labelloop_label`` of migration 0003); :func:`label_many` sends several
   users' labels in one statement (the server's batches).
 - A skipped item goes back to the queue for others, never to that user again.
-- Undo deletes the user's last label and leases the item to them again (an audit item stays one).
+- Undo takes the user's last label or skip (a stack of both): a label is deleted, a skip forgotten,
+  and the item is leased to them again (an audit item stays one); a skipped item that went to
+  others meanwhile cannot come back (its skip is forgotten all the same).
 
 Every function takes the connection of a write transaction and keyword-only arguments; ``now``
 can be injected (tests, simulations) and defaults to the current UTC time.
@@ -230,15 +232,29 @@ def release_leases(conn: Connection, *, project: Project, user_id: int) -> int:
     return int(result.rowcount or 0)
 
 
+@dataclass(frozen=True)
+class Undone:
+    """What :func:`undo_last` undid (``what``: ``"label"`` or ``"skip"``) and the item's new lease;
+    ``lease`` is None when a skipped item went to other labellers meanwhile (then the skip is
+    forgotten, and the item may come back to the user later, in queue order)."""
+
+    what: str
+    item_id: int
+    lease: Lease | None
+
+
 def undo_last(
     conn: Connection, *, project: Project, user_id: int, lease_seconds: int, now: datetime | None = None
-) -> Lease:
-    """Undo the user's last label in the project: the annotation is deleted and the item is
-    leased to them again (any other lease they held there is given back), still an audit item
-    if it was one. NotFoundError when they have no label to undo."""
+) -> Undone:
+    """Undo the user's last label or skip in the project (undo is a stack of the two: each undo
+    takes the latest one left). The item is leased to them again (any other lease they held
+    there is given back), still an audit item if it was one: a label is deleted, a skip
+    forgotten. A skipped item that others hold or have labelled since cannot come back: its skip
+    is forgotten all the same and :attr:`Undone.lease` is None (the user keeps their lease).
+    NotFoundError when they have nothing to undo."""
     now = now or utcnow()
-    last = conn.execute(
-        select(annotations.c.id, annotations.c.item_id, annotations.c.is_audit)
+    label = conn.execute(
+        select(annotations.c.id, annotations.c.item_id, annotations.c.is_audit, annotations.c.created_at)
         .where(
             annotations.c.project_id == project.id,
             annotations.c.user_id == user_id,
@@ -247,11 +263,30 @@ def undo_last(
         .order_by(annotations.c.created_at.desc(), annotations.c.id.desc())
         .limit(1)
     ).first()
-    if last is None:
-        raise NotFoundError(f"you have no label to undo in project {project.name!r}")
-    conn.execute(select(items.c.id).where(items.c.id == last.item_id).with_for_update()).first()
+    skip = conn.execute(
+        select(assignments.c.id, assignments.c.item_id, assignments.c.is_audit, assignments.c.finished_at)
+        .where(
+            assignments.c.project_id == project.id,
+            assignments.c.user_id == user_id,
+            assignments.c.state == "skipped",
+        )
+        .order_by(assignments.c.finished_at.desc(), assignments.c.id.desc())
+        .limit(1)
+    ).first()
+    if label is None and skip is None:
+        raise NotFoundError(f"you have no label or skip to undo in project {project.name!r}")
+    undo_skip = skip is not None and (label is None or skip.finished_at > label.created_at)
+    last = skip if undo_skip else label
+    assert last is not None
+    item = conn.execute(
+        select(items.c.n_labels, items.c.target_labels).where(items.c.id == last.item_id).with_for_update()
+    ).one()
+    if undo_skip and item.n_labels + _live_leases_by_others(conn, last.item_id, user_id, now) >= item.target_labels:
+        conn.execute(delete(assignments).where(assignments.c.id == last.id))
+        return Undone("skip", last.item_id, None)
     release_leases(conn, project=project, user_id=user_id)
-    conn.execute(delete(annotations).where(annotations.c.id == last.id))
+    if not undo_skip:
+        conn.execute(delete(annotations).where(annotations.c.id == last.id))
     expires = now + timedelta(seconds=lease_seconds)
     result = conn.execute(
         update(assignments)
@@ -265,6 +300,14 @@ def undo_last(
                 is_audit=bool(last.is_audit), leased_at=now, expires_at=expires,
             )
         )
-    refresh_items(conn, item_ids=[last.item_id])
+    if not undo_skip:
+        refresh_items(conn, item_ids=[last.item_id])
     row = conn.execute(select(items.c.external_id, items.c.display).where(items.c.id == last.item_id)).one()
-    return Lease(last.item_id, row.external_id, dict(row.display), expires, bool(last.is_audit))
+    lease = Lease(last.item_id, row.external_id, dict(row.display), expires, bool(last.is_audit))
+    return Undone("skip" if undo_skip else "label", last.item_id, lease)
+
+
+def _live_leases_by_others(conn: Connection, item_id: int, user_id: int, now: datetime) -> int:
+    row = raw.one(conn, f"SELECT {LIVE_BY_OTHERS}", {"item": item_id, "user": user_id, "now": raw.ts(conn, now)})
+    assert row is not None
+    return int(row[0])

@@ -14,6 +14,12 @@
  *
  * Leases are renewed every half lease while the page shows an item, and at once when the tab
  * becomes visible again; a lost lease fetches the next item with a notice.
+ *
+ * The item's external id is shown only when the project's show_item_ids setting is on: an id
+ * like "sports/152" gives the answer away. The card carries the database id in data-item (as
+ * the API does) for scripts and tests; nothing on screen shows it.
+ *
+ * Undo is a stack of the user's labels and skips: the answer says which one came back.
  */
 (function () {
   "use strict";
@@ -134,6 +140,11 @@
     skipBtn.disabled = !on;
   }
 
+  // "#<external id>" when the project shows ids, else "" (for the item line and the notices).
+  function ref(item) {
+    return cfg.show_ids ? "#" + item.external_id : "";
+  }
+
   function show(data) {
     current = data;
     const display = data.item.display || {};
@@ -151,8 +162,9 @@
       titleEl.hidden = true;
       addField(null, cols.length ? text(display[cols[0]]) : "");
     }
-    refEl.textContent = "#" + data.item.external_id;
-    refEl.title = "external id " + data.item.external_id;
+    refEl.textContent = ref(data.item);
+    refEl.title = cfg.show_ids ? "external id " + data.item.external_id : "";
+    card.dataset.item = String(data.item.id);
     stateEl.textContent = "";
     tagButtons.forEach((b) => b.classList.remove("chosen"));
     scroller.scrollTop = 0;
@@ -167,6 +179,7 @@
   function showDone() {
     current = null;
     refEl.textContent = "";
+    delete card.dataset.item;
     clearTimeout(renewTimer);
     setLoading(false);
     card.hidden = true;
@@ -263,7 +276,7 @@
     if (button) button.classList.add("chosen");
     const saved = await finishAndAdvance(
       (item) => api("POST", "/items/" + item.id + "/labels", { label: tag }),
-      (item) => "Saved #" + item.external_id + " as " + tag
+      (item) => (cfg.show_ids ? "Saved " + ref(item) + " as " : "Saved as ") + tag
     );
     if (saved) bump(+1);
   }
@@ -272,7 +285,7 @@
     if (busy || !current) return;
     await finishAndAdvance(
       (item) => api("POST", "/items/" + item.id + "/skip"),
-      (item) => "Skipped #" + item.external_id
+      (item) => (cfg.show_ids ? "Skipped " + ref(item) : "Skipped")
     );
   }
 
@@ -282,13 +295,16 @@
     setLoading(true);
     try {
       const data = await api("POST", "/undo");
-      bump(-1);
+      const what = data.undone === "skip" ? "skip" : "label";
+      if (what === "label") bump(-1);
       show(data);
-      stateEl.textContent = "label undone: choose again";
-      say("Undone #" + data.item.external_id, "ok");
+      stateEl.textContent = what === "label" ? "label undone: choose again" : "skip undone: label it now";
+      say(what === "label" ? "Label undone" : "Skip undone", "ok");
     } catch (err) {
       setLoading(false);
-      say(err.status === 404 ? "Nothing to undo" : "Undo failed: " + err.message, "error");
+      if (err.status === 404) say("Nothing to undo", "error");
+      else if (err.status === 409) say("Cannot undo: " + err.message, "error");
+      else say("Undo failed: " + err.message, "error");
     } finally {
       busy = false;
     }
@@ -315,7 +331,7 @@
       scheduleRenew();
     } catch (err) {
       if (err.status === 409 && current && current.item.id === item.id) {
-        say("Your hold on #" + item.external_id + " ran out and it went to someone else.", "error");
+        say("Your hold on " + (cfg.show_ids ? ref(item) : "this item") + " ran out and it went to someone else.", "error");
         await loadNext();
       } else {
         scheduleRenew();
