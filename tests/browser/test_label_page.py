@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from labelloop.config import Settings
+from labelloop.store import members as store_members
 from labelloop.store import open_engine, reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
@@ -53,6 +54,9 @@ def site(db_url: str, tmp_path, live_server_class):
         add(conn, long, [("big", "One very long word", "x" * BIG)])
         for name, role in (("boss", "admin"), ("ann", "labeller"), ("bob", "labeller")):
             store_users.create_user(conn, name=name, role=role, password=PASSWORD)
+        for project in ("bbc", "long"):
+            for name in ("ann", "bob"):
+                store_members.add_member(conn, project=project, user=name, actor_id=None)
     with live_server_class(settings) as server:
         server.engine = engine
         yield server

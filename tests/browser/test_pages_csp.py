@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import insert
 
 from labelloop.config import Settings
+from labelloop.store import members as store_members
 from labelloop.store import labelling, open_engine, queue, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
@@ -43,6 +44,7 @@ def site(db_url: str, tmp_path, live_server_class):
         store_projects.set_import_columns(conn, project_id=project.id, id_column="id", display_columns=["title", "body"])
         ann = store_users.create_user(conn, name="ann", role="labeller", password=PASSWORD).id
         store_users.create_user(conn, name="boss", role="admin", password=PASSWORD)
+        store_members.add_member(conn, project="news", user="ann", actor_id=None)
         conn.execute(insert(items), [
             {"project_id": project.id, "external_id": f"n{i}", "text": f"story {i}",
              "display": {"title": f"Story {i}", "body": f"Body of story {i}."},
