@@ -115,7 +115,7 @@ def test_two_orchestrators_never_run_rounds_at_once(bbc, caplog):
 
     def worker(name: str) -> None:
         try:
-            orchestrate(bbc.engine, bbc.settings, project="bbc", interval=0.1, heartbeat=0.2, stop=stops[name],
+            orchestrate(bbc.engine, bbc.settings, project="bbc", interval=0.1, heartbeat=0.5, stop=stops[name],
                         on_round=rounds[name].append)
         except BaseException as exc:  # reported below
             errors.append(exc)
