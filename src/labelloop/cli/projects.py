@@ -1,0 +1,254 @@
+"""Project verbs: ``init``, ``configure``, ``status``, ``labels ...`` and ``settings``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from labelloop.cli.base import db_option, engine_for, main, settings_for
+from labelloop.config import Settings
+from labelloop.store import reading, writing
+from labelloop.store import projects as store_projects
+from labelloop.store import runs as store_runs
+from labelloop.store import tags as store_tags
+from labelloop.store.items import project_summary
+
+
+_SETTING_OPTIONS = [
+    click.option("--overlap-fraction", type=float, default=None,
+                 help="Share of items (0-1) labelled by several people, for agreement (default 0)."),
+    click.option("--overlap-k", type=int, default=None, help="Different labellers per overlap item (default 2)."),
+    click.option("--audit-fraction", type=float, default=None,
+                 help="Share of served items (0-1) drawn at random as audit items (default 0.05)."),
+    click.option("--lease-seconds", type=int, default=None,
+                 help="How long a served item is held for its labeller (default: $LABELLOOP_LEASE_SECONDS)."),
+    click.option("--min-new-labels", type=int, default=None, help="New labels that make a retrain due (default 10)."),
+    click.option("--model", default=None, help="Model name, e.g. tfidf-logreg (the default)."),
+    click.option("--strategy", default=None, help="Query strategy, e.g. margin (the default)."),
+    click.option("--exploration", type=float, default=None,
+                 help="Share (0-1) of the queue's head picked at random (default 0.1)."),
+    click.option("--class-weight", type=click.Choice(["balanced", "none"]), default=None,
+                 help="Class weights of the classifier (default none)."),
+    click.option("--show-item-ids/--hide-item-ids", "show_item_ids", default=None,
+                 help="Show labellers each item's external id (default: hidden; an id may give the answer away)."),
+]
+
+
+def setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_SETTING_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _settings_given(options: dict[str, Any]) -> dict[str, Any]:
+    """The project settings given on the command line (``--class-weight none`` is None)."""
+    given = {key: value for key, value in options.items() if value is not None}
+    if "class_weight" in given:
+        given["class_weight"] = None if given["class_weight"] == "none" else given["class_weight"]
+    if {"model", "strategy", "class_weight"} & set(given):
+        from labelloop.learn import get_model_spec, get_strategy
+
+        if "model" in given:
+            get_model_spec(given["model"], class_weight=given.get("class_weight"))
+        if "strategy" in given:
+            get_strategy(given["strategy"])
+    return given
+
+
+@main.command()
+@click.argument("project")
+@click.option("--labels", required=True, help='Comma-separated tags in display order, e.g. "A,B,C".')
+@click.option("--seed", type=int, default=None, help="Seed of the serving order (default: random).")
+@setting_options
+@db_option
+def init(project: str, labels: str, seed: int | None, db_url: str | None, **options: Any) -> None:
+    """Create PROJECT with an ordered list of tags (an existing project is an error).
+
+    The settings options are those of `configure` (which changes them later)."""
+    from labelloop.store.configure import normalise_settings
+
+    values = normalise_settings(_settings_given(options))
+    store_projects.validate_project_name(project)  # before a database is created for nothing
+    tags = store_projects.parse_tag_list(labels)
+    engine = engine_for(db_url)
+    with writing(engine) as conn:
+        created = store_projects.create_project(conn, name=project, labels=tags, seed=seed, settings=values)
+    click.echo(f"created project {created.name!r} with tags: {', '.join(created.tag_names)}")
+
+
+@main.command()
+@click.argument("project")
+@setting_options
+@db_option
+def configure(project: str, db_url: str | None, **options: Any) -> None:
+    """Show or change PROJECT's settings; with no option, print them.
+
+    Changes are validated (nothing changes on an error), recorded in the audit log and
+    printed. A new overlap fraction or k applies at once to every item without a label yet
+    (and to items imported later); items with labels keep the number of labellers they had.
+    """
+    from labelloop.store.configure import configure_project, effective_settings
+
+    values = _settings_given(options)
+    settings = settings_for(db_url)
+    engine = engine_for(db_url, create=False)
+    if not values:
+        with reading(engine) as conn:
+            proj = store_projects.get_project(conn, name=project)
+        for key, value in effective_settings(proj).items():
+            click.echo(f"{key}: {_show(key, value, settings)}")
+        return
+    with writing(engine) as conn:
+        proj = store_projects.get_project(conn, name=project)
+        done = configure_project(conn, project=proj, values=values)
+    if not done.changes:
+        click.echo("nothing changed")
+    for key, (old, new) in done.changes.items():
+        click.echo(f"{key}: {_show(key, old, settings)} -> {_show(key, new, settings)}")
+    if "overlap_fraction" in done.changes or "overlap_k" in done.changes:
+        click.echo(f"{done.retargeted:,} unlabelled items got a new number of labellers")
+
+
+def _show(key: str, value: Any, settings: Settings) -> str:
+    """A setting's value for people; one left to the environment shows its effective value."""
+    if value is None:
+        return f"{settings.lease_seconds} (from LABELLOOP_LEASE_SECONDS)" if key == "lease_seconds" else "none"
+    return str(value)
+
+
+@main.command()
+@click.argument("project")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@db_option
+def status(project: str, as_json: bool, db_url: str | None) -> None:
+    """Show PROJECT's progress: items, labelled items, labels per tag, the model, its audit
+    estimate (accuracy on random held-out items, 95 % CI), the stopping advice and agreement."""
+    from labelloop.orchestrator.quality import agreement_figures, status_summary
+
+    engine = engine_for(db_url, create=False)
+    with reading(engine) as conn:
+        proj = store_projects.get_project(conn, name=project)
+        summary = project_summary(conn, project=proj)
+        summary["model"] = store_runs.current_model(conn, project_id=proj.id)
+        summary.update(store_runs.quality_summary(conn, project_id=proj.id))  # audit, advice
+        summary["agreement"] = status_summary(agreement_figures(conn, project=proj))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    console = Console()
+    share = summary["labelled"] / summary["items"] if summary["items"] else 0.0
+    console.print(
+        f"{proj.name}: {summary['labelled']:,} of {summary['items']:,} items labelled ({share:.1%})",
+        soft_wrap=True,
+    )
+    table = Table()
+    table.add_column("tag")
+    table.add_column("labels", justify="right")
+    table.add_column("share", justify="right")
+    total = max(summary["labelled"], 1)
+    for tag, count in summary["labels"].items():
+        table.add_row(tag, f"{count:,}", f"{count / total:.1%}")
+    if summary["conflicts"]:
+        table.add_row("(conflicts)", f"{summary['conflicts']:,}", "")
+    console.print(table)
+    model = summary["model"]
+    if model is None:
+        console.print("model: none yet (run `labelloop orchestrate`)")
+    else:
+        cv = model["cv"]
+        score = f", CV accuracy {cv['accuracy']:.3f}, macro-F1 {cv['macro_f1']:.3f}" if cv else ", not cross-validated yet"
+        console.print(f"model: version {model['version']} from {model['labels_used']:,} labels{score}", soft_wrap=True)
+    _print_audit(console, summary["audit"], summary["advice"])
+    agree = summary["agreement"]
+    if agree["items_with_overlap"]:
+        alpha = agree["krippendorff_alpha"]
+        console.print(f"agreement: {agree['items_with_overlap']:,} items labelled by several people, "
+                      f"{agree['percent']:.1%} of label pairs agree, Krippendorff's alpha "
+                      f"{'undefined' if alpha is None else f'{alpha:.3f}'}", soft_wrap=True)
+
+
+def _print_audit(console: Console, audit: dict[str, Any], advice: dict[str, Any] | None) -> None:
+    """The audit estimate (beside the CV score, which reads actively chosen, harder items), only
+    with its interval and from enough audit items, and the advice."""
+    from labelloop.orchestrator.quality import audit_view
+
+    if audit["labelled"] or advice is not None:  # a model to estimate
+        console.print(f"audit estimate: {audit_view(audit)['line']}", soft_wrap=True)
+    if advice is not None:
+        console.print(f"advice: {advice['message']}", soft_wrap=True)
+
+
+@main.group("labels")
+def labels_group() -> None:
+    """Change PROJECT's tags mid-project: add, rename, merge, retire.
+
+    Every change is recorded in the audit log and requests a retrain; labels are never lost
+    (a retired tag's labels are kept for history but no longer count).
+    """
+
+
+def _tag_change(project: str, db_url: str | None, change: Callable[[Any, Any], Any]) -> Any:
+    engine = engine_for(db_url, create=False)
+    try:
+        with writing(engine) as conn:
+            return change(conn, store_projects.get_project(conn, name=project))
+    finally:
+        engine.dispose()
+
+
+@labels_group.command("add")
+@click.argument("project")
+@click.argument("name")
+@db_option
+def labels_add(project: str, name: str, db_url: str | None) -> None:
+    """Add tag NAME at the end of PROJECT's order (the name of a retired tag reactivates it)."""
+    outcome = _tag_change(project, db_url, lambda conn, p: store_tags.add_tag(conn, project=p, name=name, user_id=None))
+    click.echo(f"{outcome} tag {name!r} in project {project!r}")
+
+
+@labels_group.command("rename")
+@click.argument("project")
+@click.argument("old")
+@click.argument("new")
+@db_option
+def labels_rename(project: str, old: str, new: str, db_url: str | None) -> None:
+    """Rename tag OLD to NEW; its labels follow it."""
+    _tag_change(project, db_url, lambda conn, p: store_tags.rename_tag(conn, project=p, old=old, new=new, user_id=None))
+    click.echo(f"renamed tag {old!r} to {new!r} in project {project!r}")
+
+
+@labels_group.command("merge")
+@click.argument("project")
+@click.argument("source", metavar="FROM")
+@click.argument("into", metavar="INTO")
+@db_option
+def labels_merge(project: str, source: str, into: str, db_url: str | None) -> None:
+    """Move every label (and adjudication) of tag FROM to tag INTO, then retire FROM."""
+    counts = _tag_change(project, db_url,
+                         lambda conn, p: store_tags.merge_tags(conn, project=p, source=source, into=into, user_id=None))
+    click.echo(f"merged {source!r} into {into!r}: {counts['annotations']:,} labels on {counts['items']:,} items "
+               f"moved; {source!r} is retired")
+
+
+@labels_group.command("retire")
+@click.argument("project")
+@click.argument("tag")
+@db_option
+def labels_retire(project: str, tag: str, db_url: str | None) -> None:
+    """Stop offering TAG; its labels are kept but no longer count (items labelled only with it
+    go back to the queue for other labellers)."""
+    counts = _tag_change(project, db_url,
+                         lambda conn, p: store_tags.retire_tag(conn, project=p, name=tag, user_id=None))
+    click.echo(f"retired {tag!r}: {counts['items']:,} items recomputed, {counts['reopened']:,} back in the queue")
+
+
+@main.command("settings")
+def settings_cmd() -> None:
+    """List every LABELLOOP_* setting with its default and meaning."""
+    for name, default, doc in Settings.documentation():
+        click.echo(f"{name} (default: {default})\n    {doc}")
