@@ -156,7 +156,7 @@ def test_disable_enable_and_reset_password(client, world):
     own = client.post(f"/admin/users/{world.ids['boss']}/disable", data={"csrf_token": csrf})
     assert own.status_code == 400 and "your own account" in own.text
     client.post(f"/admin/users/{ann}/enable", data={"csrf_token": csrf})
-    assert client.get(f"{API}/stats", headers=world.auth("ann")).status_code == 200
+    assert client.get(f"{API}/stats", headers=world.auth("ann")).status_code == 401  # revoked for good
 
     reset = client.post(f"/admin/users/{ann}/password", data={"csrf_token": csrf})
     assert reset.status_code == 200 and "Password for <strong>ann</strong>" in reset.text
