@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from labelloop.config import Settings
 from labelloop.errors import AuthError
-from labelloop.server.deps import CsrfChecked, PageUser, csrf_token
-from labelloop.server.sessions import end_session, start_session
+from labelloop.server.deps import CsrfChecked, PageUser, check_csrf, csrf_token
+from labelloop.server.sessions import end_session, session_key, start_session
 from labelloop.store import writing
 from labelloop.store import users as store_users
 from labelloop.store.schema import login_failures, utcnow
@@ -147,8 +147,10 @@ async def login(
 
 
 @router.post("/logout", include_in_schema=False)
-async def logout(request: Request, _csrf: CsrfChecked) -> Response:
-    await end_session(request)  # on the server too: a saved copy of the cookie stops working
+async def logout(request: Request) -> Response:
+    if session_key(request) is not None:  # without a session there is nothing to end or protect
+        await check_csrf(request)
+        await end_session(request)  # on the server too: a saved copy of the cookie stops working
     return RedirectResponse("/login", status_code=303)
 
 
