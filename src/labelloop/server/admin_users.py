@@ -1,6 +1,10 @@
 """Admin pages for users: create (with a role), disable and enable, reset the password, create
 and revoke API tokens. Included by :mod:`labelloop.server.admin` under ``/admin``.
 
+Disabling an account and resetting its password end the user's sessions and revoke their API
+tokens (a reset keeps the tokens if the admin ticks "keep API tokens"): at once in this process
+(``server/sessions`` ``forget_user``), within about a second in the others.
+
 Project membership (a labeller sees only the projects they are a member of; admins see all),
 managed from both sides: per user on ``/admin/users`` (``POST /admin/users/{id}/projects``,
 ``.../projects/remove``) and per project on ``/admin/projects/{project}/members`` (``POST``
