@@ -78,7 +78,7 @@ def build(engine: Engine, n: int) -> None:
         project = store_projects.create_project(conn, name="bench", labels=TAGS, seed=3)
         store_projects.set_import_columns(conn, project_id=project.id, id_column="id",
                                           display_columns=["title", "body"])
-        user_ids = [store_users.create_user(conn, name=u, role="labeller", password="benchmark1").id
+        user_ids = [store_users.create_user(conn, name=u, role="labeller", password="benchmark password").id
                     for u in LABELLERS]
         run_id = conn.execute(insert(model_runs).values(
             project_id=project.id, version=1, status="complete", model_name="tfidf-logreg",

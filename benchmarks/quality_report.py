@@ -51,7 +51,7 @@ def build(url: str, n_items: int, overlap: float) -> tuple[object, float]:
     t0 = datetime(2030, 1, 1, 8, 0, tzinfo=UTC)
     with writing(engine) as conn:
         project = store_projects.create_project(conn, name="bench", labels=TAGS, seed=1)
-        users = [store_users.create_user(conn, name=n, role="labeller", password="password1").id for n in LABELLERS]
+        users = [store_users.create_user(conn, name=n, role="labeller", password="a long password").id for n in LABELLERS]
         tag_ids = [project.tag_id(t) for t in TAGS]
         for start in range(0, n_items, CHUNK):
             conn.execute(insert(items), [

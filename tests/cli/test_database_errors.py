@@ -91,7 +91,8 @@ def commands(tmp_path: Path) -> list[list[str]]:
         ["import", "p", str(data), "--id-column", "id", "--text-columns", "t"], ["export", "p", str(tmp_path / "o.csv")],
         ["labels", "add", "p", "C"], ["labels", "rename", "p", "A", "Z"], ["labels", "merge", "p", "A", "B"],
         ["labels", "retire", "p", "A"], ["orchestrate", "p", "--once"], ["orchestrate", "p"], ["orchestrate", "--all"],
-        ["backup", str(tmp_path / "copy.db")], ["migrate"], ["demo", "--no-serve"],
+        ["backup", str(tmp_path / "copy.db")], ["migrate"], ["demo", "--no-serve"], ["user", "passwd", "alice"],
+        ["user", "list"], ["user", "list", "--json"],
     ]
 
 
@@ -174,6 +175,7 @@ READING_COMMANDS = [
     ["status", "p"], ["configure", "p"], ["configure", "p", "--lease-seconds", "60"], ["backup", "COPY"],
     ["export", "p", "OUT"], ["token", "create", "alice"], ["labels", "add", "p", "C"], ["orchestrate", "p", "--once"],
     ["orchestrate", "--all"], ["import", "p", "DATA", "--id-column", "id", "--text-columns", "t"],
+    ["user", "passwd", "alice"], ["user", "list"], ["user", "list", "--json"],
 ]
 
 

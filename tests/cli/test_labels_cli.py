@@ -35,8 +35,8 @@ def labelled(db_url: str, tmp_path: Path):
     assert result.exit_code == 0, result.output
     engine = open_engine(db_url)
     with writing(engine) as conn:
-        ann = store_users.create_user(conn, name="ann", role="labeller", password="password1").id
-        bob = store_users.create_user(conn, name="bob", role="labeller", password="password1").id
+        ann = store_users.create_user(conn, name="ann", role="labeller", password="a long password").id
+        bob = store_users.create_user(conn, name="bob", role="labeller", password="a long password").id
     for user, tags_given in ((ann, ["Politics", "Tech", "Tech"]), (bob, ["Politics"])):
         for tag in tags_given:
             with writing(engine) as conn:

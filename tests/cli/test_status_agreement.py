@@ -34,7 +34,7 @@ def test_status_json_and_table_show_agreement(db_url: str, tmp_path: Path):
     engine = open_engine(db_url)
     with writing(engine) as conn:
         conn.execute(update(items).values(target_labels=2))  # every item wants two labellers
-        users = [store_users.create_user(conn, name=n, role="labeller", password="password1").id
+        users = [store_users.create_user(conn, name=n, role="labeller", password="a long password").id
                  for n in ("ann", "bob")]
     # ann: Yes Yes No No; bob: Yes No No No (in each one's queue order)
     given: dict[int, dict[str, str]] = {}

@@ -53,7 +53,7 @@ def small_project(engine, tmp_path, rows=None):
 def make_conflict(engine, proj, item_id):
     with writing(engine) as conn:
         for name, tag in (("u1", "A"), ("u2", "B")):
-            user = store_users.create_user(conn, name=name, role="labeller", password="password123")
+            user = store_users.create_user(conn, name=name, role="labeller", password="a long password")
             now = utcnow()
             conn.execute(insert(annotations).values(
                 project_id=proj.id, item_id=item_id, user_id=user.id, tag_id=proj.tag_id(tag), source="human",

@@ -41,9 +41,9 @@ class Team:
         self.engine = engine
         with writing(engine) as conn:
             self.project = store_projects.create_project(conn, name="p", labels=["A", "B", "C"], seed=2)
-            self.users = {n: store_users.create_user(conn, name=n, role="labeller", password="password1").id
+            self.users = {n: store_users.create_user(conn, name=n, role="labeller", password="a long password").id
                           for n in ("alice", "bob", "carol", "dan")}
-            self.admin = store_users.create_user(conn, name="boss", role="admin", password="password1").id
+            self.admin = store_users.create_user(conn, name="boss", role="admin", password="a long password").id
             conn.execute(insert(items), [
                 {"project_id": self.project.id, "external_id": f"i{i}",
                  "display": {"title": f"<b>title {i}</b>", "body": f"body {i}"}, "text": f"text {i}",

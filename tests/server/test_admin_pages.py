@@ -138,7 +138,14 @@ def test_create_user_shows_the_generated_password_once(client, world):
     assert bad_role.status_code == 400
     assert "unknown role" in bad_role.text
     short = client.post("/admin/users", data={"csrf_token": csrf, "name": "erin", "role": "admin", "password": "short"})
-    assert short.status_code == 400 and "password too short" in short.text
+    assert short.status_code == 400 and "password too short: at least 10 characters" in short.text
+    for weak, words in (("nine char", "password too short"), ("password123", "password too common: choose a longer "
+                                                              "passphrase"), ("abcdefghijk", "password too easy")):
+        refused = client.post("/admin/users", data={"csrf_token": csrf, "name": "erin", "role": "admin",
+                                                    "password": weak})
+        assert refused.status_code == 400 and words in refused.text, (weak, refused.status_code)
+        assert 'value="erin"' in refused.text  # the form keeps the name, not the password
+        assert weak not in refused.text.replace('value="erin"', "")
     client.cookies.clear()
     login(client, "carol", password)
     assert client.get("/api/me").json() == {"id": 4, "name": "carol", "role": "labeller"}
@@ -156,7 +163,7 @@ def test_disable_enable_and_reset_password(client, world):
     own = client.post(f"/admin/users/{world.ids['boss']}/disable", data={"csrf_token": csrf})
     assert own.status_code == 400 and "your own account" in own.text
     client.post(f"/admin/users/{ann}/enable", data={"csrf_token": csrf})
-    assert client.get(f"{API}/stats", headers=world.auth("ann")).status_code == 200
+    assert client.get(f"{API}/stats", headers=world.auth("ann")).status_code == 401  # revoked for good
 
     reset = client.post(f"/admin/users/{ann}/password", data={"csrf_token": csrf})
     assert reset.status_code == 200 and "Password for <strong>ann</strong>" in reset.text

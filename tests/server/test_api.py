@@ -222,7 +222,7 @@ def test_short_leases_expire_and_renew(world, engine, db_url):
 def test_untrusted_text_comes_back_json_escaped(client, world, engine, tools):
     name, tag = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>"
     with writing(engine) as conn:
-        user = store_users.create_user(conn, name=name, role="labeller", password="password123")
+        user = store_users.create_user(conn, name=name, role="labeller", password="a long password")
         token = store_users.create_token(conn, user_id=user.id)
         store_projects.add_tags(conn, project_id=world.project.id, names=[tag])
     tools.add_members(engine, world.project, [name])

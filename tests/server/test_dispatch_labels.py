@@ -26,7 +26,7 @@ T0 = datetime(2030, 1, 1, tzinfo=UTC)
 def _world(engine):
     with writing(engine) as conn:
         project = store_projects.create_project(conn, name="p", labels=["A", "B"], seed=1)
-        users = [store_users.create_user(conn, name=f"u{i}", role="labeller", password="password1").id
+        users = [store_users.create_user(conn, name=f"u{i}", role="labeller", password="a long password").id
                  for i in range(3)]
         conn.execute(insert(items), [
             {"project_id": project.id, "external_id": f"e{i}", "display": {}, "text": "x",
@@ -71,7 +71,7 @@ def _one_batch(dispatcher: Dispatcher, calls) -> list:
 def test_claims_of_one_batch_each_get_their_own_lease(engine):
     project, (u0, u1, u2), (i0, i1, i2, _free) = _world(engine)  # u0 holds i0, u1 i1, u2 i2
     with writing(engine) as conn:
-        u3, u4 = (store_users.create_user(conn, name=n, role="labeller", password="password1").id
+        u3, u4 = (store_users.create_user(conn, name=n, role="labeller", password="a long password").id
                   for n in ("u3", "u4"))
         conn.execute(insert(items), [
             {"project_id": project.id, "external_id": f"f{i}", "display": {}, "text": "x",

@@ -134,8 +134,8 @@ def test_score_sort_without_a_model_run_falls_back_to_id_order(engine, proj):
 
 def test_filters(engine, proj):
     with writing(engine) as conn:
-        ann = store_users.create_user(conn, name="ann", role="labeller", password="password1")
-        bob = store_users.create_user(conn, name="bob", role="labeller", password="password2")
+        ann = store_users.create_user(conn, name="ann", role="labeller", password="a long password")
+        bob = store_users.create_user(conn, name="bob", role="labeller", password="a long password")
         ids = add_items(conn, proj, [f"t{i}" for i in range(8)])
         label(conn, proj, ids[0], "A", user_id=ann.id)
         label(conn, proj, ids[1], "B", user_id=ann.id)
@@ -226,8 +226,8 @@ def test_cursors_out_of_the_columns_range_are_a_clear_error(engine, proj, cursor
 def test_labeller_counts_and_labels_per_day(engine, proj):
     now = utcnow()
     with writing(engine) as conn:
-        ann = store_users.create_user(conn, name="ann", role="labeller", password="password1")
-        bob = store_users.create_user(conn, name="bob", role="labeller", password="password2")
+        ann = store_users.create_user(conn, name="ann", role="labeller", password="a long password")
+        bob = store_users.create_user(conn, name="bob", role="labeller", password="a long password")
         ids = add_items(conn, proj, [f"t{i}" for i in range(6)])
         label(conn, proj, ids[0], "A", user_id=ann.id, when=now - timedelta(days=2))
         label(conn, proj, ids[1], "A", user_id=ann.id)

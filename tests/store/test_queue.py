@@ -47,7 +47,7 @@ def setup(engine):
     with writing(engine) as conn:
         project = store_projects.create_project(conn, name="p", labels=["A", "B", "C"], seed=7)
         users = [
-            store_users.create_user(conn, name=f"u{i}", role="labeller", password="password1").id
+            store_users.create_user(conn, name=f"u{i}", role="labeller", password="a long password").id
             for i in range(3)
         ]
     return engine, project, users

@@ -33,7 +33,7 @@ def world(engine):
     with writing(engine) as conn:
         project = store_projects.create_project(conn, name="p", labels=["A", "B", "C"], seed=3)
         other = store_projects.create_project(conn, name="q", labels=["A"], seed=4)
-        users = [store_users.create_user(conn, name=f"u{i}", role="labeller", password="password1").id
+        users = [store_users.create_user(conn, name=f"u{i}", role="labeller", password="a long password").id
                  for i in range(5)]
 
     def add(n, target=1, proj=project):

@@ -26,7 +26,7 @@ def world(engine):
     """Project p (tags A, B, C), labellers ann/bob/cid, items e0..e5 wanting 2 labels each."""
     with writing(engine) as conn:
         project = store_projects.create_project(conn, name="p", labels=["A", "B", "C"], seed=3)
-        users = {n: store_users.create_user(conn, name=n, role="labeller", password="password1").id
+        users = {n: store_users.create_user(conn, name=n, role="labeller", password="a long password").id
                  for n in ("ann", "bob", "cid")}
         conn.execute(insert(items), [
             {"project_id": project.id, "external_id": f"e{i}", "display": {"title": f"t{i}"}, "text": f"t{i}",

@@ -9,10 +9,12 @@ from labelloop.store.users import (
     authenticate_token,
     create_token,
     create_user,
+    generate_password,
     get_or_create_secret,
     revoke_token,
     set_disabled,
     set_password,
+    validate_password,
 )
 
 
@@ -31,15 +33,17 @@ def test_passwords_are_stored_as_argon2_hashes(engine):
 
 def test_user_rules(engine):
     with writing(engine) as conn:
-        create_user(conn, name="bob", role="admin", password="long enough")
+        create_user(conn, name="bob", role="admin", password="a long password")
         with pytest.raises(AlreadyExistsError):
-            create_user(conn, name="bob", role="admin", password="long enough")
+            create_user(conn, name="bob", role="admin", password="a long password")
         with pytest.raises(InvalidInputError, match="unknown role"):
-            create_user(conn, name="carol", role="boss", password="long enough")
+            create_user(conn, name="carol", role="boss", password="a long password")
         with pytest.raises(InvalidInputError, match="too short"):
             create_user(conn, name="carol", role="admin", password="short")
+        with pytest.raises(InvalidInputError, match="too short: at least 10 characters"):
+            create_user(conn, name="carol", role="admin", password="nine char")
         with pytest.raises(InvalidInputError):
-            create_user(conn, name="has space", role="admin", password="long enough")
+            create_user(conn, name="has space", role="admin", password="a long password")
 
 
 def test_disabled_users_cannot_log_in_and_passwords_can_be_reset(engine):
@@ -52,9 +56,43 @@ def test_disabled_users_cannot_log_in_and_passwords_can_be_reset(engine):
             authenticate_password(conn, name="dave", password="second password")
 
 
+@pytest.mark.parametrize(("password", "message"), [
+    ("password123", "password too common: choose a longer passphrase"),
+    ("qwertyuiop", "password too common"),
+    ("Password1!", "password too common"),
+    ("iloveyou12", "password too common"),
+    ("aaaaaaaaaaaa", "password too easy to guess"),
+    ("abcdefghij", "password too easy to guess"),
+    ("1234567890", "password too common"),
+    ("x" * 1025, "password too long"),
+])
+def test_common_and_guessable_passwords_are_refused_with_advice(password, message):
+    with pytest.raises(InvalidInputError, match=message) as refused:
+        validate_password(password)
+    assert "passphrase" in str(refused.value) or "too long" in str(refused.value)
+
+
+def test_a_password_made_of_the_user_name_is_refused_and_good_ones_pass():
+    validate_password("Zbigniew_Q7")  # fine for someone else...
+    with pytest.raises(InvalidInputError, match="too easy to guess"):
+        validate_password("Zbigniew_Q7", user_name="zbigniew")  # ...not for zbigniew
+    for good in ("correct horse", "a long password", "tram window purple 7", "x" * 40 + " seven blue tigers" * 5):
+        validate_password(good, user_name="carol")
+    for _ in range(200):
+        validate_password(generate_password())
+
+
+def test_a_refused_password_changes_nothing(engine):
+    with writing(engine) as conn:
+        user = create_user(conn, name="fay", role="labeller", password="first password")
+        with pytest.raises(InvalidInputError):
+            set_password(conn, user_id=user.id, password="password123")
+        assert authenticate_password(conn, name="fay", password="first password").id == user.id
+
+
 def test_tokens_are_stored_hashed_and_can_be_revoked(engine):
     with writing(engine) as conn:
-        user = create_user(conn, name="erin", role="labeller", password="long enough")
+        user = create_user(conn, name="erin", role="labeller", password="a long password")
         token = create_token(conn, user_id=user.id, name="laptop")
     with reading(engine) as conn:
         stored = conn.execute(select(api_tokens.c.token_hash)).scalar_one()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Callable
@@ -10,14 +11,22 @@ from typing import Any
 import click
 
 from labelloop.cli.base import db_option, engine_for, main
-from labelloop.store import reading, writing
+from labelloop.store import browse, reading, writing
 from labelloop.store import projects as store_projects
+from labelloop.store import sessions as store_sessions
 from labelloop.store import users as store_users
 
 
 @main.group()
 def user() -> None:
-    """Manage users (admins and labellers)."""
+    """Manage users (admins and labellers): add, passwd, list.
+
+    Passwords need at least 10 characters and may not be common or easy to guess (a passphrase
+    of four or five unrelated words is best)."""
+
+
+def _read_password(password_stdin: bool) -> str:
+    return sys.stdin.readline().rstrip("\r\n") if password_stdin else store_users.generate_password()
 
 
 @user.command("add")
@@ -27,14 +36,71 @@ def user() -> None:
 @db_option
 def user_add(name: str, role: str, password_stdin: bool, db_url: str | None) -> None:
     """Add user NAME. Without --password-stdin a password is generated and printed once."""
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else store_users.generate_password()
+    password = _read_password(password_stdin)
     store_users.validate_user_name(name)  # before a database is created for nothing
+    store_users.validate_password(password, user_name=name)
     engine = engine_for(db_url)
     with writing(engine) as conn:
         store_users.create_user(conn, name=name, role=role, password=password)
     click.echo(f"created {role} {name!r}", err=True)
     if not password_stdin:
         click.echo(f"password (shown once): {password}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.option("--keep-tokens", is_flag=True, help="Keep the user's API tokens (by default they are revoked).")
+@db_option
+def user_passwd(name: str, password_stdin: bool, keep_tokens: bool, db_url: str | None) -> None:
+    """Set a new password for user NAME (also to recover a lost admin password).
+
+    Without --password-stdin a password is generated and printed once. The user's sessions end
+    and, unless --keep-tokens, their API tokens are revoked (on a running server within about a
+    second). A refused password changes nothing."""
+    password = _read_password(password_stdin)
+    store_users.validate_password(password, user_name=name)  # before the database is opened
+    engine = engine_for(db_url, create=False)
+    try:
+        with writing(engine) as conn:
+            target = store_users.get_user(conn, name=name)
+            ended = store_users.set_password(conn, user_id=target.id, password=password, keep_tokens=keep_tokens)
+            browse.record_audit(conn, user_id=None, action="user.password_reset",
+                                details={"name": target.name, "via": "cli", "keep_tokens": keep_tokens})
+    finally:
+        engine.dispose()
+    click.echo(f"new password for {target.role} {target.name!r}; {ended.describe()}"
+               + (" (tokens kept)" if keep_tokens else ""), err=True)
+    if not password_stdin:
+        click.echo(f"password (shown once): {password}")
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of objects instead of a table.")
+@db_option
+def user_list(as_json: bool, db_url: str | None) -> None:
+    """List users: name, role, state, when created, live sessions and API tokens."""
+    engine = engine_for(db_url, create=False)
+    try:
+        with reading(engine) as conn:
+            people = store_users.list_users(conn)
+            live = store_sessions.live_session_counts(conn)
+            tokens = store_users.token_counts(conn)
+    finally:
+        engine.dispose()
+    rows = [{"name": u.name, "role": u.role, "disabled": u.disabled, "created_at": u.created_at.isoformat(),
+             "sessions": live.get(u.id, 0), "tokens": tokens.get(u.id, 0)} for u in people]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no users yet; add one with `labelloop user add NAME --role admin`", err=True)
+        return
+    width = max(4, *(len(r["name"]) for r in rows))
+    click.echo(f"{'name':<{width}}  {'role':<8}  {'state':<8}  {'created':<16}  sessions  tokens")
+    for r, u in zip(rows, people, strict=True):
+        click.echo(f"{r['name']:<{width}}  {r['role']:<8}  {'disabled' if u.disabled else 'active':<8}  "
+                   f"{u.created_at:%Y-%m-%d %H:%M}  {r['sessions']:>8}  {r['tokens']:>6}")
 
 
 @main.group()

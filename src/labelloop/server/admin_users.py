@@ -1,6 +1,10 @@
 """Admin pages for users: create (with a role), disable and enable, reset the password, create
 and revoke API tokens. Included by :mod:`labelloop.server.admin` under ``/admin``.
 
+Disabling an account and resetting its password end the user's sessions and revoke their API
+tokens (a reset keeps the tokens if the admin ticks "keep API tokens"): at once in this process
+(``server/sessions`` ``forget_user``), within about a second in the others.
+
 Project membership (a labeller sees only the projects they are a member of; admins see all),
 managed from both sides: per user on ``/admin/users`` (``POST /admin/users/{id}/projects``,
 ``.../projects/remove``) and per project on ``/admin/projects/{project}/members`` (``POST``
@@ -23,6 +27,7 @@ from sqlalchemy import Connection
 from labelloop.errors import InvalidInputError, LabelloopError
 from labelloop.server.deps import CsrfChecked, EngineDep, PageAdmin, ProjectDep, RowIdPath
 from labelloop.server.pages import HtmlRoute, error_status, render
+from labelloop.server.sessions import forget_user
 from labelloop.store import browse, reading, writing
 from labelloop.store import members as store_members
 from labelloop.store import projects as store_projects
@@ -35,7 +40,7 @@ router = APIRouter(route_class=HtmlRoute)
 
 NOTICES = {
     "created": "User created with the password you gave.",
-    "disabled": "Account disabled: its sessions and tokens stop working.",
+    "disabled": "Account disabled: its sessions were ended and its API tokens revoked.",
     "enabled": "Account enabled.",
     "revoked": "Token revoked.",
     "member-added": "Added to the project: they see it now.",
@@ -69,10 +74,8 @@ def _page(
     return render(request, "admin/users.html", context, user=user, status=status)
 
 
-def _forget_sessions(request: Request) -> None:
-    cache = getattr(request.app.state, "auth_cache", None)
-    if cache is not None:
-        cache.clear()  # this process sees a disabled account at once, others within seconds
+def _forget_sessions(request: Request, user_id: int) -> None:
+    forget_user(request.app.state, user_id)  # this process sees the change at once, others within a second
 
 
 @router.get("/users", response_class=HTMLResponse)
@@ -128,11 +131,12 @@ def _disable(conn: Connection, target: User, admin: User, disabled: bool) -> Non
 def disable_user(
     request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: RowIdPath
 ) -> Response:
-    """Disable an account: it can no longer log in, and its sessions and tokens stop working."""
+    """Disable an account: it can no longer log in, its sessions end and its API tokens are
+    revoked (enabling it again does not bring them back)."""
     _, error, status = _change(request, engine, user, user_id, lambda c, t: _disable(c, t, user, True), "user.disable")
     if error:
         return _page(request, engine, user, error=error, status=status)
-    _forget_sessions(request)
+    _forget_sessions(request, user_id)
     return RedirectResponse("/admin/users?done=disabled", status_code=303)
 
 
@@ -144,25 +148,30 @@ def enable_user(
     _, error, status = _change(request, engine, user, user_id, lambda c, t: _disable(c, t, user, False), "user.enable")
     if error:
         return _page(request, engine, user, error=error, status=status)
-    _forget_sessions(request)
+    _forget_sessions(request, user_id)
     return RedirectResponse("/admin/users?done=enabled", status_code=303)
 
 
 @router.post("/users/{user_id}/password", response_class=HTMLResponse)
 def reset_password(
-    request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: RowIdPath
+    request: Request, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked, user_id: RowIdPath,
+    keep_tokens: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    """Give the user a new generated password, shown once."""
+    """Give the user a new generated password, shown once. Their sessions end and, unless
+    ``keep_tokens`` is ticked, their API tokens are revoked."""
     value = store_users.generate_password()
 
-    def change(conn: Connection, target: User) -> str:
-        store_users.set_password(conn, user_id=target.id, password=value)
-        return target.name
+    def change(conn: Connection, target: User) -> tuple[str, store_users.Ended]:
+        return target.name, store_users.set_password(conn, user_id=target.id, password=value,
+                                                     keep_tokens=bool(keep_tokens))
 
-    name, error, status = _change(request, engine, user, user_id, change, "user.password_reset")
+    result, error, status = _change(request, engine, user, user_id, change, "user.password_reset")
     if error:
         return _page(request, engine, user, error=error, status=status)
-    return _page(request, engine, user, secret={"kind": "password", "user": name, "value": value})
+    _forget_sessions(request, user_id)
+    name, ended = result
+    return _page(request, engine, user, secret={"kind": "password", "user": name, "value": value,
+                                                "ended": ended.describe()})
 
 
 @router.post("/users/{user_id}/tokens", response_class=HTMLResponse)
@@ -195,7 +204,7 @@ def revoke_token(
     _, error, status = _change(request, engine, user, user_id, change, "token.revoke")
     if error:
         return _page(request, engine, user, error=error, status=status)
-    _forget_sessions(request)
+    _forget_sessions(request, user_id)
     return RedirectResponse("/admin/users?done=revoked", status_code=303)
 
 

@@ -130,7 +130,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _refresh_users(cache: AuthCache) -> None:
-    """Re-check the cached users and tokens every ``cache.refresh_every`` seconds."""
+    """Re-check the cached sessions and tokens every ``cache.refresh_every`` seconds."""
     while True:
         await asyncio.sleep(cache.refresh_every)
         try:

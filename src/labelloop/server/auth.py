@@ -2,7 +2,8 @@
 
 Sessions are Starlette's signed cookies (itsdangerous), HttpOnly and SameSite=Lax, keyed with
 ``settings.secret_key`` or else a random secret kept in the database (shared by every worker).
-The session holds the user id only; every request re-checks the user (see ``caches.py``).
+The cookie holds the key of a server-side session (``server/sessions``), which logout, a
+password reset or disabling the account end; every request re-checks it (see ``caches.py``).
 Failed logins are counted per user name and client address in ``login_failures``, so the
 limit holds across workers; past ``login_max_failures`` within ``login_window_seconds``: 429.
 """
@@ -22,7 +23,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from labelloop.config import Settings
 from labelloop.errors import AuthError
-from labelloop.server.deps import USER_SESSION_KEY, CsrfChecked, PageUser, csrf_token
+from labelloop.server.deps import CsrfChecked, PageUser, check_csrf, csrf_token
+from labelloop.server.sessions import end_session, session_key, start_session
 from labelloop.store import writing
 from labelloop.store import users as store_users
 from labelloop.store.schema import login_failures, utcnow
@@ -139,15 +141,16 @@ async def login(
         )
     if isinstance(result, str):
         return render_login(request, error=result, next_path=next_path, status=401)
-    request.session.clear()  # a fresh session: no fixation
-    request.session[USER_SESSION_KEY] = result.id
+    await start_session(request, result.id)  # a fresh session: no fixation
     csrf_token(request)
     return RedirectResponse(next_path, status_code=303)
 
 
 @router.post("/logout", include_in_schema=False)
-async def logout(request: Request, _csrf: CsrfChecked) -> Response:
-    request.session.clear()
+async def logout(request: Request) -> Response:
+    if session_key(request) is not None:  # without a session there is nothing to end or protect
+        await check_csrf(request)
+        await end_session(request)  # on the server too: a saved copy of the cookie stops working
     return RedirectResponse("/login", status_code=303)
 
 

@@ -1,7 +1,7 @@
-"""Per-process caches for the hot path: users (by session id or token) and projects.
+"""Per-process caches for the hot path: users (by session key or token) and projects.
 
-Every request re-checks that its user exists and is not disabled, about a second late at
-most (see :class:`AuthCache`); a project's tags and current model run are at most ``ttl``
+Every request re-checks that its session or token is still valid and its user not disabled,
+about a second late at most (see :class:`AuthCache`); a project's tags and current model run are at most ``ttl``
 seconds old on the labelling routes (:class:`ProjectCache`).
 
 Which projects each labeller is a member of: :class:`MemberCache` (a removal takes effect
@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
 
-from labelloop.errors import AuthError, NotFoundError
+from labelloop.errors import AuthError
 from labelloop.store import reading
 from labelloop.store import members as store_members
 from labelloop.store import projects as store_projects
+from labelloop.store import sessions as store_sessions
 from labelloop.store import users as store_users
 from labelloop.store.projects import Project
 from labelloop.store.schema import api_tokens, users
@@ -50,14 +52,17 @@ class _TTL:
 
 
 class AuthCache:
-    """Users by id (sessions) and by token hash (bearer).
+    """Users by session key hash (cookies) and by token hash (bearer).
 
-    A user seen for the first time is read from the database; after that the request uses the
-    cached entry, and :meth:`refresh` (run every ``refresh_every`` seconds by the app) re-reads
-    all recently used entries in one query each for users and tokens, dropping disabled or
-    deleted users and revoked tokens. An entry not refreshed for ``max_age`` seconds (the
-    refresher stalled) is read again on use. So disabling a user or revoking a token takes
-    effect within about ``refresh_every`` seconds, and the hot path never waits on the database.
+    A session or token seen for the first time is read from the database; after that the
+    request uses the cached entry, and :meth:`refresh` (run every ``refresh_every`` seconds by
+    the app) re-reads all recently used entries in one query each for sessions and tokens,
+    dropping ended or expired sessions, revoked tokens and the entries of disabled or deleted
+    users. An entry not refreshed for ``max_age`` seconds (the refresher stalled) is read again
+    on use, and a session's expiry is checked on every use. So a logout, a password reset,
+    disabling a user or revoking a token in another process takes effect within about
+    ``refresh_every`` seconds, and the hot path never waits on the database; :meth:`forget_session`
+    and :meth:`forget_user` make a change made by this process take effect at once.
     """
 
     def __init__(self, engine: Engine, *, refresh_every: float = 1.0, max_age: float = 5.0, idle: float = 120.0):
@@ -65,29 +70,36 @@ class AuthCache:
         self.refresh_every = refresh_every
         self.max_age = max_age
         self.idle = idle
-        self._ids: dict[int, list[Any]] = {}  # user id -> [User, checked_at, used_at]
+        # session key hash -> [User, checked_at, used_at, expires_at (time.time())]
+        self._sessions: dict[str, list[Any]] = {}
         self._tokens: dict[str, list[Any]] = {}  # token hash -> [User, checked_at, used_at]
+        self._generation = 0  # moved on by forget_*(): a read begun before is not cached
 
-    def _load_id(self, user_id: int) -> User:
+    def _load_session(self, key: str) -> tuple[User, datetime]:
         with reading(self.engine) as conn:
-            try:
-                return store_users.get_user_by_id(conn, user_id=user_id)
-            except NotFoundError:
-                raise AuthError("your account no longer exists; log in again") from None
+            return store_sessions.user_for_session(conn, key=key)
 
     def _load_token(self, token: str) -> User:
         with reading(self.engine) as conn:
             return store_users.authenticate_token(conn, token=token)
 
-    async def by_id(self, user_id: int) -> User:
+    async def by_session(self, key: str) -> User:
+        """The user of session ``key`` (from a signed cookie); AuthError if it has ended."""
+        if not store_sessions.is_session_key(key):
+            raise AuthError("your session has ended: log in again")
+        key_hash = store_sessions.hash_session_key(key)
         now = time.monotonic()
-        entry = self._ids.get(user_id)
+        entry = self._sessions.get(key_hash)
         if entry is None or now - entry[1] > self.max_age:
-            user = await run_in_threadpool(self._load_id, user_id)
-            entry = self._ids[user_id] = [user, now, now]
+            generation = self._generation
+            user, expires_at = await run_in_threadpool(self._load_session, key)
+            entry = [user, now, now, expires_at.timestamp()]
+            if generation == self._generation:
+                self._sessions[key_hash] = entry
+        if time.time() >= entry[3]:
+            self._sessions.pop(key_hash, None)
+            raise AuthError("your session has expired: log in again")
         entry[2] = now
-        if entry[0].disabled:
-            raise AuthError("this account is disabled")
         return entry[0]
 
     async def by_token(self, token: str) -> User:
@@ -95,46 +107,68 @@ class AuthCache:
         now = time.monotonic()
         entry = self._tokens.get(key)
         if entry is None or now - entry[1] > self.max_age:
+            generation = self._generation
             user = await run_in_threadpool(self._load_token, token)
-            entry = self._tokens[key] = [user, now, now]
+            entry = [user, now, now]
+            if generation == self._generation:
+                self._tokens[key] = entry
         entry[2] = now
         return entry[0]
 
     def refresh(self) -> None:
         """Re-read every entry used in the last ``idle`` seconds (blocking: run it in a thread)."""
         now = time.monotonic()
-        for cache in (self._ids, self._tokens):
-            for key in [k for k, e in cache.items() if now - e[2] > self.idle]:
-                cache.pop(key, None)
-        ids, hashes = list(self._ids), list(self._tokens)
-        if not ids and not hashes:
+        for cache in (self._sessions, self._tokens):
+            for key, entry in list(cache.items()):  # a snapshot: requests change the dict meanwhile
+                if now - entry[2] > self.idle:
+                    cache.pop(key, None)
+        session_hashes, token_hashes = list(self._sessions), list(self._tokens)
+        if not session_hashes and not token_hashes:
             return
-        fresh_ids: dict[int, User] = {}
+        fresh_sessions: dict[str, tuple[User, datetime]] = {}
         fresh_tokens: dict[str, User] = {}
         with reading(self.engine) as conn:
-            for chunk in _chunks(ids):
-                for row in conn.execute(select(users).where(users.c.id.in_(chunk))):
-                    fresh_ids[row.id] = store_users.User(row.id, row.name, row.role, bool(row.disabled), row.created_at)
-            for chunk in _chunks(hashes):
+            for chunk in _chunks(session_hashes):
+                fresh_sessions.update(store_sessions.live_sessions(conn, key_hashes=chunk))
+            for chunk in _chunks(token_hashes):
                 rows = conn.execute(
                     select(api_tokens.c.token_hash, users)
                     .join(users, users.c.id == api_tokens.c.user_id)
                     .where(api_tokens.c.token_hash.in_(chunk), users.c.disabled.is_(False))
                 )
                 for row in rows:
-                    fresh_tokens[row.token_hash] = store_users.User(
-                        row.id, row.name, row.role, bool(row.disabled), row.created_at
-                    )
-        for cache, fresh in ((self._ids, fresh_ids), (self._tokens, fresh_tokens)):
-            for key in list(cache):
-                user = fresh.get(key)  # type: ignore[call-overload]
-                if user is None:
-                    cache.pop(key, None)  # gone, revoked or disabled: the next use reads again
-                elif key in cache:
-                    cache[key][0], cache[key][1] = user, now
+                    fresh_tokens[row.token_hash] = store_users.user_from_row(row)
+        for key in session_hashes:
+            found = fresh_sessions.get(key)
+            if found is None:
+                self._sessions.pop(key, None)  # ended, expired or disabled: the next use reads again
+            elif key in self._sessions:
+                entry = self._sessions[key]
+                entry[0], entry[1], entry[3] = found[0], now, found[1].timestamp()
+        for key in token_hashes:
+            user = fresh_tokens.get(key)
+            if user is None:
+                self._tokens.pop(key, None)  # revoked or disabled: the next use reads again
+            elif key in self._tokens:
+                self._tokens[key][0], self._tokens[key][1] = user, now
+
+    def forget_session(self, key: str) -> None:
+        """Drop one session (logout in this process: its cookie stops working at once)."""
+        self._generation += 1
+        if store_sessions.is_session_key(key):
+            self._sessions.pop(store_sessions.hash_session_key(key), None)
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop every session and token entry of ``user_id`` (reset or disabled by this process)."""
+        self._generation += 1
+        for cache in (self._sessions, self._tokens):
+            for key, entry in list(cache.items()):
+                if entry[0].id == user_id:
+                    cache.pop(key, None)
 
     def clear(self) -> None:
-        self._ids.clear()
+        self._generation += 1
+        self._sessions.clear()
         self._tokens.clear()
 
 

@@ -1,8 +1,8 @@
 """FastAPI dependencies shared by the JSON API and the HTML pages (Annotated aliases).
 
 - :data:`SettingsDep`, :data:`EngineDep`: the app's settings and engine.
-- :data:`CurrentUser`: the user of a session cookie or of ``Authorization: Bearer <token>``;
-  401 JSON when missing or bad. :data:`AdminUser`: the same, 403 for labellers.
+- :data:`CurrentUser`: the user of a session cookie (its server-side session, see
+  ``server/sessions``) or of ``Authorization: Bearer <token>``; 401 JSON when missing or bad. :data:`AdminUser`: the same, 403 for labellers.
 - :data:`PageUser`, :data:`PageAdmin`: for HTML pages: without a session they redirect to
   ``/login?next=<path>`` (PageAdmin answers 403 to labellers).
 - :data:`ProjectDep`: the ``{project}`` path parameter as a :class:`Project`. The user is
@@ -12,7 +12,8 @@
   from the per-process caches (the labelling hot path, and the bearer fast path).
 - :data:`ItemIdPath`, :data:`RowIdPath`: id path parameters within the columns' range.
 - :func:`csrf_token` for templates; :data:`CsrfChecked` for form POSTs (field ``csrf_token``)
-  and cookie-authenticated JSON POSTs (header ``X-CSRF-Token``); bearer requests need none.
+  and cookie-authenticated JSON POSTs (header ``X-CSRF-Token``); requests with a valid bearer
+  token need none (any other ``Authorization`` header exempts nothing).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from labelloop.config import Settings
 from labelloop.errors import AuthError, NotFoundError
+from labelloop.server.sessions import session_key
 from labelloop.store import reading
 from labelloop.store import projects as store_projects
 from labelloop.store.projects import Project
@@ -38,7 +40,6 @@ ItemIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 RowIdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 CSRF_SESSION_KEY = "csrf"
-USER_SESSION_KEY = "uid"
 
 
 class LoginRequired(Exception):
@@ -76,7 +77,11 @@ def _bearer(request: Request) -> str | None:
 
 
 async def _resolve_user(request: Request) -> User | None:
-    """The request's user, or None when it carries no credentials; bad credentials: 401."""
+    """The request's user, or None when it carries no credentials; bad credentials: 401.
+
+    A bearer token wins over a cookie. A cookie's session key is checked by the AuthCache (a
+    key of the wrong form, from a forged or old cookie, is refused without a lookup); a cookie
+    without one, such as those from before server-side sessions, is no login."""
     cached = getattr(request.state, "user", None)
     if cached is not None:
         return cached
@@ -87,10 +92,10 @@ async def _resolve_user(request: Request) -> User | None:
             user = await cache.by_token(token)
             request.state.via_token = True
         else:
-            uid = request.session.get(USER_SESSION_KEY) if "session" in request.scope else None
-            if uid is None:
+            key = session_key(request)
+            if key is None:
                 return None
-            user = await cache.by_id(int(uid))
+            user = await cache.by_session(key)
             request.state.via_token = False
     except AuthError as exc:
         if token is None:
@@ -199,27 +204,40 @@ ProjectDep = Annotated[Project, Depends(get_project)]
 CachedProjectDep = Annotated[Project, Depends(get_cached_project)]
 
 
+def _session_csrf(request: Request) -> str | None:
+    if "session" not in request.scope:
+        return None
+    token = request.session.get(CSRF_SESSION_KEY)
+    return token if isinstance(token, str) and token.isascii() and token else None
+
+
 def csrf_token(request: Request) -> str:
     """The session's CSRF token (created on first use); put it in every form."""
-    token = request.session.get(CSRF_SESSION_KEY)
-    if not token:
+    token = _session_csrf(request)
+    if token is None:
         token = secrets.token_urlsafe(32)
         request.session[CSRF_SESSION_KEY] = token
     return token
 
 
 async def check_csrf(request: Request) -> None:
-    """Cookie-authenticated writes must echo the session's CSRF token (header or form field)."""
-    if request.headers.get("authorization"):
-        return  # bearer tokens are not sent by browsers on their own: no CSRF risk
-    expected = request.session.get(CSRF_SESSION_KEY) if "session" in request.scope else None
+    """Cookie-authenticated writes must echo the session's CSRF token (header or form field).
+
+    Only a valid bearer token exempts a request (browsers do not send one on their own); an
+    invalid one is a 401, and any other ``Authorization`` header exempts nothing."""
+    scheme = request.headers.get("authorization", "").partition(" ")[0]
+    if scheme.lower() == "bearer":
+        await _resolve_user(request)  # 401 unless the token is valid
+        if getattr(request.state, "via_token", False):
+            return
+    expected = _session_csrf(request)
     given = request.headers.get("x-csrf-token")
     if given is None:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             value = (await request.form()).get("csrf_token")
             given = value if isinstance(value, str) else None
-    if not expected or not given or not secrets.compare_digest(expected, given):
+    if not expected or not given or not secrets.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass")):
         raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
 
 

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from labelloop.errors import LabelloopError
 from labelloop.server.admin import project_url
 from labelloop.server.api import require_json
-from labelloop.server.deps import AdminUser, CsrfChecked, EngineDep, ItemIdPath, PageAdmin, ProjectDep
+from labelloop.server.deps import AdminUser, CsrfChecked, EngineDep, ItemIdPath, PageAdmin, ProjectDep, current_user
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.server.schemas import AdjudicatePublic, LabelCreate
 from labelloop.store import reading, writing
@@ -102,7 +102,7 @@ def decide(
 
 
 @api.post("/items/{item_id}/adjudicate", response_model=AdjudicatePublic,
-          dependencies=[Depends(require_json)])
+          dependencies=[Depends(current_user), Depends(require_json)])  # the login first: 401 before 415
 def adjudicate(project: ProjectDep, user: AdminUser, engine: EngineDep, _csrf: CsrfChecked, item_id: ItemIdPath,
                body: LabelCreate) -> dict[str, Any]:
     """Decide an item's final label (admins). The decision wins over every label on the item."""

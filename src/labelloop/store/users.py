@@ -9,7 +9,7 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from labelloop.errors import AlreadyExistsError, AuthError, InvalidInputError, NotFoundError
 from labelloop.store.engine import insert_ignore
@@ -18,7 +18,10 @@ from labelloop.store.schema import ROLES, api_tokens, meta, users, utcnow
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "ll_"
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+_CHECKED_LENGTH = 72  # zxcvbn's own limit; a longer password is judged by its start
+_ADVICE = "choose a longer passphrase, e.g. four or five unrelated words"
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,23 @@ class User:
         return self.role == "admin"
 
 
-def _user(row: object) -> User:
+@dataclass(frozen=True)
+class Ended:
+    """What a password reset or disabling an account ended: live sessions and API tokens."""
+
+    sessions: int
+    tokens: int
+
+    def describe(self) -> str:
+        """E.g. "ended 2 sessions and revoked 1 API token"."""
+        return (f"ended {self.sessions} session{'' if self.sessions == 1 else 's'} and revoked "
+                f"{self.tokens} API token{'' if self.tokens == 1 else 's'}")
+
+
+def user_from_row(row: object) -> User:
+    """A :class:`User` from a row with the columns of ``users``."""
     return User(row.id, row.name, row.role, bool(row.disabled), row.created_at)  # type: ignore[attr-defined]
+
 
 
 def validate_user_name(name: str) -> None:
@@ -48,22 +66,48 @@ def validate_user_name(name: str) -> None:
         raise InvalidInputError(f"invalid user name {name!r}: 1-100 characters without spaces or control characters")
 
 
-def validate_password(password: str) -> None:
+def validate_password(password: str, *, user_name: str | None = None) -> None:
+    """Refuse passwords under :data:`MIN_PASSWORD_LENGTH` characters, common ones (zxcvbn's list
+    of frequent passwords) and easily guessed ones (zxcvbn score under 2, where the user's name
+    counts as known to the attacker); InvalidInputError says why and what to do."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInputError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
-    if len(password) > 1024:
-        raise InvalidInputError("password too long: at most 1024 characters")
+        raise InvalidInputError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters; {_ADVICE}")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInputError(f"password too long: at most {MAX_PASSWORD_LENGTH} characters")
+    from zxcvbn import zxcvbn  # 60 ms to import: only where a password is set
+
+    checked = password[:_CHECKED_LENGTH]
+    result = zxcvbn(checked, user_inputs=[user_name] if user_name else None)
+    matches = result["sequence"]
+    whole_common = (
+        len(matches) == 1
+        and matches[0]["pattern"] == "dictionary"
+        and matches[0].get("dictionary_name") == "passwords"
+    )
+    if whole_common or (result["score"] < 2 and any(m.get("dictionary_name") == "passwords" for m in matches)):
+        raise InvalidInputError(f"password too common: {_ADVICE}")
+    if result["score"] < 2:
+        warning = result["feedback"].get("warning", "").strip().rstrip(".")
+        why = f" ({warning[:1].lower()}{warning[1:]})" if warning else ""
+        raise InvalidInputError(f"password too easy to guess{why}: {_ADVICE}")
 
 
 def generate_password() -> str:
-    return secrets.token_urlsafe(12)
+    """16 random URL-safe characters (96 bits), which :func:`validate_password` accepts."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        try:
+            validate_password(password)
+        except InvalidInputError:  # a random string that happens to look guessable: draw again
+            continue
+        return password
 
 
 def create_user(conn: Connection, *, name: str, role: str, password: str) -> User:
     validate_user_name(name)
     if role not in ROLES:
         raise InvalidInputError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
-    validate_password(password)
+    validate_password(password, user_name=name)
     if conn.execute(select(users.c.id).where(users.c.name == name)).first():
         raise AlreadyExistsError(f"user {name!r} exists already")
     conn.execute(
@@ -76,27 +120,46 @@ def get_user(conn: Connection, *, name: str) -> User:
     row = conn.execute(select(users).where(users.c.name == name)).first()
     if row is None:
         raise NotFoundError(f"no user named {name!r}")
-    return _user(row)
+    return user_from_row(row)
 
 
 def get_user_by_id(conn: Connection, *, user_id: int) -> User:
     row = conn.execute(select(users).where(users.c.id == user_id)).first()
     if row is None:
         raise NotFoundError(f"no user with id {user_id}")
-    return _user(row)
+    return user_from_row(row)
 
 
 def list_users(conn: Connection) -> list[User]:
-    return [_user(r) for r in conn.execute(select(users).order_by(users.c.name))]
+    return [user_from_row(r) for r in conn.execute(select(users).order_by(users.c.name))]
 
 
-def set_password(conn: Connection, *, user_id: int, password: str) -> None:
-    validate_password(password)
+def set_password(conn: Connection, *, user_id: int, password: str, keep_tokens: bool = False) -> Ended:
+    """Give the user a new password and end every session of theirs; their API tokens are
+    revoked too unless ``keep_tokens``. Returns what was ended."""
+    user = get_user_by_id(conn, user_id=user_id)
+    validate_password(password, user_name=user.name)
     conn.execute(update(users).where(users.c.id == user_id).values(password_hash=_hasher.hash(password)))
+    return _end_access(conn, user_id, tokens=not keep_tokens)
 
 
-def set_disabled(conn: Connection, *, user_id: int, disabled: bool) -> None:
+def set_disabled(conn: Connection, *, user_id: int, disabled: bool) -> Ended:
+    """Disable (or enable) an account. Disabling ends its sessions and revokes its API tokens,
+    so enabling it again later does not bring them back. Returns what was ended."""
     conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled))
+    return _end_access(conn, user_id, tokens=True) if disabled else Ended(0, 0)
+
+
+def revoke_user_tokens(conn: Connection, *, user_id: int) -> int:
+    """Revoke every API token of ``user_id``; returns how many."""
+    return conn.execute(api_tokens.delete().where(api_tokens.c.user_id == user_id)).rowcount
+
+
+def _end_access(conn: Connection, user_id: int, *, tokens: bool) -> Ended:
+    from labelloop.store.sessions import end_user_sessions  # sessions.py imports this module
+
+    ended = end_user_sessions(conn, user_id=user_id)
+    return Ended(ended, revoke_user_tokens(conn, user_id=user_id) if tokens else 0)
 
 
 def authenticate_password(conn: Connection, *, name: str, password: str) -> User:
@@ -114,7 +177,7 @@ def authenticate_password(conn: Connection, *, name: str, password: str) -> User
         raise AuthError("this account is disabled")
     if _hasher.check_needs_rehash(row.password_hash):
         conn.execute(update(users).where(users.c.id == row.id).values(password_hash=_hasher.hash(password)))
-    return _user(row)
+    return user_from_row(row)
 
 
 def hash_token(token: str) -> str:
@@ -140,7 +203,7 @@ def authenticate_token(conn: Connection, *, token: str) -> User:
         raise AuthError("invalid API token")
     if row.disabled:
         raise AuthError("this account is disabled")
-    return _user(row)
+    return user_from_row(row)
 
 
 def list_tokens(conn: Connection, *, user_id: int) -> list[dict[str, object]]:
@@ -150,6 +213,12 @@ def list_tokens(conn: Connection, *, user_id: int) -> list[dict[str, object]]:
         .order_by(api_tokens.c.id)
     )
     return [dict(r._mapping) for r in rows]
+
+
+def token_counts(conn: Connection) -> dict[int, int]:
+    """user id -> number of API tokens (users without any are left out)."""
+    rows = conn.execute(select(api_tokens.c.user_id, func.count()).group_by(api_tokens.c.user_id))
+    return {user_id: count for user_id, count in rows}
 
 
 def revoke_token(conn: Connection, *, user_id: int, token_id: int) -> None:
