@@ -92,8 +92,10 @@ def create_user(
     generated = not password
     value = store_users.generate_password() if generated else password
     try:
+        store_users.validate_user_name(name)  # before the slow part
+        password_hash = _hashed(request, value)
         with writing(engine) as conn:
-            created = store_users.create_user(conn, name=name, role=role, password=value)
+            created = store_users.create_user(conn, name=name, role=role, password_hash=password_hash)
             browse.record_audit(conn, user_id=user.id, action="user.create",
                                 details={"name": created.name, "role": created.role})
     except LabelloopError as exc:
@@ -102,6 +104,12 @@ def create_user(
     if not generated:
         return RedirectResponse("/admin/users?done=created", status_code=303)
     return _page(request, engine, user, secret={"kind": "password", "user": created.name, "value": value})
+
+
+def _hashed(request: Request, password: str) -> str:
+    """``password`` validated and hashed on the password pool, not on this thread (the threads
+    that serve labelling); the pool full: ``TooManyLogins`` (503)."""
+    return request.app.state.logins.pool.call(store_users.hash_password, password)
 
 
 def _change(
@@ -154,9 +162,13 @@ def reset_password(
 ) -> Response:
     """Give the user a new generated password, shown once."""
     value = store_users.generate_password()
+    try:
+        password_hash = _hashed(request, value)
+    except LabelloopError as exc:
+        return _page(request, engine, user, error=str(exc), status=error_status(exc))
 
     def change(conn: Connection, target: User) -> str:
-        store_users.set_password(conn, user_id=target.id, password=value)
+        store_users.set_password(conn, user_id=target.id, password_hash=password_hash)
         return target.name
 
     name, error, status = _change(request, engine, user, user_id, change, "user.password_reset")
