@@ -28,7 +28,7 @@ from labelloop.server.caches import AuthCache, MemberCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.fastpath import FastLabelling
-from labelloop.server.logins import Logins, ProxyHeaders, SecureCookies
+from labelloop.server.logins import LoginGate, Logins, ProxyHeaders, SecureCookies
 from labelloop.server.requestlog import RequestLog
 from labelloop.server.responses import SafeJSONResponse, status_of, unstorable_message
 from labelloop.server.web import assets
@@ -170,6 +170,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(FastLabelling)  # bearer-token next/labels: before sessions and routing
     app.add_middleware(BodyLimit)
     app.add_middleware(RejectNul)
+    app.add_middleware(LoginGate)  # a login flood: 503 before any work while the password pool is full
     app.add_middleware(SecurityHeaders)  # CSP, framing, nosniff, referrer: on every answer
     app.add_middleware(ProxyHeaders, trusted_proxies=settings.trusted_proxies)  # client, scheme
     app.add_middleware(RequestLog)  # outermost: every answer has an X-Request-ID and a log line

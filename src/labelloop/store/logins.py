@@ -74,9 +74,15 @@ def forget_failures(conn: Connection, *, before: datetime) -> int:
     return conn.execute(delete(login_failures).where(login_failures.c.created_at <= before)).rowcount
 
 
-def count_failures(conn: Connection, *, name: str, client: str | None = None) -> int:
-    """Rows of ``name`` (from ``client``, or from anywhere): failures and pending checks."""
+def count_failures(
+    conn: Connection, *, name: str, client: str | None = None, since: datetime | None = None
+) -> int:
+    """Rows of ``name`` (from ``client``, or from anywhere; newer than ``since``, or all):
+    failures and pending checks. A read: :func:`reserve_attempt` decides, this only tells a
+    caller that need not try (no write transaction for a name that is limited anyway)."""
     query = select(func.count()).where(login_failures.c.username == name[:MAX_NAME])
     if client is not None:
         query = query.where(login_failures.c.client == client[:MAX_CLIENT])
+    if since is not None:
+        query = query.where(login_failures.c.created_at > since)
     return conn.execute(query).scalar_one()
