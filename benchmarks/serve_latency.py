@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/serve_latency.py [--items 1000000] [--db sqlite|postgresql|both]
         [--workers 2] [--duration 20] [--labellers 1000] [--period 2.0] [--closed 1,8,32] [--plot]
+        [--login-flood 40]
 
 Builds (once; cached in benchmarks/.cache/serve_<items>.db for SQLite and in the PostgreSQL
 schema ``bench_serve_<items>``) a project of ``--items`` items and ``--labellers`` labellers with API
@@ -15,6 +16,9 @@ keep-alive, one connection per labeller):
 (b) closed loop: 1, 8 and 32 labellers with no think time: labels/s and latencies.
 
 Latency is measured from sending a request to its full response. Prints JSON.
+With ``--login-flood N`` every phase runs twice, without and then with N connections posting
+random logins in a loop (``login_flood.py``, a process of its own): ``without_flood`` and
+``with_flood`` per phase, so the two are compared within one run.
 Goals (2 cores): p99 <= 50 ms for both calls at 500 labels/s offered; closed loop >= 1,500 labels/s.
 """
 
@@ -389,21 +393,40 @@ def measured(server: Server, phase) -> dict:
     return result
 
 
+def phase(server: Server, args: argparse.Namespace, make, warmup: float) -> dict:
+    """``make()``'s load phase; with ``--login-flood``, once without and once with the flood."""
+    if not args.login_flood:
+        return measured(server, make())
+    import login_flood  # beside this script
+
+    quiet = measured(server, make())
+    flood = login_flood.start(server.port, args.login_flood, 1.5 + warmup + args.duration + 0.5)
+    time.sleep(1.5)  # its connections are up and flooding
+    flooded = measured(server, make())
+    flooded["login_flood"] = login_flood.finish(flood)
+    return {"without_flood": quiet, "with_flood": flooded}
+
+
 def run_db(kind: str, args: argparse.Namespace) -> dict:
-    url = build(kind, args.items, args.labellers + sum(args.closed))
+    rounds = 2 if args.login_flood else 1
+    url = build(kind, args.items, args.labellers + rounds * sum(args.closed))
     reset(url)
     server = Server(url, args.workers)
     try:
         server.wait()
         result: dict = {"workers": args.workers}
         if args.labellers:
-            result["open_loop"] = measured(server, open_loop(server.port, args.labellers, args.period,
-                                                             args.duration, 3.0))
+            result["open_loop"] = phase(server, args, lambda: open_loop(server.port, args.labellers, args.period,
+                                                                        args.duration, 3.0), 3.5)
         result["closed_loop"] = []
-        first = args.labellers  # fresh users: nobody holds a lease yet
+        first = [args.labellers]  # fresh users for each closed-loop run: nobody holds a lease yet
+
+        def fresh(n: int):
+            first[0] += n
+            return closed_loop(server.port, n, args.duration, 2.0, first[0] - n)
+
         for n in args.closed:
-            result["closed_loop"].append(measured(server, closed_loop(server.port, n, args.duration, 2.0, first)))
-            first += n
+            result["closed_loop"].append(phase(server, args, lambda n=n: fresh(n), 2.0))
         return result
     finally:
         server.stop()
@@ -419,6 +442,8 @@ def main() -> None:
     parser.add_argument("--period", type=float, default=2.0, help="open loop: seconds between a labeller's labels")
     parser.add_argument("--closed", default="1,8,32", help="closed loop: numbers of labellers")
     parser.add_argument("--plot", action="store_true", help="also write benchmarks/plots/serve_latency.png")
+    parser.add_argument("--login-flood", type=int, default=0, metavar="N",
+                        help="run every phase also under a flood of random logins on N connections (40)")
     args = parser.parse_args()
     args.closed = [int(x) for x in args.closed.split(",") if x]
     try:
@@ -448,8 +473,8 @@ def plot(out: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for kind, res in out["results"].items():
-        xs = [r["labellers"] for r in res["closed_loop"]]
-        ax.plot(xs, [r["labels_per_s"] for r in res["closed_loop"]], marker="o", label=f"{kind} labels/s")
+        runs = [r.get("without_flood", r) for r in res["closed_loop"]]
+        ax.plot([r["labellers"] for r in runs], [r["labels_per_s"] for r in runs], marker="o", label=f"{kind} labels/s")
     ax.axhline(1500, linestyle="--", color="grey", label="goal 1,500/s")
     ax.set_xlabel("closed-loop labellers")
     ax.set_ylabel("labels per second")

@@ -8,6 +8,7 @@ that each one is documented in the README and parsed from the environment.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,20 @@ class Settings:
     login_window_seconds: int = field(
         default=300, metadata=_doc("Window for counting failed logins, in seconds.")
     )
+    trusted_proxies: str = field(
+        default="",
+        metadata=_doc("Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` headers are "
+                      "believed: addresses or CIDR networks, comma-separated (`127.0.0.1`, "
+                      "`172.16.0.0/12,10.0.0.5`). The client is the right-most address of "
+                      "`X-Forwarded-For` that is not a trusted proxy. Empty: no proxy is trusted and the "
+                      "client is the connection's peer (failed logins are counted per user name and client)."),
+    )
+    force_secure_cookies: bool = field(
+        default=False,
+        metadata=_doc("Mark the session cookie `Secure` on every answer. Without it the cookie is `Secure` "
+                      "when the request came over HTTPS: directly or through a trusted proxy's "
+                      "`X-Forwarded-Proto: https`."),
+    )
     orchestrate_interval: float = field(
         default=30.0,
         metadata=_doc("Seconds between the orchestrator's checks for new labels. The model page counts "
@@ -87,6 +102,9 @@ class Settings:
                       "it cancels them; keep it below the container's stop grace period."),
     )
 
+    def __post_init__(self) -> None:
+        proxy_networks(self.trusted_proxies)  # a bad address fails here, naming the setting
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Read settings from ``environ`` (default ``os.environ``); ``overrides`` win if not None."""
@@ -108,6 +126,26 @@ class Settings:
         return [
             (PREFIX + f.name.upper(), str(f.default), f.metadata["doc"]) for f in dataclasses.fields(cls)
         ]
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def proxy_networks(value: str) -> tuple[Network, ...]:
+    """The networks of ``trusted_proxies`` (a single address is a network of one)."""
+    networks = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{PREFIX}TRUSTED_PROXIES: {part!r} is not an IP address or CIDR network; give addresses or "
+                "networks separated by commas, such as 127.0.0.1,172.16.0.0/12"
+            ) from None
+    return tuple(networks)
 
 
 def _parse(name: str, raw: str, default: object) -> object:

@@ -121,7 +121,8 @@ class LiveServer:
     def __enter__(self) -> LiveServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "labelloop.server.run:app_from_env",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+             "--no-proxy-headers"],  # as `labelloop serve`: only the app reads proxy headers
             env=self.env,
         )
         deadline = time.monotonic() + 30

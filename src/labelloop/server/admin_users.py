@@ -17,6 +17,8 @@ them (never stored in clear, never put in a URL or a cookie). Every change is au
 
 from __future__ import annotations
 
+import functools
+
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -95,8 +97,10 @@ def create_user(
     generated = not password
     value = store_users.generate_password() if generated else password
     try:
+        store_users.validate_user_name(name)  # before the slow part
+        password_hash = _hashed(request, value, user_name=name)
         with writing(engine) as conn:
-            created = store_users.create_user(conn, name=name, role=role, password=value)
+            created = store_users.create_user(conn, name=name, role=role, password_hash=password_hash)
             browse.record_audit(conn, user_id=user.id, action="user.create",
                                 details={"name": created.name, "role": created.role})
     except LabelloopError as exc:
@@ -105,6 +109,13 @@ def create_user(
     if not generated:
         return RedirectResponse("/admin/users?done=created", status_code=303)
     return _page(request, engine, user, secret={"kind": "password", "user": created.name, "value": value})
+
+
+def _hashed(request: Request, password: str, *, user_name: str | None = None) -> str:
+    """``password`` validated and hashed on the password pool, not on this thread (the threads
+    that serve labelling); the pool full: ``TooManyLogins`` (503)."""
+    return request.app.state.logins.pool.call(
+        functools.partial(store_users.hash_password, password, user_name=user_name))
 
 
 def _change(
@@ -160,9 +171,13 @@ def reset_password(
     """Give the user a new generated password, shown once. Their sessions end and, unless
     ``keep_tokens`` is ticked, their API tokens are revoked."""
     value = store_users.generate_password()
+    try:
+        password_hash = _hashed(request, value)
+    except LabelloopError as exc:
+        return _page(request, engine, user, error=str(exc), status=error_status(exc))
 
     def change(conn: Connection, target: User) -> tuple[str, store_users.Ended]:
-        return target.name, store_users.set_password(conn, user_id=target.id, password=value,
+        return target.name, store_users.set_password(conn, user_id=target.id, password_hash=password_hash,
                                                      keep_tokens=bool(keep_tokens))
 
     result, error, status = _change(request, engine, user, user_id, change, "user.password_reset")

@@ -28,6 +28,7 @@ from labelloop.server.caches import AuthCache, MemberCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.fastpath import FastLabelling
+from labelloop.server.logins import LoginGate, Logins, ProxyHeaders, SecureCookies
 from labelloop.server.requestlog import RequestLog
 from labelloop.server.responses import SafeJSONResponse, status_of, unstorable_message
 from labelloop.server.web import assets
@@ -118,6 +119,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.member_cache = MemberCache(engine)
     app.state.dispatcher = Dispatcher(engine)
     app.state.dispatcher.start()
+    app.state.logins = Logins(engine, settings)  # the failed-login limit and the password pool
     refresher = asyncio.create_task(_refresh_users(app.state.auth_cache))
     member_refresher = asyncio.create_task(_refresh_members(app.state.member_cache))
     try:
@@ -126,6 +128,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         refresher.cancel()
         member_refresher.cancel()
         app.state.dispatcher.stop()
+        app.state.logins.close()
         engine.dispose()
 
 
@@ -163,10 +166,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     formats.install(app.state.templates.env)  # count, rank, score, percent, ago
     app.add_middleware(auth.LazySessionMiddleware)
+    app.add_middleware(SecureCookies, force=settings.force_secure_cookies)  # `Secure` over HTTPS
     app.add_middleware(FastLabelling)  # bearer-token next/labels: before sessions and routing
     app.add_middleware(BodyLimit)
     app.add_middleware(RejectNul)
+    app.add_middleware(LoginGate)  # a login flood: 503 before any work while the password pool is full
     app.add_middleware(SecurityHeaders)  # CSP, framing, nosniff, referrer: on every answer
+    app.add_middleware(ProxyHeaders, trusted_proxies=settings.trusted_proxies)  # client, scheme
     app.add_middleware(RequestLog)  # outermost: every answer has an X-Request-ID and a log line
 
     @app.exception_handler(LabelloopError)

@@ -4,31 +4,28 @@ Sessions are Starlette's signed cookies (itsdangerous), HttpOnly and SameSite=La
 ``settings.secret_key`` or else a random secret kept in the database (shared by every worker).
 The cookie holds the key of a server-side session (``server/sessions``), which logout, a
 password reset or disabling the account end; every request re-checks it (see ``caches.py``).
-Failed logins are counted per user name and client address in ``login_failures``, so the
-limit holds across workers; past ``login_max_failures`` within ``login_window_seconds``: 429.
+The cookie is ``Secure`` over HTTPS (``logins/cookies.py``). The password check, with the
+failed-login limit per user name and client address (429) and its own hashing pool (503 when
+full), is ``logins/limits.py``.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import Engine, delete, func, insert, select
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from labelloop.config import Settings
-from labelloop.errors import AuthError
 from labelloop.server.deps import CsrfChecked, PageUser, check_csrf, csrf_token
+from labelloop.server.logins import Refusal, client_of
 from labelloop.server.sessions import end_session, session_key, start_session
 from labelloop.store import writing
 from labelloop.store import users as store_users
-from labelloop.store.schema import login_failures, utcnow
-from labelloop.store.users import User
 
 SESSION_COOKIE = "labelloop_session"
 SESSION_MAX_AGE = 14 * 24 * 3600
@@ -77,42 +74,12 @@ def local_path(target: str | None) -> str | None:
     return target
 
 
-def _client(request: Request) -> str:
-    return (request.client.host if request.client else "unknown")[:100]
-
-
-def _attempt_login(engine: Engine, settings: Settings, name: str, password: str, client: str) -> User | str:
-    """The user, or the reason for refusing: "limited" (too many failures) or the error text."""
-    now = utcnow()
-    since = now - timedelta(seconds=settings.login_window_seconds)
-    name = name[:100]
-    with writing(engine) as conn:
-        failures = conn.execute(
-            select(func.count()).where(
-                login_failures.c.username == name,
-                login_failures.c.client == client,
-                login_failures.c.created_at > since,
-            )
-        ).scalar_one()
-        if failures >= settings.login_max_failures:
-            return "limited"
-    try:
-        with writing(engine) as conn:
-            user = store_users.authenticate_password(conn, name=name, password=password[:1024])
-            conn.execute(
-                delete(login_failures).where(login_failures.c.username == name, login_failures.c.client == client)
-            )
-            return user
-    except AuthError as exc:
-        with writing(engine) as conn:
-            conn.execute(insert(login_failures).values(username=name, client=client, created_at=now))
-            conn.execute(delete(login_failures).where(login_failures.c.created_at <= since))
-        return str(exc)
-
-
-def render_login(request: Request, *, error: str | None, next_path: str, status: int = 200) -> Response:
+def render_login(
+    request: Request, *, error: str | None, next_path: str, status: int = 200, username: str = ""
+) -> Response:
     context: dict[str, Any] = {
         "request": request, "error": error, "next": next_path, "csrf_token": csrf_token(request),
+        "username": username,
     }
     return request.app.state.templates.TemplateResponse(request, "login.html", context, status_code=status)
 
@@ -134,13 +101,13 @@ async def login(
     next_path = local_path(next) or "/"
     if "\x00" in username or "\x00" in password:  # no account has one; PostgreSQL cannot compare it
         return render_login(request, error="wrong user name or password", next_path=next_path, status=401)
-    result = await run_in_threadpool(_attempt_login, state.engine, state.settings, username, password, _client(request))
-    if result == "limited":
-        return render_login(
-            request, error="too many failed logins: wait a few minutes and try again", next_path=next_path, status=429
-        )
-    if isinstance(result, str):
-        return render_login(request, error=result, next_path=next_path, status=401)
+    result = await state.logins.check(name=username, password=password, client=client_of(request))
+    if isinstance(result, Refusal):
+        page = render_login(request, error=result.message, next_path=next_path, status=result.status,
+                            username=username)
+        if result.retry_after:
+            page.headers["Retry-After"] = str(result.retry_after)
+        return page
     await start_session(request, result.id)  # a fresh session: no fixation
     csrf_token(request)
     return RedirectResponse(next_path, status_code=303)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DataError
 
 from labelloop.errors import AlreadyExistsError, ConflictError, LabelloopError, NotFoundError
 from labelloop.server.deps import EngineDep, PageUser, ProjectDep, SettingsDep, csrf_token
+from labelloop.server.logins import TooManyLogins
 from labelloop.server.responses import unstorable_message
 from labelloop.store import reading
 from labelloop.store.browse import label_totals_of_user
@@ -63,6 +64,8 @@ def error_status(exc: LabelloopError) -> int:
         return 404
     if isinstance(exc, (AlreadyExistsError, ConflictError)):
         return 409
+    if isinstance(exc, TooManyLogins):
+        return 503
     return 400
 
 

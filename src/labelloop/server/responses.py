@@ -18,6 +18,7 @@ from labelloop.errors import (
     NotEnoughLabelsError,
     NotFoundError,
 )
+from labelloop.server.logins.pool import TooManyLogins
 from labelloop.store.queue import Lease
 
 STATUS = [
@@ -28,6 +29,7 @@ STATUS = [
     (NotEnoughLabelsError, 409),
     (InvalidInputError, 422),
     (AuthError, 401),
+    (TooManyLogins, 503),
 ]
 
 

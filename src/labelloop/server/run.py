@@ -85,7 +85,10 @@ def serve(
     orchestrator = start_orchestrator(settings) if orchestrate else None
     common: dict[str, Any] = {
         "host": host, "port": port, "log_level": settings.log_level.lower(), "access_log": False,
-        "proxy_headers": False, "log_config": None,  # our handler (text or JSON) formats Uvicorn's lines too
+        # Uvicorn would believe X-Forwarded-For/-Proto from 127.0.0.1 (or FORWARDED_ALLOW_IPS):
+        # off, so that only the app's ProxyHeaders does, from LABELLOOP_TRUSTED_PROXIES.
+        "proxy_headers": False, "forwarded_allow_ips": "",
+        "log_config": None,  # our handler (text or JSON) formats Uvicorn's lines too
         "timeout_graceful_shutdown": settings.shutdown_timeout,
     }
     # After a graceful shutdown Uvicorn raises the signal that stopped it again, for the handler

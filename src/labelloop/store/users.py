@@ -1,4 +1,10 @@
-"""Users (admins and labellers), argon2 password hashes and hashed API tokens."""
+"""Users (admins and labellers), argon2 password hashes and hashed API tokens.
+
+Hashing a password costs about 0.1 s of CPU (argon2). The server does it outside transactions
+and off the threads that serve labelling: :func:`hash_password` and :func:`check_password` are
+pure (no database), and :func:`create_user` and :func:`set_password` take a ready
+``password_hash``; the CLI passes the password itself.
+"""
 
 from __future__ import annotations
 
@@ -103,15 +109,58 @@ def generate_password() -> str:
         return password
 
 
-def create_user(conn: Connection, *, name: str, role: str, password: str) -> User:
+def hash_password(password: str, *, user_name: str | None = None) -> str:
+    """The argon2 hash of an acceptable ``password`` (slow: about 0.1 s of CPU)."""
+    validate_password(password, user_name=user_name)
+    return _hasher.hash(password)
+
+
+_dummy_hash: str | None = None
+
+
+def check_password(password_hash: str | None, password: str) -> tuple[bool, str | None]:
+    """(whether ``password`` matches ``password_hash``, a new hash when the parameters changed).
+    ``password_hash`` None (no such user) spends the time of a real check, so that names cannot
+    be probed by timing, and answers False."""
+    global _dummy_hash
+    if password_hash is None:
+        _dummy_hash = _dummy_hash or _hasher.hash(secrets.token_urlsafe(12))
+        password_hash = _dummy_hash
+        known = False
+    else:
+        known = True
+    try:
+        _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False, None
+    return known, (_hasher.hash(password) if known and _hasher.check_needs_rehash(password_hash) else None)
+
+
+def login_record(conn: Connection, *, name: str) -> tuple[User, str] | None:
+    """The user called ``name`` and their password hash, or None."""
+    row = conn.execute(select(users).where(users.c.name == name)).first()
+    return None if row is None else (user_from_row(row), row.password_hash)
+
+
+def replace_hash(conn: Connection, *, user_id: int, password_hash: str) -> None:
+    """Store a fresh hash of the same password (new argon2 parameters); sessions are kept."""
+    conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+def create_user(
+    conn: Connection, *, name: str, role: str, password: str | None = None, password_hash: str | None = None
+) -> User:
+    """Create a user with ``password``, or with ``password_hash`` from :func:`hash_password`."""
     validate_user_name(name)
     if role not in ROLES:
         raise InvalidInputError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
-    validate_password(password, user_name=name)
+    if password_hash is None:
+        validate_password(password or "", user_name=name)
     if conn.execute(select(users.c.id).where(users.c.name == name)).first():
         raise AlreadyExistsError(f"user {name!r} exists already")
+    password_hash = password_hash or hash_password(password or "", user_name=name)
     conn.execute(
-        insert(users).values(name=name, role=role, password_hash=_hasher.hash(password), created_at=utcnow())
+        insert(users).values(name=name, role=role, password_hash=password_hash, created_at=utcnow())
     )
     return get_user(conn, name=name)
 
@@ -134,12 +183,17 @@ def list_users(conn: Connection) -> list[User]:
     return [user_from_row(r) for r in conn.execute(select(users).order_by(users.c.name))]
 
 
-def set_password(conn: Connection, *, user_id: int, password: str, keep_tokens: bool = False) -> Ended:
-    """Give the user a new password and end every session of theirs; their API tokens are
-    revoked too unless ``keep_tokens``. Returns what was ended."""
+def set_password(
+    conn: Connection, *, user_id: int, password: str | None = None, password_hash: str | None = None,
+    keep_tokens: bool = False,
+) -> Ended:
+    """Give the user a new ``password`` (or ``password_hash`` from :func:`hash_password`) and end
+    every session of theirs; their API tokens are revoked too unless ``keep_tokens``. Returns
+    what was ended."""
     user = get_user_by_id(conn, user_id=user_id)
-    validate_password(password, user_name=user.name)
-    conn.execute(update(users).where(users.c.id == user_id).values(password_hash=_hasher.hash(password)))
+    if password_hash is None:
+        password_hash = hash_password(password or "", user_name=user.name)
+    conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
     return _end_access(conn, user_id, tokens=not keep_tokens)
 
 
@@ -163,21 +217,18 @@ def _end_access(conn: Connection, user_id: int, *, tokens: bool) -> Ended:
 
 
 def authenticate_password(conn: Connection, *, name: str, password: str) -> User:
-    """Return the user if ``password`` is right and the account is enabled; else AuthError."""
-    row = conn.execute(select(users).where(users.c.name == name)).first()
-    if row is None:
-        # Spend the same time as a real check, so names cannot be probed by timing.
-        _hasher.hash(password)
+    """Return the user if ``password`` is right and the account is enabled; else AuthError.
+    (Hashes inside the transaction: the server checks passwords with :func:`check_password`.)"""
+    record = login_record(conn, name=name)
+    right, new_hash = check_password(record[1] if record else None, password)
+    if record is None or not right:
         raise AuthError("wrong user name or password")
-    try:
-        _hasher.verify(row.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        raise AuthError("wrong user name or password") from None
-    if row.disabled:
+    user = record[0]
+    if user.disabled:
         raise AuthError("this account is disabled")
-    if _hasher.check_needs_rehash(row.password_hash):
-        conn.execute(update(users).where(users.c.id == row.id).values(password_hash=_hasher.hash(password)))
-    return user_from_row(row)
+    if new_hash is not None:
+        replace_hash(conn, user_id=user.id, password_hash=new_hash)
+    return user
 
 
 def hash_token(token: str) -> str:

@@ -1,0 +1,95 @@
+"""A small thread pool of its own for password hashing (argon2: about 0.1 s of CPU a hash).
+
+Checking and setting passwords never runs on the event loop or on the threads that serve
+labelling: :class:`PasswordPool` has ``threads`` threads (2) at the lowest CPU priority
+(``SCHED_IDLE`` on Linux, else nice 19), so the event loop and the labelling threads win the
+CPU, and room for ``capacity`` tasks (running and waiting, 8). When it is full,
+:meth:`PasswordPool.run` raises :class:`TooManyLogins` at once: the login page answers 503 with
+``Retry-After`` instead of queueing work nobody can wait for. A flood of logins thus costs
+the labellers the event loop's time to refuse them, not CPU for hashing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from labelloop.errors import LabelloopError
+
+T = TypeVar("T")
+THREADS = 2
+CAPACITY = 8
+RETRY_AFTER_SECONDS = 2
+
+
+class TooManyLogins(LabelloopError):
+    """The password pool is full: answer 503, try again in a moment."""
+
+    def __init__(self) -> None:
+        super().__init__("too many logins at once: try again in a moment")
+
+
+def lower_priority() -> None:
+    """Give the calling thread the lowest CPU priority the system allows (best effort)."""
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is not None:
+        try:
+            os.sched_setscheduler(0, idle, os.sched_param(0))  # 0: this thread (Linux)
+            return
+        except OSError:
+            pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # per thread on Linux
+    except (AttributeError, OSError):
+        pass
+
+
+class PasswordPool:
+    """A bounded pool for password hashing; :meth:`run` from async code, :meth:`call` from a
+    worker thread (synchronous routes)."""
+
+    def __init__(self, threads: int = THREADS, capacity: int = CAPACITY):
+        self.capacity = capacity
+        self._queued = 0  # tasks submitted and not yet done
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="labelloop-passwords", initializer=lower_priority
+        )
+
+    @property
+    def busy(self) -> bool:
+        """Whether the pool is full right now (a hint: a slot may free or fill at any moment)."""
+        return self._queued >= self.capacity
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Queue ``fn(*args)``; :class:`TooManyLogins` when ``capacity`` tasks are queued already."""
+        with self._lock:
+            if self._queued >= self.capacity:
+                raise TooManyLogins()
+            self._queued += 1
+        try:
+            future = self._executor.submit(fn, *args)
+        except BaseException:
+            self._done()
+            raise
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _: object = None) -> None:
+        with self._lock:
+            self._queued -= 1
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the pool, awaited."""
+        return await asyncio.wrap_future(self.submit(fn, *args))
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the pool, waited for (from a thread that is not the event loop)."""
+        return self.submit(fn, *args).result()
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
