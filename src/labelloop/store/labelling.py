@@ -31,13 +31,18 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from labelloop.errors import ConflictError, InvalidInputError, LabelloopError, NotFoundError
+from labelloop.errors import (
+    ConflictError,
+    InvalidInputError,
+    LabelloopError,
+    NotFoundError,
+)
 from labelloop.store import rawsql as raw
 from labelloop.store.labels import final_label, final_set, refresh_items
 from labelloop.store.projects import Project
-from labelloop.store.tagsets import mask_of
 from labelloop.store.queue import LIVE_BY_OTHERS, Lease, set_expiry
 from labelloop.store.schema import annotations, assignments, items, utcnow
+from labelloop.store.tagsets import mask_of
 
 _HELD = f"""
 SELECT i.n_labels, i.target_labels, i.adjudicated_tag_id, a.id, a.state, a.expires_at, a.is_audit, {LIVE_BY_OTHERS},
