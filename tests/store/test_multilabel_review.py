@@ -1,4 +1,5 @@
 """Multi-label review: per-tag conflicts in the review queue, and adjudication of a whole set."""
+# ruff: noqa: F811  (the fixture `setup` is imported from test_multilabel_labelling)
 
 from __future__ import annotations
 
