@@ -21,7 +21,7 @@ def masks(engine):
 
 
 def test_rename_merge_retire_on_sets(setup):
-    engine, project, (u0, u1, u2) = setup
+    engine, project, (u0, u1, _) = setup
     add_items(engine, project, 3, target=2)
     with reading(engine) as conn:
         one, two, three = conn.execute(select(items.c.id).order_by(items.c.id)).scalars().all()
