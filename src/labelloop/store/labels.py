@@ -184,3 +184,11 @@ def label_counts(conn: Connection, *, project_id: int) -> dict[int, int]:
         .group_by(items.c.label_tag_id)
     )
     return {tag_id: n for tag_id, n in rows}
+
+
+def labelled_items(conn: Connection, *, project_id: int, multi_label: bool) -> int:
+    """Items with a final label (multi-label: a final set, ``label_mask`` not null)."""
+    column = items.c.label_mask if multi_label else items.c.label_tag_id
+    return int(conn.execute(
+        select(func.count()).where(items.c.project_id == project_id, column.is_not(None))
+    ).scalar_one())
