@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from test_multilabel_labelling import add_items, setup  # noqa: F401
+from test_multilabel_review import label_all
 
 from labelloop.store import reading
 from labelloop.store.browse import browse_item, browse_items
@@ -11,8 +13,6 @@ from labelloop.store.items import get_item, project_summary
 from labelloop.store.runs import count_human_labels
 from labelloop.store.schema import items
 from labelloop.store.stats import project_stats, projects_overview
-from test_multilabel_labelling import add_items, setup  # noqa: F401
-from test_multilabel_review import label_all
 
 
 def test_an_item_counts_once_per_tag_of_its_final_set(setup):
