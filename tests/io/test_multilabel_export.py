@@ -93,19 +93,19 @@ def test_round_trip_equals_what_was_labelled(engine, labelled, tmp_path, suffix)
 
         assert str(pq.read_schema(out).field("labels").type) == "list<element: string>"
         assert by_id(rows)["x1"]["labels"] == []  # none applies: an empty list
-    else:  # the file imports back into a new project as the same sets
-        with writing(engine) as conn:
-            store_projects.create_project(conn, name="again", labels=["A", "B", "C"], multi_label=True)
-        import_file(engine, project="again", path=out, settings=SETTINGS,
-                    options=ImportOptions(id_column="id", text_columns=["title"], label_column="labels"))
-        with reading(engine) as conn:
-            again = store_projects.get_project(conn, name="again")
-            rows = conn.execute(select(items.c.external_id, items.c.label_mask)
-                                .where(items.c.project_id == again.id)).all()
-        from labelloop.store.tagsets import names_of
+    # The file imports back into a new project as the same sets (lists, in Parquet).
+    with writing(engine) as conn:
+        store_projects.create_project(conn, name="again", labels=["A", "B", "C"], multi_label=True)
+    import_file(engine, project="again", path=out, settings=SETTINGS,
+                options=ImportOptions(id_column="id", text_columns=["title"], label_column="labels"))
+    with reading(engine) as conn:
+        again = store_projects.get_project(conn, name="again")
+        rows = conn.execute(select(items.c.external_id, items.c.label_mask)
+                            .where(items.c.project_id == again.id)).all()
+    from labelloop.store.tagsets import names_of
 
-        reimported = {ext: None if mask is None else set(names_of(again, mask)) for ext, mask in rows}
-        assert reimported == {k: (v if s == "human" else None) for k, (v, s) in expected.items()}
+    reimported = {ext: None if mask is None else set(names_of(again, mask)) for ext, mask in rows}
+    assert reimported == {k: (v if s == "human" else None) for k, (v, s) in expected.items()}
 
 
 def test_another_separator_and_the_errors(engine, labelled, tmp_path):

@@ -142,3 +142,35 @@ def test_bad_separator_options(kwargs, words):
         kwargs = {**kwargs, "label_separator": "|"}
     with pytest.raises(InvalidInputError, match=words):
         options(**kwargs).checked()
+
+
+def test_lists_in_json_and_parquet(engine, ml, tmp_path, db_snapshot):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "in.jsonl"
+    records = [{"id": "j0", "text": "a", "labels": ["A", "C"]}, {"id": "j1", "text": "b", "labels": []},
+               {"id": "j2", "text": "c", "labels": None}, {"id": "j3", "text": "d", "labels": "B|A"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    import_file(engine, project="ml", path=path, settings=SETTINGS, options=options())
+    table = pa.table({"id": ["p0", "p1"], "text": ["e", "f"],
+                      "labels": pa.array([["B"], []], type=pa.list_(pa.string()))})
+    pq.write_table(table, tmp_path / "in.parquet")
+    import_file(engine, project="ml", path=tmp_path / "in.parquet", settings=SETTINGS, options=options())
+    rows, _ = stored(engine)
+    assert {k: v[2] for k, v in rows.items()} == {"j0": A | C, "j1": 0, "j2": None, "j3": A | B, "p0": B, "p1": 0}
+    with writing(engine) as conn:
+        store_projects.create_project(conn, name="sl", labels=["A"])
+    before = db_snapshot()
+    for bad, words in [({"id": "k0", "text": ["x"], "labels": "A"}, "field 'text': a nested list value"),
+                       ({"id": "k0", "text": "x", "labels": ["A", "Z"]}, "field 'labels': unknown tag 'Z'"),
+                       ({"id": "k0", "text": "x", "labels": ["A", " "]}, "an empty tag name in the list")]:
+        path.write_text(json.dumps(bad) + "\n")
+        with pytest.raises(InputFileError, match=words):
+            import_file(engine, project="ml", path=path, settings=SETTINGS, options=options())
+    path.write_text(json.dumps({"id": "k0", "text": "x", "labels": ["A"]}) + "\n")
+    with pytest.raises(InputFileError, match="line 1, field 'labels': a nested list value"):
+        import_file(engine, project="sl", path=path, settings=SETTINGS, options=options())
+    assert db_snapshot() == before

@@ -27,7 +27,7 @@ from labelloop.io.bulk import (
 )
 from labelloop.io.progress import ProgressBar
 from labelloop.io.readers import open_file
-from labelloop.io.records import RecordSource
+from labelloop.io.records import ListCell, RecordSource
 from labelloop.store import projects as store_projects
 from labelloop.store import writing
 from labelloop.store.items import rand_key
@@ -192,7 +192,8 @@ def _feed(source: RecordSource, wanted: list[str], options: ImportOptions, setti
           labels: _TagResolver, put: Callable[[list[ItemRow]], None], progress: Progress | None) -> int:
     """Check and convert every record, handing chunks of item rows to ``put``; returns the count."""
     chunk_rows = max(1, settings.import_chunk_rows)
-    check = _FieldCheck(source, wanted, settings.max_field_bytes)
+    check = _FieldCheck(source, wanted, settings.max_field_bytes,
+                        lists_in=options.label_column if labels.multi_label else None)
     quick = check.quick
     text_pos = [wanted.index(c) for c in options.text_columns]
     single_text = text_pos[0] if len(text_pos) == 1 else None
@@ -246,12 +247,19 @@ def _feed(source: RecordSource, wanted: list[str], options: ImportOptions, setti
 class _FieldCheck:
     """Rejects NUL characters and fields over ``max_field_bytes`` (UTF-8), naming the field."""
 
-    def __init__(self, source: RecordSource, wanted: Sequence[str], max_bytes: int):
+    def __init__(self, source: RecordSource, wanted: Sequence[str], max_bytes: int, *, lists_in: str | None = None):
         self.source, self.wanted, self.max_bytes = source, list(wanted), max_bytes
         self.quick = max_bytes // 4  # at most 4 UTF-8 bytes per character
+        self.lists_in = lists_in  # the one column where a list of tags may stand (multi-label)
 
     def slow(self, line: int, values: Sequence[str]) -> None:
         for name, value in zip(self.wanted, values):
+            if isinstance(value, ListCell):
+                if name != self.lists_in:
+                    raise self.source.error("a nested list value; expected text or a number", line=line, field=name)
+                if any("\x00" in item for item in value.items):
+                    raise self.source.error("contains a NUL character (\\x00)", line=line, field=name)
+                continue
             if "\x00" in value:
                 raise self.source.error("contains a NUL character (\\x00)", line=line, field=name)
             if len(value) > self.quick and len(value.encode("utf-8", "surrogatepass")) > self.max_bytes:
@@ -283,20 +291,30 @@ class _TagResolver:
     def resolve_set(self, cell: str, line: int) -> int | None:
         """The mask of a multi-label cell: tags joined by the separator; the none value is the
         empty set; an empty cell is unlabelled (None)."""
-        text = cell.strip()
-        if not text:
-            return None
-        if text == self.none_value:
-            self.sets[cell] = 0
-            return 0
-        names = [part.strip() for part in text.split(self.separator)]
-        names = [n for n in names if n]
+        if isinstance(cell, ListCell):  # a list (Parquet, JSON): empty = no tag applies
+            names = [item.strip() for item in cell.items]
+            if not all(names):
+                raise self.source.error(f"an empty tag name in the list {list(cell.items)!r}", line=line,
+                                        field=self.field)
+            if not names:
+                return 0
+            text = ""
+        else:
+            text = cell.strip()
+            if not text:
+                return None
+            if text == self.none_value:
+                self.sets[cell] = 0
+                return 0
+            names = [part.strip() for part in text.split(self.separator)]
+            names = [n for n in names if n]
         if not names:
             raise self.source.error(
                 f"no tag in {cell!r}: leave the cell empty for an unlabelled item, or write "
                 f"{self.none_value!r} for \"labelled: no tag applies\"", line=line, field=self.field)
         if self.none_value in names:
-            raise self.source.error(f"{self.none_value!r} (no tag applies) cannot go with tags: {cell!r}",
+            shown = list(cell.items) if isinstance(cell, ListCell) else cell
+            raise self.source.error(f"{self.none_value!r} (no tag applies) cannot go with tags: {shown!r}",
                                     line=line, field=self.field)
         mask = 0
         for name in names:
