@@ -78,8 +78,8 @@ def test_init_configure_import_export(db_url, tmp_path):
         (("--label-separator", ""), "error: --label-separator must not be empty"),
         (("--none-value", " "), "error: --none-value must be a non-empty word"),
         ((), "error: {path}, line 3, field 'labels': unknown tag 'nope'; project 'deb' has: "),
-        (("--add-labels", "--label-separator", ";"), "error: {path}, line 2, field 'labels': cannot add tag: "
-                                                     "invalid tag name"),
+        (("--add-labels", "--label-separator", ";"),
+         "error: {path}, line 2, field 'labels': cannot add tag: invalid tag name"),
     ],
 )
 def test_import_errors_are_one_line_exit_2_and_change_nothing(db_url, tmp_path, args, message):
