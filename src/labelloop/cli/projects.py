@@ -112,8 +112,10 @@ def configure(project: str, db_url: str | None, **options: Any) -> None:
         proj = store_projects.get_project(conn, name=project)
     values = _settings_given(options, multi_label=proj.multi_label)
     if not values:
-        # multi_label is fixed at `init` (tag sets or single tags): shown, never changed here.
-        click.echo(f"multi_label: {'true' if proj.multi_label else 'false'}")
+        # multi_label is fixed at `init` (tag sets or single tags): shown, never changed here. A
+        # single-label project's listing stays as it always was.
+        if proj.multi_label:
+            click.echo("multi_label: true (fixed when the project was created)")
         for key, value in effective_settings(proj).items():
             click.echo(f"{key}: {_show(key, value, settings)}")
         return
