@@ -6,12 +6,12 @@ import json
 import re
 import time
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
-from labelloop.store.schema import annotations, assignments, items
+from labelloop.store.schema import annotations, assignments, items, users
 
 
 API = "/api/projects/news"
@@ -240,14 +240,17 @@ def test_untrusted_text_comes_back_json_escaped(client, world, engine, tools):
 
 
 def test_disabled_users_are_refused(client, world, engine):
-    assert client.get("/api/me", headers=world.auth("bob")).status_code == 200
+    for name in ("ann", "bob"):
+        assert client.get("/api/me", headers=world.auth(name)).status_code == 200
     with writing(engine) as conn:
-        store_users.set_disabled(conn, user_id=world.ids["bob"], disabled=True)
-    deadline = time.monotonic() + 3  # the per-process user cache is re-checked every second
-    while (response := client.get("/api/me", headers=world.auth("bob"))).status_code == 200:
-        assert time.monotonic() < deadline, "a disabled user was still let in after 3 s"
-        time.sleep(0.1)
-    assert response.status_code == 401 and "disabled" in response.json()["detail"]
+        store_users.set_disabled(conn, user_id=world.ids["bob"], disabled=True)  # revokes bob's tokens
+        conn.execute(update(users).where(users.c.id == world.ids["ann"]).values(disabled=True))  # only the flag
+    for name, words in (("bob", "invalid API token"), ("ann", "disabled")):
+        deadline = time.monotonic() + 4  # the per-process user cache is re-checked every second
+        while (response := client.get("/api/me", headers=world.auth(name))).status_code == 200:
+            assert time.monotonic() < deadline, "a disabled user was still let in after 4 s"
+            time.sleep(0.1)
+        assert response.status_code == 401 and words in response.json()["detail"], name
 
 
 def test_assignment_rows_record_who_had_what(client, world, engine):
