@@ -10,8 +10,9 @@ for (and :mod:`.gate` answers before the request is even read).
 
 Not ``SCHED_IDLE``: a pool thread takes Python's GIL to start and to finish each hash, and a
 thread that wants the GIL makes the event loop hand it over and wait until that thread has
-run. A ``SCHED_IDLE`` thread never preempts anyone, so on a busy machine the event loop waited
-behind every other runnable task; a nice-19 thread gets a small share but is scheduled soon.
+run. A ``SCHED_IDLE`` thread never preempts anyone, so on a busy machine the event loop could
+wait behind every other runnable task; a nice-19 thread gets a small share but is scheduled
+soon. (On the shared 2-core benchmark machine the two measured alike, within its noise.)
 """
 
 from __future__ import annotations
