@@ -56,9 +56,8 @@ class PasswordPool:
         self.capacity = capacity
         self._queued = 0  # tasks submitted and not yet done
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="labelloop-passwords", initializer=lower_priority
-        )
+        self.threads = threads
+        self._executor: ThreadPoolExecutor | None = None  # started on first use, again after shutdown
 
     @property
     def busy(self) -> bool:
@@ -71,8 +70,13 @@ class PasswordPool:
             if self._queued >= self.capacity:
                 raise TooManyLogins()
             self._queued += 1
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.threads, thread_name_prefix="labelloop-passwords", initializer=lower_priority
+                )
+            executor = self._executor
         try:
-            future = self._executor.submit(fn, *args)
+            future = executor.submit(fn, *args)
         except BaseException:
             self._done()
             raise
@@ -92,4 +96,9 @@ class PasswordPool:
         return self.submit(fn, *args).result()
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Finish the running tasks, cancel the waiting ones; a later task starts new threads
+        (an app whose lifespan runs again, as in tests)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
