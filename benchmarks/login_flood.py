@@ -45,7 +45,7 @@ def _word(rng: random.Random, n: int) -> str:
 
 
 async def _flooder(port: int, stop: float, seed: int, answers: dict[int, int], times: list[float]) -> None:
-    rng = random.Random(seed)
+    rng = random.Random(f"{seed} {time.time()}")
     while time.perf_counter() < stop:
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)

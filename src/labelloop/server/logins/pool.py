@@ -1,12 +1,18 @@
 """A small thread pool of its own for password hashing (argon2: about 0.1 s of CPU a hash).
 
 Checking and setting passwords never runs on the event loop or on the threads that serve
-labelling: :class:`PasswordPool` has ``threads`` threads (2) at the lowest CPU priority
-(``SCHED_IDLE`` on Linux, else nice 19), so the event loop and the labelling threads win the
-CPU, and room for ``capacity`` tasks (running and waiting, 8). When it is full,
-:meth:`PasswordPool.run` raises :class:`TooManyLogins` at once: the login page answers 503 with
-``Retry-After`` instead of queueing work nobody can wait for. A flood of logins thus costs
-the labellers the event loop's time to refuse them, not CPU for hashing.
+labelling: :class:`PasswordPool` has ``threads`` threads (1; argon2 computes a hash's 4 lanes
+on 4 threads of its own, which inherit its priority) at nice 19, the lowest CPU priority, so
+the event loop and the labelling threads win the CPU, and room for ``capacity`` tasks (running
+and waiting, 8). When it is full, :meth:`PasswordPool.run` raises :class:`TooManyLogins` at
+once: the login page answers 503 with ``Retry-After`` instead of queueing work nobody can wait
+for (and :mod:`.gate` answers before the request is even read).
+
+Not ``SCHED_IDLE``: a pool thread takes Python's GIL to start and to finish each hash, and a
+thread that wants the GIL makes the event loop hand it over and wait until that thread has
+run. A ``SCHED_IDLE`` thread never preempts anyone, so on a busy machine the event loop could
+wait behind every other runnable task; a nice-19 thread gets a small share but is scheduled
+soon. (On the shared 2-core benchmark machine the two measured alike, within its noise.)
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any, TypeVar
 from labelloop.errors import LabelloopError
 
 T = TypeVar("T")
-THREADS = 2
+THREADS = 1
 CAPACITY = 8
 RETRY_AFTER_SECONDS = 2
 
@@ -34,16 +40,10 @@ class TooManyLogins(LabelloopError):
 
 
 def lower_priority() -> None:
-    """Give the calling thread the lowest CPU priority the system allows (best effort)."""
-    idle = getattr(os, "SCHED_IDLE", None)
-    if idle is not None:
-        try:
-            os.sched_setscheduler(0, idle, os.sched_param(0))  # 0: this thread (Linux)
-            return
-        except OSError:
-            pass
+    """Give the calling thread nice 19, the lowest CPU priority (per thread on Linux; best
+    effort elsewhere)."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # per thread on Linux
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     except (AttributeError, OSError):
         pass
 
@@ -56,9 +56,8 @@ class PasswordPool:
         self.capacity = capacity
         self._queued = 0  # tasks submitted and not yet done
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="labelloop-passwords", initializer=lower_priority
-        )
+        self.threads = threads
+        self._executor: ThreadPoolExecutor | None = None  # started on first use, again after shutdown
 
     @property
     def busy(self) -> bool:
@@ -71,8 +70,13 @@ class PasswordPool:
             if self._queued >= self.capacity:
                 raise TooManyLogins()
             self._queued += 1
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.threads, thread_name_prefix="labelloop-passwords", initializer=lower_priority
+                )
+            executor = self._executor
         try:
-            future = self._executor.submit(fn, *args)
+            future = executor.submit(fn, *args)
         except BaseException:
             self._done()
             raise
@@ -92,4 +96,9 @@ class PasswordPool:
         return self.submit(fn, *args).result()
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Finish the running tasks, cancel the waiting ones; a later task starts new threads
+        (an app whose lifespan runs again, as in tests)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
