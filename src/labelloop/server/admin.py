@@ -31,9 +31,8 @@ from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
-from labelloop.store.labels import label_counts
 from labelloop.store.projects import Project
-from labelloop.store.stats import project_stats
+from labelloop.store.setstats import stats_of, tag_counts
 from labelloop.store.users import User
 
 router = APIRouter(prefix="/admin", route_class=HtmlRoute)
@@ -63,7 +62,7 @@ def overview(request: Request, user: PageAdmin, engine: EngineDep) -> HTMLRespon
     with reading(engine) as conn:
         for name in store_projects.list_project_names(conn):
             project = store_projects.get_project(conn, name=name)
-            stats = project_stats(conn, project=project)
+            stats = stats_of(conn, project=project)
             cards.append(
                 {
                     "project": project,
@@ -87,9 +86,9 @@ def png_response(request: Request, png: bytes) -> Response:
 
 @router.get("/projects/{project}/charts/balance.png", response_class=Response)
 def balance_chart(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
-    """Final labels per tag (PNG)."""
+    """Final labels per tag (PNG); multi-label: items per tag of their final set."""
     with reading(engine) as conn:
-        counts = label_counts(conn, project_id=project.id)
+        counts = tag_counts(conn, project=project)
     per_tag = {t.name: counts.get(t.id, 0) for t in project.tags if not t.retired or counts.get(t.id)}
     return png_response(request, charts.balance_png(per_tag))
 
@@ -186,7 +185,7 @@ def _tags_page(
 ) -> HTMLResponse:
     with reading(engine) as conn:
         project = store_projects.get_project(conn, name=project.name)
-        counts = label_counts(conn, project_id=project.id)
+        counts = tag_counts(conn, project=project)
         log = browse.audit_entries(conn, project_id=project.id, limit=30)
     context = {
         "project": project,

@@ -26,6 +26,7 @@ from labelloop.server.api import require_json
 from labelloop.server.deps import AdminUser, CsrfChecked, EngineDep, ItemIdPath, PageAdmin, ProjectDep
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.server.schemas import AdjudicatePublic, LabelCreate
+from labelloop.server.sets.bodies import decision
 from labelloop.store import reading, writing
 from labelloop.store import review as store_review
 from labelloop.store.projects import Project
@@ -101,13 +102,16 @@ def decide(
                             status_code=303)
 
 
-@api.post("/items/{item_id}/adjudicate", response_model=AdjudicatePublic,
+@api.post("/items/{item_id}/adjudicate", response_model=AdjudicatePublic, response_model_exclude_none=True,
           dependencies=[Depends(require_json)])
 def adjudicate(project: ProjectDep, user: AdminUser, engine: EngineDep, _csrf: CsrfChecked, item_id: ItemIdPath,
                body: LabelCreate) -> dict[str, Any]:
-    """Decide an item's final label (admins). The decision wins over every label on the item."""
+    """Decide an item's final label (admins): ``{"label": "A"}``, or in a multi-label project its
+    whole set, ``{"labels": ["A", "B"]}`` (an empty list: none applies). The decision wins over
+    every label on the item."""
+    decided = decision(project, body)  # the wrong shape for the project: 422
     with writing(engine) as conn:
-        return store_review.adjudicate(conn, project=project, item_id=item_id, tag=body.label, user_id=user.id)
+        return store_review.adjudicate(conn, project=project, item_id=item_id, user_id=user.id, **decided)
 
 
 router.include_router(pages)
