@@ -31,8 +31,9 @@ from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
+from labelloop.store.labels import label_counts
 from labelloop.store.projects import Project
-from labelloop.store.setstats import stats_of, tag_counts
+from labelloop.store.stats import project_stats
 from labelloop.store.users import User
 
 router = APIRouter(prefix="/admin", route_class=HtmlRoute)
@@ -62,7 +63,7 @@ def overview(request: Request, user: PageAdmin, engine: EngineDep) -> HTMLRespon
     with reading(engine) as conn:
         for name in store_projects.list_project_names(conn):
             project = store_projects.get_project(conn, name=name)
-            stats = stats_of(conn, project=project)
+            stats = project_stats(conn, project=project)
             cards.append(
                 {
                     "project": project,
@@ -88,7 +89,7 @@ def png_response(request: Request, png: bytes) -> Response:
 def balance_chart(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
     """Final labels per tag (PNG); multi-label: items per tag of their final set."""
     with reading(engine) as conn:
-        counts = tag_counts(conn, project=project)
+        counts = label_counts(conn, project_id=project.id)
     per_tag = {t.name: counts.get(t.id, 0) for t in project.tags if not t.retired or counts.get(t.id)}
     return png_response(request, charts.balance_png(per_tag))
 
@@ -185,7 +186,7 @@ def _tags_page(
 ) -> HTMLResponse:
     with reading(engine) as conn:
         project = store_projects.get_project(conn, name=project.name)
-        counts = tag_counts(conn, project=project)
+        counts = label_counts(conn, project_id=project.id)
         log = browse.audit_entries(conn, project_id=project.id, limit=30)
     context = {
         "project": project,

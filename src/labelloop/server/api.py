@@ -47,7 +47,7 @@ from labelloop.store import projects as store_projects
 from labelloop.store import users as store_users
 from labelloop.store.projects import Project
 from labelloop.store.users import User
-from labelloop.store.setstats import overview_of, stats_of
+from labelloop.store.stats import project_stats, projects_overview
 
 
 async def require_json(request: Request) -> None:
@@ -88,7 +88,7 @@ async def list_projects(request: Request, user: CurrentUser) -> list[dict[str, A
     def load() -> list[dict[str, Any]]:
         with reading(request.app.state.engine) as conn:
             visible = set(store_members.visible_project_names(conn, user=user))
-            overview = [entry for entry in overview_of(conn) if entry["name"] in visible]
+            overview = [entry for entry in projects_overview(conn) if entry["name"] in visible]
             for entry in overview:
                 entry["tags"] = store_projects.get_project(conn, name=entry["name"]).tag_names
             return overview
@@ -103,7 +103,7 @@ async def stats(request: Request, project: CachedProjectDep, user: CurrentUser) 
 
     def load() -> dict[str, Any]:
         with reading(request.app.state.engine) as conn:
-            return stats_of(conn, project=project, user_id=user.id)
+            return project_stats(conn, project=project, user_id=user.id)
 
     return await run_in_threadpool(load)
 

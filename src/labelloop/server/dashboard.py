@@ -32,7 +32,7 @@ from labelloop.store import review as store_review
 from labelloop.store import runs as store_runs
 from labelloop.store.projects import Project
 from labelloop.store.runs import metric_number
-from labelloop.store.setstats import stats_of
+from labelloop.store.stats import project_stats
 
 CV_VERSUS_AUDIT = (
     "Cross-validation is computed on the labelled items, which active learning chose because the model was "
@@ -85,7 +85,7 @@ def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: En
     """Progress, label balance, model quality (CV beside the audit estimate), stopping advice,
     agreement between labellers and the per-labeller table."""
     with reading(engine) as conn:
-        stats = stats_of(conn, project=project)
+        stats = project_stats(conn, project=project)
         report = _agreement(conn, project)
         model = model_view(store_runs.current_run(conn, project_id=project.id))
         to_review = store_review.review_queue(conn, project=project, limit=1)

@@ -25,7 +25,7 @@ from labelloop.store import reading
 from labelloop.store.browse import label_totals_of_user
 from labelloop.store.members import visible_project_names
 from labelloop.store.queue import lease_seconds_for
-from labelloop.store.setstats import overview_of, stats_of
+from labelloop.store.stats import project_stats, projects_overview
 from labelloop.store.users import User
 
 ERROR_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
@@ -96,7 +96,7 @@ def project_list(request: Request, user: PageUser, engine: EngineDep) -> HTMLRes
     with their progress and the user's own number of labels."""
     with reading(engine) as conn:
         visible = set(visible_project_names(conn, user=user))
-        overview = [p for p in overview_of(conn) if p["name"] in visible]
+        overview = [p for p in projects_overview(conn) if p["name"] in visible]
         mine = label_totals_of_user(conn, user_id=user.id)
     for p in overview:
         p["mine"] = mine.get(p["name"], 0)
@@ -110,7 +110,7 @@ def label_page(
     """The labelling page: one item at a time, tag buttons with number keys, progress. In a
     multi-label project the keys toggle tags, Enter submits the set and 0 submits "none of these"."""
     with reading(engine) as conn:
-        stats = stats_of(conn, project=project, user_id=user.id)
+        stats = project_stats(conn, project=project, user_id=user.id)
     lease = lease_seconds_for(project, settings.lease_seconds)
     config = {
         "project": project.name,
