@@ -32,7 +32,7 @@ def label_request(project: Project, user_id: int, item_id: int, body: LabelCreat
         return LabelRequest(project, user_id, item_id, body.label)
     if body.label is not None or body.labels is None or not project.multi_label:
         raise wrong_shape(project)
-    return LabelRequest(project, user_id, item_id, None, tags=tuple(body.labels))  # type: ignore[arg-type]
+    return LabelRequest(project, user_id, item_id, tags=tuple(body.labels))
 
 
 def label_answer(item_id: int, body: LabelCreate) -> dict[str, Any]:
