@@ -447,6 +447,14 @@
     }
   });
 
+  // Multi-label: many tags scroll within their area, which then shows its edges.
+  if (multi) {
+    const area = $("tag-buttons");
+    const edges = () => area.classList.toggle("scrolls", area.scrollHeight > area.clientHeight + 1);
+    window.addEventListener("resize", edges);
+    edges();
+  }
+
   renderStats();
   loadNext();
 })();
