@@ -144,6 +144,7 @@ def test_keys_toggle_enter_submits_zero_is_none_and_undo(chromium, site, artefac
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)  # CSP, too
     log_in(page, site.url, "ann", "/projects/debtags/label")
     first = shown(page)
     assert pressed(page) == []
@@ -277,6 +278,19 @@ def test_review_page_decides_a_per_tag_conflict(chromium, site, artefacts, db_ur
         row = conn.execute(select(items.c.label_mask, items.c.adjudicated_mask, items.c.label_source)
                            .where(items.c.id == item)).one()
     assert tuple(row) == (mask(TAGS[0], TAGS[1], TAGS[3]),) * 2 + ("human",)
+    # the dashboard and the overview of a multi-label project: per-tag counts of the final sets
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
+    page.goto(site.url + "/admin/projects/debreview/dashboard")
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    per_tag = page.locator("#per-tag").inner_text()
+    assert f"{TAGS[0]}\t1" in per_tag and f"{TAGS[6]}\t1" in per_tag, per_tag
+    page.screenshot(path=str(artefacts / f"dashboard_multi_1280_{backend(db_url)}.png"), full_page=True)
+    page.goto(site.url + "/admin")
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    assert "2\nlabelled (50.0%)" in page.locator("#p-2").inner_text()
+    page.screenshot(path=str(artefacts / f"overview_multi_1280_{backend(db_url)}.png"), full_page=True)
+    assert console == []
     context.close()
 
 
