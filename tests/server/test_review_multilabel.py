@@ -169,3 +169,34 @@ def test_dashboard_overview_and_charts_of_a_multi_label_project(client, world, e
     assert "2 labelled (50.0%)" in text_of(card)
     dashboard = text_of(client.get("/admin/projects/debtags/dashboard").text)
     assert "2 of 4 items labelled" in dashboard and "items per tag of their final set" in dashboard
+
+
+def test_dashboard_shows_a_multi_label_run(client, world, engine, ml):
+    """A multi-label run's metrics (as the orchestrator writes them: ``multi_label``, set figures
+    in ``cv`` and ``audit``) on the dashboard: micro-F1 and exact sets, not an accuracy."""
+    from labelloop.store.schema import model_runs, projects, utcnow
+    from sqlalchemy import insert
+
+    figures = {"micro_f1": 0.712, "macro_f1": 0.55, "subset_accuracy": 0.4, "hamming_loss": 0.125}
+    metrics = {"state": "model", "multi_label": True, "tags": TAGS, "thresholds": {t: 0.4 for t in TAGS},
+               "cv": {"folds": 5, "accuracy": 0.4, **figures},
+               "audit": {"labelled": 60, "correct": 24, "accuracy": 0.4, "ci95": [0.285, 0.527], **figures,
+                         "micro_f1": 0.69}}
+    with writing(engine) as conn:
+        pid = store_projects.get_project(conn, name="debtags").id
+        run_id = conn.execute(insert(model_runs).values(
+            project_id=pid, version=1, status="complete", model_name="tfidf-logreg", strategy="margin",
+            labels_used=8, metrics=metrics, created_at=utcnow())).inserted_primary_key[0]
+        conn.execute(update(projects).where(projects.c.id == pid).values(current_run_id=run_id))
+    login(client, "boss")
+    text = text_of(client.get("/admin/projects/debtags/dashboard").text)
+    assert ("Cross-validated on the labelled items (biased) 0.712 micro-F1; macro-F1 0.550, sets exactly right "
+            "40.0%, Hamming loss 0.125") in text
+    assert "of tag sets exactly right; 95 % interval 28.5% – 52.7%, from 60 random audit items (24 right); " \
+           "micro-F1 0.690" in text
+    for chart in ("quality", "confusion", "progress"):
+        response = client.get(f"/admin/projects/debtags/dashboard/{chart}.png")
+        assert response.status_code == 200 and response.content.startswith(b"\x89PNG"), chart
+    # a single-label project's dashboard keeps its words
+    single = text_of(client.get("/admin/projects/news/dashboard").text)
+    assert "of label pairs agree" in single and "MASI" not in single and "micro-F1" not in single
