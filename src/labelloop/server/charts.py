@@ -199,8 +199,10 @@ def quality_curve_png(runs: list[dict[str, Any]], *, sets: bool = False) -> byte
     return _png(fig)
 
 
-def confusion_png(tags: list[str], matrix: list[list[int]], *, title: str = "Which tags labellers confuse") -> bytes:
-    """A heat map of label pairs between labellers on the same items (symmetric counts)."""
+def confusion_png(tags: list[str], matrix: list[list[int]], *, title: str = "Which tags labellers confuse",
+                  empty: str = "no items labelled by two people yet") -> bytes:
+    """A heat map of label pairs between labellers on the same items (symmetric counts); ``empty``
+    is said when every count is 0."""
     n = len(tags)
     size = max(3.2, 0.55 * n + 2.0)
     fig = _figure(size + 0.8, size)
@@ -208,7 +210,7 @@ def confusion_png(tags: list[str], matrix: list[list[int]], *, title: str = "Whi
     total = sum(sum(row) for row in matrix)
     if n == 0 or total == 0:
         _style(ax)
-        ax.text(0.5, 0.5, "no items labelled by two people yet", ha="center", va="center", color=MUTED,
+        ax.text(0.5, 0.5, empty, ha="center", va="center", color=MUTED,
                 transform=ax.transAxes)
         ax.set_xticks([])
         ax.set_yticks([])

@@ -157,5 +157,6 @@ def confusion_chart(request: Request, project: ProjectDep, user: PageAdmin, engi
         confusion = _agreement(conn, project, full=False)["confusion"]
     if project.multi_label and confusion.get("instead") is not None:
         return png_response(request, charts.confusion_png(confusion["tags"], confusion["instead"],
-                                                          title="Which tags labellers give instead of each other"))
+                                                          title="Which tags labellers give instead of each other",
+                                                          empty="no tag given instead of another yet"))
     return png_response(request, charts.confusion_png(confusion["tags"], confusion["matrix"]))
