@@ -263,6 +263,8 @@ def test_review_page_decides_a_per_tag_conflict(chromium, site, artefacts, db_ur
         context.close()
     context = chromium.new_context(**DESKTOP)
     page = context.new_page()
+    console: list[str] = []  # CSP violations are console errors
+    page.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
     log_in(page, site.url, "boss", "/admin/projects/debreview/review")
     card = page.locator(f"#item-{item}")
     assert "Tie on:" in card.inner_text() and TAGS[1] in card.locator(".tie-line").inner_text()
@@ -279,8 +281,6 @@ def test_review_page_decides_a_per_tag_conflict(chromium, site, artefacts, db_ur
                            .where(items.c.id == item)).one()
     assert tuple(row) == (mask(TAGS[0], TAGS[1], TAGS[3]),) * 2 + ("human",)
     # the dashboard and the overview of a multi-label project: per-tag counts of the final sets
-    console: list[str] = []
-    page.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
     page.goto(site.url + "/admin/projects/debreview/dashboard")
     page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
     per_tag = page.locator("#per-tag").inner_text()
