@@ -11,8 +11,8 @@ from html import unescape
 import pytest
 from sqlalchemy import select, update
 
-from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
+from labelloop.store import reading, writing
 from labelloop.store.schema import audit_log, items
 
 PASSWORD = "correct horse"  # as in conftest
@@ -174,8 +174,9 @@ def test_dashboard_overview_and_charts_of_a_multi_label_project(client, world, e
 def test_dashboard_shows_a_multi_label_run(client, world, engine, ml):
     """A multi-label run's metrics (as the orchestrator writes them: ``multi_label``, set figures
     in ``cv`` and ``audit``) on the dashboard: micro-F1 and exact sets, not an accuracy."""
-    from labelloop.store.schema import model_runs, projects, utcnow
     from sqlalchemy import insert
+
+    from labelloop.store.schema import model_runs, projects, utcnow
 
     figures = {"micro_f1": 0.712, "macro_f1": 0.55, "subset_accuracy": 0.4, "hamming_loss": 0.125}
     metrics = {"state": "model", "multi_label": True, "tags": TAGS, "thresholds": {t: 0.4 for t in TAGS},
