@@ -31,7 +31,7 @@ from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
-from labelloop.store.labels import label_counts
+from labelloop.store.labels import label_counts, labelled_items
 from labelloop.store.projects import Project
 from labelloop.store.stats import project_stats
 from labelloop.store.users import User
@@ -87,10 +87,14 @@ def png_response(request: Request, png: bytes) -> Response:
 
 @router.get("/projects/{project}/charts/balance.png", response_class=Response)
 def balance_chart(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
-    """Final labels per tag (PNG)."""
+    """Final labels per tag (PNG); multi-label: items per tag of their final set, with shares of
+    the labelled items."""
     with reading(engine) as conn:
         counts = label_counts(conn, project_id=project.id)
+        labelled = labelled_items(conn, project_id=project.id, multi_label=True) if project.multi_label else None
     per_tag = {t.name: counts.get(t.id, 0) for t in project.tags if not t.retired or counts.get(t.id)}
+    if labelled is not None:
+        return png_response(request, charts.balance_png(per_tag, title="Items per tag", labelled=labelled))
     return png_response(request, charts.balance_png(per_tag))
 
 

@@ -27,6 +27,7 @@ from labelloop.server.deps import (
 )
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.responses import SafeJSONResponse, next_response
+from labelloop.server.sets.bodies import label_answer, label_request
 from labelloop.server.schemas import (
     ErrorPublic,
     LabelCreate,
@@ -97,7 +98,8 @@ async def list_projects(request: Request, user: CurrentUser) -> list[dict[str, A
 
 @router.get("/projects/{project}/stats", response_model=StatsPublic)
 async def stats(request: Request, project: CachedProjectDep, user: CurrentUser) -> dict[str, Any]:
-    """Progress: items, labelled, per tag, per labeller, yours today and in total."""
+    """Progress: items, labelled, per tag, per labeller, yours today and in total. In a
+    multi-label project an item counts once per tag of its final set."""
 
     def load() -> dict[str, Any]:
         with reading(request.app.state.engine) as conn:
@@ -142,14 +144,18 @@ async def next_item(ctx: LabellingDep) -> Any:
     lease = await ctx.dispatcher.claim(project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
     if lease is None:
         return Response(status_code=204)
-    return next_response(lease)
+    return next_response(lease, multi_label=ctx.project.multi_label)
 
 
-@router.post("/projects/{project}/items/{item_id}/labels", response_model=LabelPublic, status_code=201)
+@router.post("/projects/{project}/items/{item_id}/labels", response_model=LabelPublic, status_code=201,
+             response_model_exclude_none=True)
 async def label_item(ctx: LabellingJsonDep, item_id: ItemIdPath, body: LabelCreate) -> Response:
-    """Label an item leased to you with one of the project's tags."""
-    await ctx.dispatcher.label(store_labelling.LabelRequest(ctx.project, ctx.user.id, item_id, body.label))
-    return SafeJSONResponse({"item_id": item_id, "label": body.label}, status_code=201)
+    """Label an item leased to you: ``{"label": "A"}`` with one of the project's tags, or in a
+    multi-label project ``{"labels": ["A", "B"]}`` with the tags that apply (an empty list:
+    none applies). The other shape is a 422 naming the right one."""
+    request = label_request(ctx.project, ctx.user.id, item_id, body)
+    await ctx.dispatcher.label(request)
+    return SafeJSONResponse(label_answer(item_id, body), status_code=201)
 
 
 @router.post("/projects/{project}/items/{item_id}/skip", status_code=204)
@@ -183,4 +189,4 @@ async def undo(ctx: LabellingDep) -> Any:
     if undone.lease is None:
         raise HTTPException(409, "the item you skipped went to another labeller meanwhile and cannot come back now "
                                  "(your skip is undone: it may come back to you later)")
-    return next_response(undone.lease, undone=undone.what)
+    return next_response(undone.lease, undone=undone.what, multi_label=ctx.project.multi_label)

@@ -56,11 +56,13 @@ def _style(ax: Any) -> None:
     ax.set_axisbelow(True)
 
 
-def balance_png(counts: Mapping[str, int], *, title: str = "Labels per tag") -> bytes:
-    """Horizontal bars: final labels per tag, in tag order, with counts and shares."""
+def balance_png(counts: Mapping[str, int], *, title: str = "Labels per tag", labelled: int | None = None) -> bytes:
+    """Horizontal bars: final labels per tag, in tag order, with counts and shares. ``labelled``
+    (multi-label projects, where an item counts once per tag of its set): the labelled items,
+    of which the shares are taken (they need not add up to 100 %)."""
     names = list(counts)
     values = [int(counts[n]) for n in names]
-    total = sum(values)
+    total = sum(values) if labelled is None else labelled
     fig = _figure(5.6, max(1.6, 0.4 * len(names) + 0.9))
     ax = fig.add_subplot()
     _style(ax)
@@ -154,16 +156,18 @@ def progress_png(cumulative: Mapping[str, int], *, title: str = "Human labels so
     return _png(fig)
 
 
-def quality_curve_png(runs: list[dict[str, Any]]) -> bytes:
+def quality_curve_png(runs: list[dict[str, Any]], *, sets: bool = False) -> bytes:
     """Model versions against the labels they used: cross-validated accuracy and macro-F1, and
     the audit accuracy with its 95 % interval as a band. Each run: ``labels``, ``cv_accuracy``,
-    ``cv_macro_f1``, ``audit_accuracy``, ``audit_low``, ``audit_high`` (None when missing)."""
+    ``cv_macro_f1``, ``audit_accuracy``, ``audit_low``, ``audit_high`` (None when missing).
+    ``sets`` (multi-label): ``cv_accuracy`` holds the CV micro-F1 and ``audit_accuracy`` the share
+    of exactly right sets, and the legend says so."""
     fig = _figure(7.2, 3.2)
     ax = fig.add_subplot()
     _style(ax)
     runs = sorted(runs, key=lambda r: r["labels"])
     drawn = False
-    for key, colour, marker, name in (("cv_accuracy", PALETTE[0], "o", "CV accuracy"),
+    for key, colour, marker, name in (("cv_accuracy", PALETTE[0], "o", "CV micro-F1" if sets else "CV accuracy"),
                                       ("cv_macro_f1", PALETTE[1], "s", "CV macro-F1")):
         points = [(r["labels"], r[key]) for r in runs if r.get(key) is not None]
         if points:
@@ -180,7 +184,7 @@ def quality_curve_png(runs: list[dict[str, Any]]) -> bytes:
             # whiskers too, so that the interval of a single version shows
             ax.vlines(bx, low, high, color=PALETTE[2], alpha=0.6, linewidth=1.2)
         ax.plot(x, [r["audit_accuracy"] for r in audited], marker="D", color=PALETTE[2], linewidth=1.6,
-                markersize=4, label="audit accuracy")
+                markersize=4, label="audit: sets exactly right" if sets else "audit accuracy")
         drawn = True
     if drawn:
         ax.legend(loc="lower right", frameon=False, fontsize=8)
@@ -195,8 +199,10 @@ def quality_curve_png(runs: list[dict[str, Any]]) -> bytes:
     return _png(fig)
 
 
-def confusion_png(tags: list[str], matrix: list[list[int]], *, title: str = "Which tags labellers confuse") -> bytes:
-    """A heat map of label pairs between labellers on the same items (symmetric counts)."""
+def confusion_png(tags: list[str], matrix: list[list[int]], *, title: str = "Which tags labellers confuse",
+                  empty: str = "no items labelled by two people yet") -> bytes:
+    """A heat map of label pairs between labellers on the same items (symmetric counts); ``empty``
+    is said when every count is 0."""
     n = len(tags)
     size = max(3.2, 0.55 * n + 2.0)
     fig = _figure(size + 0.8, size)
@@ -204,7 +210,7 @@ def confusion_png(tags: list[str], matrix: list[list[int]], *, title: str = "Whi
     total = sum(sum(row) for row in matrix)
     if n == 0 or total == 0:
         _style(ax)
-        ax.text(0.5, 0.5, "no items labelled by two people yet", ha="center", va="center", color=MUTED,
+        ax.text(0.5, 0.5, empty, ha="center", va="center", color=MUTED,
                 transform=ax.transAxes)
         ax.set_xticks([])
         ax.set_yticks([])

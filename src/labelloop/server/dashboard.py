@@ -51,7 +51,9 @@ def _dict(value: Any) -> dict[str, Any]:
 def model_view(run: store_runs.ModelRun | None) -> dict[str, Any]:
     """What the dashboard says about the serving model (every key optional in old runs). The
     audit estimate and the stability sentence are worded with the stopping advice's thresholds
-    (:func:`labelloop.orchestrator.quality.audit_view`, ``stability_text``)."""
+    (:func:`labelloop.orchestrator.quality.audit_view`, ``stability_text``). A multi-label run
+    (``metrics["multi_label"]``) adds ``sets``: its CV micro- and macro-F1, exact sets and
+    Hamming loss, and the audit's micro-F1 (:func:`set_figures`)."""
     if run is None or not run.has_model:
         return {"run": run, "cv": None, "audit": None, "stability": None, "advice": "no model yet", "stop": False}
     from labelloop.orchestrator.quality import audit_view, stability_text  # scikit-learn: on first use
@@ -69,7 +71,17 @@ def model_view(run: store_runs.ModelRun | None) -> dict[str, Any]:
         "stability": stability_text(metrics.get("stability")),
         "advice": advice["message"] if advice else "no stopping advice for this version (it predates the audit)",
         "stop": bool(advice and advice["stop"]),
+        "sets": set_figures(metrics) if metrics.get("multi_label") else None,
     }
+
+
+def set_figures(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A multi-label run's figures, read defensively: ``cv`` and ``audit`` each with
+    ``micro_f1``, ``macro_f1``, ``subset_accuracy`` (sets exactly right) and ``hamming_loss``."""
+    names = ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")
+    cv, audit = _dict(metrics.get("cv")), _dict(metrics.get("audit"))
+    return {"cv": {n: metric_number(cv.get(n)) for n in names},
+            "audit": {n: metric_number(audit.get(n)) for n in names}}
 
 
 def _agreement(conn: Any, project: Project, *, full: bool = True) -> dict[str, Any]:
@@ -127,18 +139,24 @@ def quality_chart(request: Request, project: ProjectDep, user: PageAdmin, engine
         interval = audit.get("ci95")
         points.append({
             "labels": run.labels_used,
-            "cv_accuracy": metric_number(cv.get("accuracy")),
+            # multi-label: the CV micro-F1 (the audit's accuracy is then the share of exact sets)
+            "cv_accuracy": metric_number(cv.get("micro_f1" if project.multi_label else "accuracy")),
             "cv_macro_f1": metric_number(cv.get("macro_f1")),
             "audit_accuracy": audit.get("accuracy"),
             "audit_low": interval[0] if interval else None,
             "audit_high": interval[1] if interval else None,
         })
-    return png_response(request, charts.quality_curve_png(points))
+    return png_response(request, charts.quality_curve_png(points, sets=project.multi_label))
 
 
 @router.get("/confusion.png", response_class=Response)
 def confusion_chart(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
-    """Heat map of label pairs between labellers on the same items (PNG)."""
+    """Heat map of label pairs between labellers on the same items (PNG); multi-label: of the
+    tags one labeller gave *instead of* another's (``confusion["instead"]``)."""
     with reading(engine) as conn:
         confusion = _agreement(conn, project, full=False)["confusion"]
+    if project.multi_label and confusion.get("instead") is not None:
+        return png_response(request, charts.confusion_png(confusion["tags"], confusion["instead"],
+                                                          title="Which tags labellers give instead of each other",
+                                                          empty="no tag given instead of another yet"))
     return png_response(request, charts.confusion_png(confusion["tags"], confusion["matrix"]))

@@ -449,14 +449,16 @@ class _ClaimOp:
 
 @dataclass(frozen=True)
 class _LabelOp:
-    """A label as an operation: alone it is :func:`labelloop.store.labelling.label_item`; the
-    writer may also run it together with the other labels of its batch."""
+    """A label (``request.tag``) or, multi-label, a set (``request.tags``) as an operation: alone
+    it is :func:`labelloop.store.labelling.label_item`; the writer may also run it together with
+    the other labels of its batch, of either kind (:func:`labelloop.store.labelling.label_many`)."""
 
     request: store_labelling.LabelRequest
 
     def __call__(self, conn: Connection) -> None:
         r = self.request
-        store_labelling.label_item(conn, project=r.project, user_id=r.user_id, item_id=r.item_id, tag=r.tag)
+        store_labelling.label_item(conn, project=r.project, user_id=r.user_id, item_id=r.item_id, tag=r.tag,
+                                   tags=r.tags)
 
 
 def _labels_together(conn: Connection, batch: list[Job]) -> dict[int, tuple[bool, Any]]:

@@ -2,10 +2,12 @@
 
 ``POST /api/projects/{project}/next`` and ``POST /api/projects/{project}/items/{id}/labels``
 with ``Authorization: Bearer <token>`` are answered here, before FastAPI's routing and
-dependency resolution (which cost more than the database work of a label). They use the very
-same parts as the FastAPI routes in ``api.py`` (the user cache, the project and membership
-check of ``deps.open_project``, the dispatcher and the store functions) and give the same
-answers, status codes and messages.
+dependency resolution (which cost more than the database work of a label). A label's body,
+``{"label": ...}`` or ``{"labels": [...]}``, is checked against the project's kind by
+:func:`labelloop.server.sets.bodies.label_request`, as in the routes. They use the very same
+parts as the FastAPI routes in ``api.py`` (the user cache, the project and membership check of
+``deps.open_project``, the dispatcher and the store functions) and give the same answers,
+status codes and messages.
 Every other request, including these calls from a browser session (cookie + CSRF token), goes
 on to FastAPI unchanged; the FastAPI routes also document both calls in OpenAPI.
 """
@@ -24,7 +26,7 @@ from labelloop.errors import AuthError, LabelloopError
 from labelloop.server.deps import open_project
 from labelloop.server.responses import SafeJSONResponse, next_response, status_of
 from labelloop.server.schemas import LabelCreate
-from labelloop.store import labelling as store_labelling
+from labelloop.server.sets.bodies import label_answer, label_request
 from labelloop.store import queue as store_queue
 
 _NEXT = re.compile(r"/api/projects/([^/]+)/next")
@@ -98,7 +100,7 @@ class FastLabelling:
                 lease = await dispatcher.claim(project=project, user_id=user.id, lease_seconds=seconds)
                 if lease is None:
                     return Response(status_code=204)
-                return next_response(lease)
+                return next_response(lease, multi_label=project.multi_label)
             content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
             if content_type != "application/json":
                 return SafeJSONResponse(
@@ -107,9 +109,9 @@ class FastLabelling:
             body = _parse_label(await _body(receive))
             if isinstance(body, SafeJSONResponse):
                 return body
-            item_id = int(label_match.group(2))
-            await dispatcher.label(store_labelling.LabelRequest(project, user.id, item_id, body.label))
-            return SafeJSONResponse({"item_id": item_id, "label": body.label}, status_code=201)
+            request = label_request(project, user.id, int(label_match.group(2)), body)  # the shape: 422
+            await dispatcher.label(request)
+            return SafeJSONResponse(label_answer(request.item_id, body), status_code=201)
         except LabelloopError as exc:
             return SafeJSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 

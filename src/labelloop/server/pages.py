@@ -110,7 +110,8 @@ def project_list(request: Request, user: PageUser, engine: EngineDep) -> HTMLRes
 def label_page(
     request: Request, project: ProjectDep, user: PageUser, engine: EngineDep, settings: SettingsDep
 ) -> HTMLResponse:
-    """The labelling page: one item at a time, tag buttons with number keys, progress."""
+    """The labelling page: one item at a time, tag buttons with number keys, progress. In a
+    multi-label project the keys toggle tags, Enter submits the set and 0 submits "none of these"."""
     with reading(engine) as conn:
         stats = project_stats(conn, project=project, user_id=user.id)
     lease = lease_seconds_for(project, settings.lease_seconds)
@@ -122,6 +123,7 @@ def label_page(
         "csrf": csrf_token(request),
         "lease_seconds": lease,
         "show_ids": bool(project.setting("show_item_ids")),  # off: the page never shows external ids
+        "multi_label": project.multi_label,  # number keys toggle tags, Enter submits, 0: none of these
         "stats": {k: stats[k] for k in ("items", "labelled", "yours_today", "yours_total")},
     }
     pct = 100.0 * stats["labelled"] / stats["items"] if stats["items"] else 0.0

@@ -55,13 +55,16 @@ class SafeJSONResponse(JSONResponse):
         return raw.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
 
 
-def next_response(lease: Lease, *, undone: str | None = None) -> SafeJSONResponse:
+def next_response(lease: Lease, *, undone: str | None = None, multi_label: bool = False) -> SafeJSONResponse:
     """The ``NextPublic`` answer for a lease, rendered directly (no response-model validation);
-    with ``undone`` (``UndonePublic``), what an undo undid: "label" or "skip"."""
+    with ``undone`` (``UndonePublic``), what an undo undid: "label" or "skip"; ``multi_label``
+    (a multi-label project) adds ``"multi_label": true`` (single-label answers are unchanged)."""
     content: dict[str, Any] = {
         "item": {"id": lease.item_id, "external_id": lease.external_id, "display": lease.display},
         "lease": {"expires_at": lease.expires_at.isoformat().replace("+00:00", "Z")},
     }
     if undone is not None:
         content["undone"] = undone
+    if multi_label:
+        content["multi_label"] = True
     return SafeJSONResponse(content)

@@ -6,8 +6,13 @@
   ``<details>`` element: no script), every labeller's tag, the model's guess, and a form to decide.
 - ``POST /admin/projects/{project}/review/{item_id}``: the form (fields ``label``,
   ``csrf_token``); back to the queue with 303.
-- ``POST /api/projects/{project}/items/{item_id}/adjudicate`` ``{"label": ...}``: the same for
-  scripts (JSON; 403 for labellers, 404 unknown item, 422 unknown tag).
+- ``POST /admin/projects/{project}/review/{item_id}/set``: a multi-label item's decision, its
+  whole set (fields ``labels``, one per checked tag, none: "none applies"; ``csrf_token``). A
+  multi-label item shows each labeller's set, the votes per tag and the tags they tie on
+  (:func:`labelloop.server.sets.review.set_view`).
+- ``POST /api/projects/{project}/items/{item_id}/adjudicate`` ``{"label": ...}`` (multi-label:
+  ``{"labels": [...]}``): the same for scripts (JSON; 403 for labellers, 404 unknown item, 422
+  unknown tag or the wrong shape for the project).
 
 The decision is final (:func:`labelloop.store.review.adjudicate`): export and training use it.
 """
@@ -26,6 +31,8 @@ from labelloop.server.api import require_json
 from labelloop.server.deps import AdminUser, CsrfChecked, EngineDep, ItemIdPath, PageAdmin, ProjectDep, current_user
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.server.schemas import AdjudicatePublic, LabelCreate
+from labelloop.server.sets.bodies import decision
+from labelloop.server.sets.review import set_view
 from labelloop.store import reading, writing
 from labelloop.store import review as store_review
 from labelloop.store.projects import Project
@@ -66,13 +73,15 @@ def _page(request: Request, engine: Any, project: Project, user: User, *, error:
     with reading(engine) as conn:
         queue = store_review.review_queue(conn, project=project, limit=PAGE)
     decided = request.query_params.get("decided")
+    yours = "set of tags" if project.multi_label else "label"
     context = {
         "project": project,
         "url": project_url(project),
         "queue": queue,
         "shown": {r.id: _shown(project, r) for r in queue.items},
+        "sets": {r.id: set_view(project, r) for r in queue.items} if project.multi_label else {},
         "error": error,
-        "notice": f"Decided: item {decided} now has your label." if decided and not error else None,
+        "notice": f"Decided: item {decided} now has your {yours}." if decided and not error else None,
         "nav": "admin",
         "tab": "review",
     }
@@ -101,13 +110,33 @@ def decide(
                             status_code=303)
 
 
-@api.post("/items/{item_id}/adjudicate", response_model=AdjudicatePublic,
+@pages.post("/{item_id}/set", response_class=HTMLResponse)
+def decide_set(
+    request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep, _csrf: CsrfChecked,
+    item_id: ItemIdPath,
+    labels: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Record the admin's set for a multi-label item (the checked tags; none: none applies)."""
+    try:
+        with writing(engine) as conn:
+            state = store_review.adjudicate(conn, project=project, item_id=item_id, tags=labels or [],
+                                            user_id=user.id)
+    except LabelloopError as exc:
+        return _page(request, engine, project, user, error=str(exc), status=error_status(exc))
+    return RedirectResponse(project_url(project, "review") + "?" + urlencode({"decided": state["external_id"][:100]}),
+                            status_code=303)
+
+
+@api.post("/items/{item_id}/adjudicate", response_model=AdjudicatePublic, response_model_exclude_none=True,
           dependencies=[Depends(current_user), Depends(require_json)])  # the login first: 401 before 415
 def adjudicate(project: ProjectDep, user: AdminUser, engine: EngineDep, _csrf: CsrfChecked, item_id: ItemIdPath,
                body: LabelCreate) -> dict[str, Any]:
-    """Decide an item's final label (admins). The decision wins over every label on the item."""
+    """Decide an item's final label (admins): ``{"label": "A"}``, or in a multi-label project its
+    whole set, ``{"labels": ["A", "B"]}`` (an empty list: none applies). The decision wins over
+    every label on the item."""
+    decided = decision(project, body)  # the wrong shape for the project: 422
     with writing(engine) as conn:
-        return store_review.adjudicate(conn, project=project, item_id=item_id, tag=body.label, user_id=user.id)
+        return store_review.adjudicate(conn, project=project, item_id=item_id, user_id=user.id, **decided)
 
 
 router.include_router(pages)

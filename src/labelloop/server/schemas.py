@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+MAX_TAGS = 63  # a multi-label project has at most 63 tags (bits of a 64-bit mask)
 
 
 class ItemPublic(BaseModel):
@@ -23,6 +25,9 @@ class NextPublic(BaseModel):
 
     item: ItemPublic
     lease: LeasePublic
+    multi_label: bool = Field(
+        False, description='Present (true) in a multi-label project: label the item with {"labels": [...]}; '
+                           'absent in a single-label one ({"label": ...}).')
 
 
 class UndonePublic(NextPublic):
@@ -31,23 +36,38 @@ class UndonePublic(NextPublic):
     undone: Literal["label", "skip"] = Field(description="What was undone: your label, or your skip.")
 
 
+TagName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class LabelCreate(BaseModel):
+    """``{"label": "A"}`` in a single-label project, ``{"labels": ["A", "B"]}`` in a multi-label
+    one (an empty list: labelled, none of the tags applies). Which one the project takes is
+    checked against the project (:func:`labelloop.server.sets.bodies.label_request`): the other
+    shape, or neither, is a 422 naming the right one."""
+
     model_config = ConfigDict(extra="forbid")
 
-    label: str = Field(min_length=1, max_length=200, description="One of the project's tags.")
+    label: TagName | None = Field(None, description="Single-label projects: one of the project's tags.")
+    labels: list[TagName] | None = Field(
+        None, max_length=MAX_TAGS,
+        description="Multi-label projects: the tags that apply (an empty list: none of them applies).")
 
 
 class LabelPublic(BaseModel):
+    """What was recorded: ``label`` (single-label projects) or ``labels`` (multi-label ones)."""
+
     item_id: int
-    label: str
+    label: str | None = None
+    labels: list[str] | None = None
 
 
 class AdjudicatePublic(BaseModel):
-    """An admin's decision on an item: its final label from now on."""
+    """An admin's decision on an item: its final label (or, multi-label, its set) from now on."""
 
     item_id: int
     external_id: str
-    label: str
+    label: str | None = None
+    labels: list[str] | None = None
     label_source: str = Field(description="Always 'human': the decision counts as a human label.")
 
 
@@ -57,7 +77,8 @@ class StatsPublic(BaseModel):
     labelled: int = Field(description="Items with a final label.")
     remaining: int = Field(description="Items that still need labels.")
     conflicts: int
-    per_tag: dict[str, int] = Field(description="Final labels per tag, in the project's tag order.")
+    per_tag: dict[str, int] = Field(description="Final labels per tag, in the project's tag order (multi-label: "
+                                               "items whose final set holds the tag).")
     per_labeller: dict[str, int] = Field(description="Human labels per user name.")
     yours_today: int = Field(description="Your labels since 00:00 UTC.")
     yours_total: int

@@ -20,6 +20,12 @@
  * the API does) for scripts and tests; nothing on screen shows it.
  *
  * Undo is a stack of the user's labels and skips: the answer says which one came back.
+ *
+ * Multi-label projects (cfg.multi_label): a number key or a tap *toggles* a tag (aria-pressed
+ * and a tick mark, not colour alone), Enter or the Submit button sends the chosen set, 0 or
+ * "None of these" sends the empty set ("labelled: none applies"). Submitting with nothing chosen
+ * is refused here with a hint; every new item starts with nothing chosen (a set that was not
+ * saved stays chosen on the same item).
  */
 (function () {
   "use strict";
@@ -38,6 +44,10 @@
   const skipBtn = $("skip");
   const undoBtn = $("undo");
   const tagButtons = Array.from(document.querySelectorAll(".tag-btn"));
+  const multi = Boolean(cfg.multi_label);
+  const submitBtn = $("submit-set"); // multi-label only
+  const noneBtn = $("none-set"); // multi-label only
+  const touch = window.matchMedia && window.matchMedia("(hover: none), (pointer: coarse)").matches;
 
   let current = null; // {item: {id, external_id, display}, lease: {expires_at}}
   let busy = false; // a request that replaces the current item is in flight
@@ -138,6 +148,30 @@
   function enable(on) {
     tagButtons.forEach((b) => { b.disabled = !on; });
     skipBtn.disabled = !on;
+    if (multi) {
+      submitBtn.disabled = !on;
+      noneBtn.disabled = !on;
+    }
+  }
+
+  // ---- multi-label: the chosen set --------------------------------------------------------
+  function press(button, on) {
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.classList.toggle("chosen", on);
+  }
+
+  function chosenTags() {
+    return tagButtons.filter((b) => b.getAttribute("aria-pressed") === "true").map((b) => b.dataset.tag);
+  }
+
+  function clearChoice() {
+    tagButtons.forEach((b) => press(b, false));
+  }
+
+  function toggle(button) {
+    if (busy || !current || button.disabled) return;
+    press(button, button.getAttribute("aria-pressed") !== "true");
+    if (statusEl.classList.contains("hint")) say("");
   }
 
   // "#<external id>" when the project shows ids, else "" (for the item line and the notices).
@@ -166,7 +200,8 @@
     refEl.title = cfg.show_ids ? "external id " + data.item.external_id : "";
     card.dataset.item = String(data.item.id);
     stateEl.textContent = "";
-    tagButtons.forEach((b) => b.classList.remove("chosen"));
+    if (multi) clearChoice();
+    else tagButtons.forEach((b) => b.classList.remove("chosen"));
     scroller.scrollTop = 0;
     card.hidden = false;
     controls.hidden = false;
@@ -264,7 +299,7 @@
       say((finishError ? "Not saved: " + finishError.message + ". " : "") +
           "Could not load the next item: " + err.message, "error");
       setLoading(false);
-      tagButtons.forEach((b) => b.classList.remove("chosen"));
+      if (!multi) tagButtons.forEach((b) => b.classList.remove("chosen"));
     } finally {
       busy = false;
     }
@@ -279,6 +314,27 @@
       (item) => (cfg.show_ids ? "Saved " + ref(item) + " as " : "Saved as ") + tag
     );
     if (saved) bump(+1);
+  }
+
+  // Multi-label: send the chosen set (`tags` given: that set; [] is "none of these").
+  async function labelSet(tags) {
+    if (busy || !current) return;
+    const chosen = tags === undefined ? chosenTags() : tags;
+    if (tags === undefined && chosen.length === 0) {
+      say(touch ? "Choose tags, or tap None of these" : "Choose tags, or press 0 for none of these", "error hint");
+      return;
+    }
+    const itemId = current.item.id;
+    const saved = await finishAndAdvance(
+      (item) => api("POST", "/items/" + item.id + "/labels", { labels: chosen }),
+      (item) => (cfg.show_ids ? "Saved " + ref(item) + " as " : "Saved as ") +
+        (chosen.length ? chosen.join(", ") : "none of these")
+    );
+    if (saved) bump(+1);
+    else if (current && current.item.id === itemId) {
+      // not saved, the same item back: keep what was chosen
+      tagButtons.forEach((b) => press(b, chosen.includes(b.dataset.tag)));
+    }
   }
 
   async function skip() {
@@ -345,7 +401,13 @@
 
   // ---- input --------------------------------------------------------------------------------
   // A clicked button gives its focus back, so that Enter or Space never label the next item.
-  tagButtons.forEach((b) => b.addEventListener("click", () => { b.blur(); label(b.dataset.tag, b); }));
+  if (multi) {
+    tagButtons.forEach((b) => b.addEventListener("click", () => { b.blur(); toggle(b); }));
+    submitBtn.addEventListener("click", () => { submitBtn.blur(); labelSet(); });
+    noneBtn.addEventListener("click", () => { noneBtn.blur(); labelSet([]); });
+  } else {
+    tagButtons.forEach((b) => b.addEventListener("click", () => { b.blur(); label(b.dataset.tag, b); }));
+  }
   skipBtn.addEventListener("click", () => { skipBtn.blur(); skip(); });
   undoBtn.addEventListener("click", () => { undoBtn.blur(); undo(); });
   $("check-again").addEventListener("click", loadNext);
@@ -358,9 +420,18 @@
     const t = e.target;
     if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
     const key = e.key;
-    if (byKey[key]) {
+    if (byKey[key] && multi) {
+      e.preventDefault();
+      if (!e.repeat) toggle(byKey[key]);
+    } else if (byKey[key]) {
       e.preventDefault();
       if (!e.repeat && current && !byKey[key].disabled) label(byKey[key].dataset.tag, byKey[key]);
+    } else if (multi && key === "Enter" && !(t && /^(BUTTON|A)$/.test(t.tagName))) {
+      e.preventDefault(); // a focused button or link keeps Enter for itself
+      if (!e.repeat) labelSet();
+    } else if (multi && key === "0") {
+      e.preventDefault();
+      if (!e.repeat) labelSet([]);
     } else if (key === "s" || key === "S") {
       e.preventDefault();
       if (!e.repeat) skip();
@@ -375,6 +446,14 @@
       scroller.scrollBy({ top: step });
     }
   });
+
+  // Multi-label: many tags scroll within their area, which then shows its edges.
+  if (multi) {
+    const area = $("tag-buttons");
+    const edges = () => area.classList.toggle("scrolls", area.scrollHeight > area.clientHeight + 1);
+    window.addEventListener("resize", edges);
+    edges();
+  }
 
   renderStats();
   loadNext();
