@@ -56,7 +56,7 @@ def labelled(engine, tmp_path):
     (one of them a conflict), one unlabelled. Returns (what was labelled, external id -> item id)."""
     with writing(engine) as conn:
         project = store_projects.create_project(conn, name="ml", labels=["A", "B", "C"], seed=5, multi_label=True)
-        users = [store_users.create_user(conn, name=f"u{i}", role="labeller", password="password1").id
+        users = [store_users.create_user(conn, name=f"u{i}", role="labeller", password="a long password").id
                  for i in range(2)]
     path = tmp_path / "in.csv"
     pd.DataFrame({"id": [f"x{i}" for i in range(6)], "title": [f"=title {i}" for i in range(6)],

@@ -72,7 +72,8 @@ def other_worker(world):
         yield other
 
 
-def wait_until(check, seconds: float = 4.0) -> float:
+# "About a second" (the caches refresh every second); 10 s allowed for a loaded CI machine.
+def wait_until(check, seconds: float = 10.0) -> float:
     started = time.monotonic()
     while not check():
         assert time.monotonic() - started < seconds, "no effect within the time allowed"
@@ -89,7 +90,7 @@ def test_a_cookie_replayed_after_logout_is_refused_here_and_on_another_worker(cl
     out = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
     assert out.status_code == 303 and out.headers["location"] == "/login"
     assert logged_out(client, saved)  # at once in the process that logged out
-    assert wait_until(lambda: logged_out(other_worker, saved)) < 4.0  # about a second elsewhere
+    assert wait_until(lambda: logged_out(other_worker, saved)) < 10.0  # about a second elsewhere
     again = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
     assert again.status_code == 303 and again.headers["location"] == "/login"  # nothing left to end
 
@@ -160,7 +161,7 @@ def test_a_reset_elsewhere_reaches_the_server_within_about_a_second(client, worl
     assert not logged_out(client, anns)
     with writing(engine) as conn:
         store_users.set_password(conn, user_id=world.ids["ann"], password="a brand new passphrase")
-    assert wait_until(lambda: logged_out(client, anns)) < 4.0
+    assert wait_until(lambda: logged_out(client, anns)) < 10.0
 
 
 def test_an_expired_session_is_refused(client, world, engine, other_worker):
@@ -170,7 +171,7 @@ def test_an_expired_session_is_refused(client, world, engine, other_worker):
     with writing(engine) as conn:
         conn.execute(update(sessions).values(expires_at=utcnow() - timedelta(seconds=1)))
     assert logged_out(other_worker, anns)  # read from the database: expired
-    assert wait_until(lambda: logged_out(client, anns)) < 4.0  # cached: dropped by the refresh
+    assert wait_until(lambda: logged_out(client, anns)) < 10.0  # cached: dropped by the refresh
 
 
 def test_cookies_from_before_server_side_sessions_are_logged_out(client, world):

@@ -61,7 +61,7 @@ def add_items(engine, project, n, *, target=1):
 def setup(engine):
     with writing(engine) as conn:
         project = store_projects.create_project(conn, name="ml", labels=["A", "B", "C"], seed=7, multi_label=True)
-        users = [store_users.create_user(conn, name=f"u{i}", role="labeller", password="password1").id
+        users = [store_users.create_user(conn, name=f"u{i}", role="labeller", password="a long password").id
                  for i in range(3)]
     return engine, project, users
 
