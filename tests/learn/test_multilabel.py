@@ -19,6 +19,7 @@ from labelloop.learn.multilabel import (
     indicator,
     set_stability,
     set_uncertainty,
+    tag_classifier,
 )
 
 TAGS = ["a", "b", "c"]
@@ -132,3 +133,13 @@ def test_set_stability():
     changed[0, 0] = 0
     result = set_stability([1, 2, 3, 4], Y, [1, 2, 3, 4], changed)
     assert result["compared"] == 4 and 0 < result["kappa"] < 1
+
+
+def test_tag_classifier_gives_logistic_regression_an_intercept():
+    plain = LogisticRegression(C=10.0, fit_intercept=False, max_iter=2000)
+    per_tag = tag_classifier(plain)
+    assert per_tag.fit_intercept and per_tag.solver == "liblinear" and per_tag.C == 10.0
+    assert not plain.fit_intercept  # the model's own classifier is left alone
+    other = LogisticRegression(fit_intercept=True)
+    assert tag_classifier(other) is other
+

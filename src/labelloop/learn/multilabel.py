@@ -6,7 +6,8 @@ numpy / scikit-learn, like the rest of :mod:`labelloop.learn`.
 
 - :class:`OneVsRest` fits one binary classifier per tag on the cached features. A tag whose
   labels are all "no" (or all "yes") gets a constant probability instead of a classifier, so a
-  new or rare tag never stops a round.
+  new or rare tag never stops a round. :func:`tag_classifier` turns a model's (single-label)
+  classifier into the per-tag one: a LogisticRegression gets an intercept (liblinear).
 - :func:`choose_thresholds` picks each tag's decision threshold to maximise that tag's F1 on
   out-of-fold probabilities (0.5 while the tag has fewer than :data:`MIN_POSITIVES` positives).
 - :func:`cross_validate_sets` gives out-of-fold probabilities, the thresholds chosen on all of
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
 from sklearn.model_selection import KFold
 
@@ -46,6 +48,7 @@ __all__ = [
     "indicator",
     "set_stability",
     "set_uncertainty",
+    "tag_classifier",
 ]
 
 MIN_POSITIVES = 2  # positives (and negatives) a tag needs before its threshold is tuned
@@ -117,6 +120,23 @@ class OneVsRest(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return (self.predict_proba(X) >= self.thresholds_).astype(np.int8)
+
+
+def tag_classifier(estimator: Any) -> Any:
+    """The binary classifier each tag gets, from a model's classifier: a LogisticRegression
+    without intercept (the single-label models have none, see :mod:`labelloop.learn.models`)
+    gets one, fitted by liblinear; any other classifier is used as it is.
+
+    Why: each tag is a yes/no question whose "yes" is usually rare (a Debtag is on 2-32 % of
+    packages), so the prior the intercept carries is worth having, unlike with single-label
+    topics. On debian_tags (70/30 split, thresholds chosen by CV, the same random labels for
+    both), test micro-F1 with / without intercept: 0.571 / 0.492 at 1,000 labels (macro-F1
+    0.504 / 0.345), 0.683 / 0.666 on the whole pool of 5,550; about equal at 200 labels
+    (0.158 / 0.159; 0.192 / 0.206 on another draw). liblinear fits these small binary problems
+    7x faster than lbfgs with the same result (0.570 at 1,000)."""
+    if isinstance(estimator, LogisticRegression) and not estimator.fit_intercept:
+        return clone(estimator).set_params(fit_intercept=True, solver="liblinear")
+    return estimator
 
 
 def can_train_sets(Y: Any) -> str | None:

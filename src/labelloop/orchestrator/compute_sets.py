@@ -3,7 +3,7 @@
 :func:`labelloop.orchestrator.compute_round` comes here when its labels are a 2-d 0/1 matrix
 (one row per labelled item, one column per tag). The round fits a
 :class:`~labelloop.learn.multilabel.OneVsRest` of the project's model (one binary classifier
-per tag), cross-validates it, which also chooses each tag's decision threshold (0.5 until CV is
+per tag, see :func:`~labelloop.learn.multilabel.tag_classifier`), cross-validates it, which also chooses each tag's decision threshold (0.5 until CV is
 possible), scores every pool row with a set strategy
 (:func:`~labelloop.learn.multilabel.set_uncertainty`) and orders the pool with the same
 diversity and exploration as a single-label round. Held-out audit rows are scored with
@@ -28,6 +28,7 @@ from labelloop.learn.multilabel import (
     can_train_sets,
     cross_validate_sets,
     set_uncertainty,
+    tag_classifier,
 )
 
 __all__ = ["DEFAULT_SET_STRATEGY", "SET_STRATEGY_NAMES", "compute_sets", "set_strategy"]
@@ -66,7 +67,7 @@ def compute_sets(ctx: Any, Y: np.ndarray) -> Any:
                            timings=clock.wall, cpu=clock.cpu)
 
     def make_model() -> OneVsRest:
-        return OneVsRest(spec.make_classifier())
+        return OneVsRest(tag_classifier(spec.make_classifier()))
 
     X_train = source.rows(train_rows)
     classifier = make_model().fit(X_train, Y)
