@@ -17,6 +17,7 @@ from labelloop.learn.multilabel import (
     cross_validate_sets,
     evaluate_sets,
     indicator,
+    set_intervals,
     set_stability,
     set_uncertainty,
     tag_classifier,
@@ -143,3 +144,25 @@ def test_tag_classifier_gives_logistic_regression_an_intercept():
     other = LogisticRegression(fit_intercept=True)
     assert tag_classifier(other) is other
 
+
+
+def test_cross_validation_has_intervals_around_its_figures():
+    X, Y = synthetic(200)
+    cv = cross_validate_sets(model, X, Y, tags=TAGS, seed=2)
+    for name in ("subset_accuracy", "micro_f1", "macro_f1", "hamming_loss"):
+        lo, hi = cv["ci95"][name]
+        assert lo <= cv[name] <= hi
+
+
+def test_bootstrap_intervals_match_a_plain_resampling():
+    """set_intervals' weighted resamples give the intervals of resampling the items themselves."""
+    rng = np.random.default_rng(5)
+    true = (rng.random((60, 4)) < 0.3).astype(int)
+    pred = true.copy()
+    pred[rng.random((60, 4)) < 0.15] ^= 1
+    fast = set_intervals(true, pred, seed=9)
+    draws = np.random.default_rng(9).integers(0, 60, size=(1000, 60))
+    micro = [evaluate_sets(true[r], pred[r], list("abcd"))["micro_f1"] for r in draws]
+    hamming = [np.mean(true[r] != pred[r]) for r in draws]
+    assert fast["micro_f1"] == pytest.approx([np.quantile(micro, 0.025), np.quantile(micro, 0.975)])
+    assert fast["hamming_loss"] == pytest.approx([np.quantile(hamming, 0.025), np.quantile(hamming, 0.975)])
