@@ -13,6 +13,8 @@ from labelloop.store.names import name_problem
 from labelloop.store.schema import projects, tags, utcnow
 
 MAX_TAG_LENGTH = 200
+# A multi-label project's tags are bits 0..62 of a signed 64-bit mask, retired ones included.
+MAX_MULTI_LABEL_TAGS = 63
 
 # Project settings and their defaults; `labelloop configure` changes them per project.
 PROJECT_SETTINGS_DEFAULTS: dict[str, Any] = {
@@ -35,6 +37,7 @@ class Tag:
     name: str
     position: int
     retired: bool = False
+    bit: int | None = None  # multi-label projects: the tag's bit in the masks (never reused)
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,17 @@ class Project:
     seed: int
     current_run_id: int | None
     settings: dict[str, Any] = field(default_factory=dict)
+    multi_label: bool = False
 
     @property
     def tag_names(self) -> list[str]:
         """Active tags in their display order."""
         return [t.name for t in self.tags if not t.retired]
+
+    @property
+    def tag_bits(self) -> dict[str, int]:
+        """Multi-label projects: active tag name -> bit, in display order (empty otherwise)."""
+        return {t.name: t.bit for t in self.tags if not t.retired and t.bit is not None}
 
     def tag_id(self, name: str) -> int:
         for t in self.tags:
@@ -146,9 +155,14 @@ def create_project(
     labels: list[str],
     settings: dict[str, Any] | None = None,
     seed: int | None = None,
+    multi_label: bool = False,
 ) -> Project:
+    """A new project with these tags in this order. ``multi_label``: each item gets a set of
+    tags (each tag a bit; at most 63 tags, retired ones included), fixed for the project's life."""
     validate_project_name(name)
     validate_tag_names(labels)
+    if multi_label:
+        _check_bits_left(name, used=0, adding=len(labels))
     if conn.execute(select(projects.c.id).where(projects.c.name == name)).first():
         raise AlreadyExistsError(f"project {name!r} exists already")
     now = utcnow()
@@ -159,14 +173,24 @@ def create_project(
             settings=check_settings(dict(settings or {})),
             seed=secrets.randbelow(2**31) if seed is None else seed,
             created_at=now,
+            multi_label=bool(multi_label),
         )
     ).inserted_primary_key[0]
     add_tags(conn, project_id=project_id, names=labels)
     return get_project(conn, name=name)
 
 
+def _check_bits_left(project_name: str, *, used: int, adding: int) -> None:
+    if used + adding > MAX_MULTI_LABEL_TAGS:
+        raise InvalidInputError(
+            f"a multi-label project has at most {MAX_MULTI_LABEL_TAGS} tags, retired ones included: project "
+            f"{project_name!r} has {used} and would have {used + adding}; merge or leave out tags"
+        )
+
+
 def add_tags(conn: Connection, *, project_id: int, names: list[str]) -> None:
-    """Append tags at the end of the project's order; existing names are an error."""
+    """Append tags at the end of the project's order; existing names are an error. In a
+    multi-label project each new tag gets the next free bit (InvalidInputError past 63 tags)."""
     validate_tag_names(names)
     existing = set(conn.execute(select(tags.c.name).where(tags.c.project_id == project_id)).scalars())
     clash = [n for n in names if n in existing]
@@ -175,12 +199,22 @@ def add_tags(conn: Connection, *, project_id: int, names: list[str]) -> None:
     start = conn.execute(
         select(func.coalesce(func.max(tags.c.position), -1)).where(tags.c.project_id == project_id)
     ).scalar_one()
+    project = conn.execute(
+        select(projects.c.name, projects.c.multi_label).where(projects.c.id == project_id)
+    ).one()
+    first_bit = None
+    if project.multi_label:
+        first_bit = conn.execute(
+            select(func.coalesce(func.max(tags.c.bit), -1)).where(tags.c.project_id == project_id)
+        ).scalar_one() + 1
+        _check_bits_left(project.name, used=first_bit, adding=len(names))
     now = utcnow()
     if names:
         conn.execute(
             insert(tags),
             [
-                {"project_id": project_id, "name": n, "position": start + 1 + i, "created_at": now}
+                {"project_id": project_id, "name": n, "position": start + 1 + i, "created_at": now,
+                 "bit": None if first_bit is None else first_bit + i}
                 for i, n in enumerate(names)
             ],
         )
@@ -188,19 +222,20 @@ def add_tags(conn: Connection, *, project_id: int, names: list[str]) -> None:
 
 def _load(conn: Connection, row: Any) -> Project:
     tag_rows = conn.execute(
-        select(tags.c.id, tags.c.name, tags.c.position, tags.c.retired)
+        select(tags.c.id, tags.c.name, tags.c.position, tags.c.retired, tags.c.bit)
         .where(tags.c.project_id == row.id)
         .order_by(tags.c.position)
     ).all()
     return Project(
         id=row.id,
         name=row.name,
-        tags=tuple(Tag(r.id, r.name, r.position, bool(r.retired)) for r in tag_rows),
+        tags=tuple(Tag(r.id, r.name, r.position, bool(r.retired), r.bit) for r in tag_rows),
         id_column=row.id_column,
         display_columns=tuple(row.display_columns or ()),
         seed=row.seed,
         current_run_id=row.current_run_id,
         settings=dict(row.settings or {}),
+        multi_label=bool(row.multi_label),
     )
 
 

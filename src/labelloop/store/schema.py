@@ -31,7 +31,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -156,6 +158,9 @@ projects = Table(
     Column("current_run_id", Integer, nullable=True),
     Column("retrain_requested_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # A multi-label project gives each item a *set* of tags (bit masks, see ``tags.bit``); fixed
+    # for the project's life.
+    Column("multi_label", Boolean, nullable=False, server_default=text("false")),
 )
 
 tags = Table(
@@ -167,7 +172,12 @@ tags = Table(
     Column("position", Integer, nullable=False),
     Column("retired", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime, nullable=False),
+    # Multi-label projects: the tag's bit (0..62) in the masks of annotations and items, given
+    # in order at creation and never reused (a renamed or retired tag keeps it). Null otherwise.
+    Column("bit", SmallInteger, nullable=True),
     UniqueConstraint("project_id", "name"),
+    # A unique index rather than a constraint: SQLite adds it without rebuilding the table.
+    Index("ix_tags_project_bit", "project_id", "bit", unique=True),
 )
 
 project_members = Table(
@@ -200,6 +210,10 @@ items = Table(
     Column("adjudicated_tag_id", Integer, ForeignKey("tags.id"), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Multi-label projects: the final set (a bit mask of tags.bit; 0 = labelled, no tag applies)
+    # and an admin's adjudicated set. label_tag_id stays null; "labelled" is label_mask not null.
+    Column("label_mask", BigInteger, nullable=True),
+    Column("adjudicated_mask", BigInteger, nullable=True),
     UniqueConstraint("project_id", "external_id"),
     Index(
         "ix_items_open",
@@ -219,7 +233,10 @@ annotations = Table(
     Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
     # Null for labels brought in by `import --label-column`.
     Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
-    Column("tag_id", Integer, ForeignKey("tags.id"), nullable=False),
+    # A single-label annotation has tag_id; a multi-label one has tag_mask (a bit mask of
+    # tags.bit, 0 = "none of these applies"). Exactly one of the two is set.
+    Column("tag_id", Integer, ForeignKey("tags.id"), nullable=True),
+    Column("tag_mask", BigInteger, nullable=True),
     Column("source", String(20), nullable=False),
     # Served as an audit item (drawn uniformly at random, not by priority).
     Column("is_audit", Boolean, nullable=False, server_default=text("false")),
@@ -227,6 +244,7 @@ annotations = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("item_id", "user_id"),
     CheckConstraint("source IN ('human', 'import', 'review')", name="source"),
+    CheckConstraint("(tag_id IS NULL) <> (tag_mask IS NULL)", name="tag_or_mask"),
     Index("ix_annotations_project_user", "project_id", "user_id", "created_at"),
     Index("ix_annotations_project_created", "project_id", "created_at"),
 )
@@ -279,6 +297,10 @@ item_scores = Table(
     Column("priority", Float, nullable=False),
     Column("predicted_tag_id", Integer, nullable=True),
     Column("confidence", Float, nullable=True),
+    # Multi-label runs: the predicted set (bit mask) and the probabilities, float32 little-endian,
+    # one per tag in the order of the run's metrics["tags"].
+    Column("predicted_mask", BigInteger, nullable=True),
+    Column("proba", LargeBinary, nullable=True),
     sqlite_with_rowid=False,
 )
 

@@ -35,7 +35,7 @@ from labelloop.store.schema import annotations, items, tags, utcnow
 def _tag(conn: Connection, project: Project, name: str) -> Tag:
     """The project's tag ``name`` read fresh (retired or not); NotFoundError if there is none."""
     row = conn.execute(
-        select(tags.c.id, tags.c.name, tags.c.position, tags.c.retired)
+        select(tags.c.id, tags.c.name, tags.c.position, tags.c.retired, tags.c.bit)
         .where(tags.c.project_id == project.id, tags.c.name == name)
     ).first()
     if row is None:
@@ -43,7 +43,7 @@ def _tag(conn: Connection, project: Project, name: str) -> Tag:
             select(tags.c.name).where(tags.c.project_id == project.id).order_by(tags.c.position)
         ).scalars()
         raise NotFoundError(f"no tag {name!r} in project {project.name!r}; it has: {', '.join(names)}")
-    return Tag(row.id, row.name, row.position, bool(row.retired))
+    return Tag(row.id, row.name, row.position, bool(row.retired), row.bit)
 
 
 def _items_with_tag(conn: Connection, tag_id: int) -> list[int]:
