@@ -10,7 +10,8 @@ diversity and exploration as a single-label round. Held-out audit rows are score
 :func:`~labelloop.learn.multilabel.audit_sets`, and stop rows get their predicted sets.
 
 Every pool row's tag probabilities come back as a float32 matrix (``proba``), so that export
-can write ``p_<tag>`` columns and the model's set without predicting again.
+can write ``p_<tag>`` columns and the model's set without predicting again; ``confidence`` is
+:func:`certainty` (no ``classes`` / ``predicted_index``: a set is not one class).
 """
 
 from __future__ import annotations
@@ -99,8 +100,7 @@ def compute_sets(ctx: Any, Y: np.ndarray) -> Any:
     head = head_features(source, pool_rows, scores)
     order = queue_order(scores, features=head, exploration=ctx.exploration, diversity=True, rng=rng)
     priorities = priorities_from_order(order)
-    predicted_index = proba.argmax(axis=1).astype(np.int32) if n_tags else np.zeros(n, np.int32)
-    confidence = proba[np.arange(n), predicted_index].astype(np.float64) if n_tags else np.zeros(n)
+    confidence = certainty(proba, classifier.thresholds_)
     audit = stop_predicted = None
     if ctx.eval_rows is not None:
         eval_Y = np.asarray(ctx.eval_y, dtype=np.int8).reshape(-1, n_tags)
@@ -109,11 +109,24 @@ def compute_sets(ctx: Any, Y: np.ndarray) -> Any:
         stop_predicted = _sets_of(source, ctx.stop_rows, classifier, pool_rows, proba)
     clock.lap("predict")
     out = RoundOutput(
-        "model", pool_rows, priorities, classes=np.arange(n_tags), predicted_index=predicted_index,
-        confidence=confidence, scores=scores, classifier=classifier, cv=cv, cv_message=cv_message,
+        "model", pool_rows, priorities, confidence=confidence, scores=scores, classifier=classifier, cv=cv, cv_message=cv_message,
         top=top_positions(order, scores), audit=audit, stop_predicted=stop_predicted, proba=proba,
         thresholds=np.asarray(classifier.thresholds_, dtype=np.float64), timings=clock.wall, cpu=clock.cpu,
     )
+    return out
+
+
+def certainty(proba: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """How sure the model is of each row's whole set: the certainty of its least certain tag,
+    per tag 0 at the threshold and 1 at probability 0 or 1 (1 - the ``max`` set uncertainty).
+    Computed block by block, so a million rows never hold a float64 copy of ``proba``."""
+    out = np.empty(proba.shape[0], dtype=np.float64)
+    if proba.shape[1] == 0:
+        out[:] = 1.0
+        return out
+    for start in range(0, proba.shape[0], 100_000):
+        block = proba[start:start + 100_000]
+        out[start:start + len(block)] = 1.0 - set_uncertainty(block, thresholds, how="max")
     return out
 
 

@@ -41,6 +41,7 @@ from labelloop.store import open_engine, reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store.items import has_items
+from labelloop.store.setscores import count_human_sets
 
 log = logging.getLogger("labelloop.orchestrator")
 MAX_BACKOFF_SECONDS = 600.0
@@ -53,9 +54,15 @@ def summary(result: RoundResult) -> str:
     t = result.timings
     what = "cold-start order" if result.state != "model" else "model"
     cv = result.cv
-    score = f", CV accuracy {cv['accuracy']:.3f} macro-F1 {cv['macro_f1']:.3f}" if cv else ""
+    if cv and "micro_f1" in cv:  # label sets
+        score = (f", CV micro-F1 {cv['micro_f1']:.3f} macro-F1 {cv['macro_f1']:.3f} "
+                 f"exact sets {cv['subset_accuracy']:.3f}")
+    else:
+        score = f", CV accuracy {cv['accuracy']:.3f} macro-F1 {cv['macro_f1']:.3f}" if cv else ""
     audit = result.audit or {}
-    if audit.get("accuracy") is not None:
+    if audit.get("micro_f1") is not None:
+        score += f", audit micro-F1 {audit['micro_f1']:.3f} on {audit['labelled']} items"
+    elif audit.get("accuracy") is not None:
         score += f", audit accuracy {audit['accuracy']:.3f} on {audit['labelled']} items"
     why = f" ({result.message})" if result.state != "model" and result.message else ""
     return (
@@ -192,7 +199,12 @@ def _due(engine: Engine, project: str, min_new_labels: int | None, waits: Waits)
             return None
         waits.note(project, None)
         threshold = int(min_new_labels if min_new_labels is not None else proj.setting("min_new_labels"))
-        return store_runs.round_due(conn, project=proj, min_new_labels=threshold)
+        due = store_runs.round_due(conn, project=proj, min_new_labels=threshold)
+        if due is None and proj.multi_label:  # round_due counts single tags: count the final sets
+            current = store_runs.current_run(conn, project_id=proj.id)
+            new = count_human_sets(conn, project_id=proj.id) - (current.human_labels if current else 0)
+            due = f"{new} new labels" if current is not None and new >= threshold else None
+        return due
 
 
 def _checked(engine: Engine, project_id: int, holder: str, mode: str) -> None:
