@@ -30,6 +30,7 @@ from labelloop.store.projects import Project
 from labelloop.store.schema import (
     ANNOTATION_SOURCES, annotations, audit_log, item_scores, items, projects, score_ranks, users, utcnow,
 )
+from labelloop.store.tagsets import names_of
 
 # name -> (key column: ascending, of a table with run_id and item_id; the item_scores column
 # that is null or missing for the unscored items)
@@ -52,13 +53,15 @@ class BrowseRow:
     display: dict[str, Any]
     n_labels: int
     target_labels: int
-    label: str | None
+    label: str | None  # multi-label projects: the final set's tags joined with ", " ("" for none)
     label_source: str | None
     priority: float | None = None
     confidence: float | None = None
     predicted: str | None = None
-    # (user name or None for imported labels, tag name, source), oldest first
+    # (user name or None for imported labels, tag name (multi-label: the set's tags joined with
+    # ", "), source), oldest first
     annotations: list[tuple[str | None, str, str]] = field(default_factory=list)
+    label_set: list[str] | None = None  # multi-label projects: the final set (None: no final set)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,12 @@ def _conditions(
 ) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
     """(conditions an index can serve in id order, the other filters)."""
     sqlite = conn.dialect.name == "sqlite"
+    bit_filter: list[ColumnElement[bool]] = []
+    if tag and project.multi_label:  # items whose final set has the tag (retired tags too)
+        _tag_id_any(project, tag)  # an unknown tag is an InvalidInputError
+        bit = next(t.bit for t in project.tags if t.name == tag)
+        bit_filter = [items.c.label_mask.op("&")(1 << int(bit or 0)) != 0]
+        tag = None
     if tag:
         base = [items.c.project_id == project.id, items.c.label_tag_id == _tag_id_any(project, tag)]
     elif sqlite:
@@ -93,7 +102,7 @@ def _conditions(
         base = [items.c.project_id + 0 == project.id]
     else:
         base = [items.c.project_id == project.id]
-    where: list[ColumnElement[bool]] = []
+    where: list[ColumnElement[bool]] = bit_filter
     if search:
         pattern = f"%{escape_like(search)}%"
         # SQLite's LIKE ignores ASCII case already (lower() on every text would be slow).
@@ -151,7 +160,7 @@ def _cursor(kind: str, key: float | None, item_id: int) -> str:
 
 
 COLS = (items.c.id, items.c.external_id, items.c.display, items.c.n_labels, items.c.target_labels,
-        items.c.label_tag_id, items.c.label_source)
+        items.c.label_tag_id, items.c.label_source, items.c.label_mask)
 
 
 def browse_items(
@@ -285,12 +294,14 @@ def _decorate(conn: Connection, project: Project, rows: list[Any]) -> list[Brows
             scores[s.item_id] = s
     if ids:
         for a in conn.execute(
-            select(annotations.c.item_id, users.c.name, annotations.c.tag_id, annotations.c.source)
+            select(annotations.c.item_id, users.c.name, annotations.c.tag_id, annotations.c.tag_mask,
+                   annotations.c.source)
             .outerjoin(users, users.c.id == annotations.c.user_id)
             .where(annotations.c.item_id.in_(ids))
             .order_by(annotations.c.created_at, annotations.c.id)
         ):
-            labels[a.item_id].append((a.name, _tag_name(project, a.tag_id), a.source))
+            name = _tag_name(project, a.tag_id) if a.tag_mask is None else ", ".join(names_of(project, a.tag_mask))
+            labels[a.item_id].append((a.name, name or "", a.source))
     out = []
     for r in rows:
         s = scores.get(r.id)
@@ -301,15 +312,25 @@ def _decorate(conn: Connection, project: Project, rows: list[Any]) -> list[Brows
                 display=dict(r.display or {}),
                 n_labels=r.n_labels,
                 target_labels=r.target_labels,
-                label=_tag_name(project, r.label_tag_id),
+                label=_tag_name(project, r.label_tag_id) if r.label_mask is None
+                else ", ".join(names_of(project, r.label_mask)),
                 label_source=r.label_source,
                 priority=s.priority if s is not None else None,
                 confidence=s.confidence if s is not None else None,
-                predicted=_tag_name(project, s.predicted_tag_id) if s is not None else None,
+                predicted=_predicted(project, s),
                 annotations=labels[r.id],
+                label_set=names_of(project, r.label_mask) if r.label_mask is not None else None,
             )
         )
     return out
+
+
+def _predicted(project: Project, score: Any) -> str | None:
+    if score is None:
+        return None
+    if score.predicted_mask is not None:
+        return ", ".join(names_of(project, score.predicted_mask))
+    return _tag_name(project, score.predicted_tag_id)
 
 
 def _tag_name(project: Project, tag_id: int | None) -> str | None:

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select, update
 
 from labelloop.errors import NotFoundError
-from labelloop.store.labels import label_counts
+from labelloop.store.labels import label_counts, labelled_items
 from labelloop.store.projects import Project
 from labelloop.store.schema import items
+from labelloop.store.tagsets import names_of
 
 #: Overlap items are those whose ``rand`` modulo this falls below ``round(F * OVERLAP_SCALE)``.
 OVERLAP_SCALE = 1_000_000
@@ -63,6 +64,7 @@ class Item:
     n_labels: int
     label: str | None
     label_source: str | None
+    labels: list[str] | None = None  # multi-label projects: the final set (None: no final set)
 
 
 def has_items(conn: Connection, *, project_id: int) -> bool:
@@ -84,11 +86,13 @@ def get_item(conn: Connection, *, project: Project, item_id: int) -> Item:
         row.n_labels,
         project.tag_name(row.label_tag_id) if row.label_tag_id is not None else None,
         row.label_source,
+        names_of(project, row.label_mask) if row.label_mask is not None else None,
     )
 
 
 def project_summary(conn: Connection, *, project: Project) -> dict[str, Any]:
-    """``items``, ``labelled`` (items with a final label), ``conflicts`` and ``labels`` per tag."""
+    """``items``, ``labelled`` (items with a final label), ``conflicts`` and ``labels`` per tag
+    (multi-label: items whose final set has the tag; ``labelled``: items with a final set)."""
     n_items = conn.execute(select(func.count()).where(items.c.project_id == project.id)).scalar_one()
     n_conflicts = conn.execute(
         select(func.count()).where(items.c.project_id == project.id, items.c.label_source == "conflict")
@@ -98,7 +102,8 @@ def project_summary(conn: Connection, *, project: Project) -> dict[str, Any]:
     return {
         "project": project.name,
         "items": n_items,
-        "labelled": sum(counts.values()),
+        "labelled": labelled_items(conn, project_id=project.id, multi_label=True)
+        if project.multi_label else sum(counts.values()),
         "conflicts": n_conflicts,
         "labels": per_tag,
     }

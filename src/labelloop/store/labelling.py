@@ -9,6 +9,11 @@ leases back, undo the last label. Which item they get, and the lease rules, are 
   item's final label by the rule of :func:`labelloop.store.labels.final_label`. On PostgreSQL it
   is one statement (``labelloop_label`` of migration 0003); :func:`label_many` sends several
   users' labels in one statement (the server's batches).
+- In a multi-label project a label is a *set* of tags (``tags``, possibly empty: "none of these
+  applies"), stored as a bit mask, and the item's final set follows
+  :func:`labelloop.store.labels.final_set`; on PostgreSQL it is one statement too
+  (``labelloop_label_set`` of migration 0005). Sending a single ``tag`` to a multi-label project,
+  or a list to a single-label one, is an InvalidInputError that says which shape to send.
 - A skipped item goes back to the queue for others, never to that user again.
 - Undo takes the user's last label or skip (a stack of both): a label is deleted, a skip forgotten,
   and the item is leased to them again (an audit item stays one); a skipped item that went to
@@ -20,20 +25,28 @@ can be injected (tests, simulations) and defaults to the current UTC time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from labelloop.errors import ConflictError, LabelloopError, NotFoundError
+from labelloop.errors import (
+    ConflictError,
+    InvalidInputError,
+    LabelloopError,
+    NotFoundError,
+)
 from labelloop.store import rawsql as raw
-from labelloop.store.labels import final_label, refresh_items
+from labelloop.store.labels import final_label, final_set, refresh_items
 from labelloop.store.projects import Project
 from labelloop.store.queue import LIVE_BY_OTHERS, Lease, set_expiry
 from labelloop.store.schema import annotations, assignments, items, utcnow
+from labelloop.store.tagsets import mask_of
 
 _HELD = f"""
-SELECT i.n_labels, i.target_labels, i.adjudicated_tag_id, a.id, a.state, a.expires_at, a.is_audit, {LIVE_BY_OTHERS}
+SELECT i.n_labels, i.target_labels, i.adjudicated_tag_id, a.id, a.state, a.expires_at, a.is_audit, {LIVE_BY_OTHERS},
+ i.adjudicated_mask
 FROM items i LEFT JOIN assignments a ON a.item_id = i.id AND a.user_id = :user
 WHERE i.id = :item AND i.project_id = :project"""
 
@@ -60,6 +73,7 @@ class _Held:
     assignment_id: int
     is_audit: bool
     adjudicated_tag_id: int | None
+    adjudicated_mask: int | None = None
 
 
 def _held(conn: Connection, *, project: Project, item_id: int, user_id: int, now: datetime) -> _Held:
@@ -71,14 +85,14 @@ def _held(conn: Connection, *, project: Project, item_id: int, user_id: int, now
     row = raw.one(conn, _HELD + (raw.for_update(conn) and " FOR UPDATE OF i"), params)
     if row is None:
         raise _refusal("unknown", project=project, item_id=item_id)
-    n_labels, target, adjudicated, assignment_id, state, expires_at, is_audit, held = row
+    n_labels, target, adjudicated, assignment_id, state, expires_at, is_audit, held, adjudicated_mask = row
     if assignment_id is None:
         raise _refusal("not_leased", project=project, item_id=item_id)
     if state in ("labelled", "skipped"):
         raise _refusal(state, project=project, item_id=item_id)
     if raw.from_ts(expires_at) <= now and n_labels + held >= target:
         raise _refusal("expired", project=project, item_id=item_id)
-    return _Held(assignment_id, bool(is_audit), adjudicated)
+    return _Held(assignment_id, bool(is_audit), adjudicated, adjudicated_mask)
 
 
 _ANNOTATE = """INSERT INTO annotations (project_id, item_id, user_id, tag_id, source, is_audit, created_at, updated_at)
@@ -109,33 +123,93 @@ def _set_item_label(
                                 "now": raw.ts(conn, now), "item": item_id})
 
 
-# PostgreSQL: the checks of _held and the writes in one round trip (the function of migration 0003).
+_ANNOTATE_SET = """INSERT INTO annotations (project_id, item_id, user_id, tag_mask, source, is_audit, created_at,
+ updated_at) VALUES (:project, :item, :user, :mask, 'human', :audit, :now, :now)"""
+
+# Every annotation counts as a label; retired tags' bits are dropped by the rule (labels.final_set).
+_ITEM_MASKS = "SELECT tag_mask FROM annotations WHERE item_id = :item AND tag_mask IS NOT NULL ORDER BY id"
+_ACTIVE_BITS = "SELECT bit FROM tags WHERE project_id = :project AND NOT retired AND bit IS NOT NULL"
+_ITEM_SET_STATE = """
+UPDATE items SET n_labels = :n, label_mask = :mask, label_source = :source, updated_at = :now
+WHERE id = :item"""
+
+
+def refresh_item_set(
+    conn: Connection, *, project_id: int, item_id: int, adjudicated_mask: int | None, now: datetime
+) -> None:
+    """A multi-label item's :func:`labelloop.store.labels.refresh_items`, on the hot path (same rule)."""
+    masks = [r[0] for r in raw.all_rows(conn, _ITEM_MASKS, {"item": item_id})]
+    active = 0
+    for (bit,) in raw.all_rows(conn, _ACTIVE_BITS, {"project": project_id}):
+        active |= 1 << bit
+    mask, source = final_set(masks, adjudicated_mask, active)
+    raw.run(conn, _ITEM_SET_STATE, {"n": len(masks), "mask": mask, "source": source, "now": raw.ts(conn, now),
+                                    "item": item_id})
+
+
+def label_value(project: Project, *, tag: str | None = None, tags: Sequence[str] | None = None) -> int:
+    """What a label stores: the tag's id (single-label projects, ``tag``) or the mask of ``tags``
+    (multi-label projects; empty: none applies). InvalidInputError for the wrong shape or an
+    unknown or retired tag, worded for the labeller."""
+    if project.multi_label:
+        if tag is not None or tags is None or isinstance(tags, (str, bytes)):
+            raise InvalidInputError(
+                f"project {project.name!r} is multi-label: send the list of tags that apply (empty: none)"
+            )
+        names = list(tags)
+        if not all(isinstance(n, str) for n in names):
+            raise InvalidInputError(f"project {project.name!r}: tags are names (strings), got {names!r}")
+        return mask_of(project, names)
+    if tags is not None or tag is None:
+        raise InvalidInputError(f"project {project.name!r} is single-label: send one tag, not a list")
+    if not isinstance(tag, str):
+        raise InvalidInputError(f"project {project.name!r}: a tag is a name (a string), got {tag!r}")
+    return project.tag_id(tag)
+
+
+# PostgreSQL: the checks of _held and the writes in one round trip (the functions of migrations
+# 0003 and 0005).
 _PG_LABEL = """SELECT labelloop_label(:project::integer, :user::integer, :item::bigint, :tag::integer,
+ :now::timestamptz)"""
+_PG_LABEL_SET = """SELECT labelloop_label_set(:project::integer, :user::integer, :item::bigint, :tag::bigint,
  :now::timestamptz)"""
 
 
 def label_item(
-    conn: Connection, *, project: Project, user_id: int, item_id: int, tag: str, now: datetime | None = None
+    conn: Connection,
+    *,
+    project: Project,
+    user_id: int,
+    item_id: int,
+    tag: str | None = None,
+    tags: Sequence[str] | None = None,
+    now: datetime | None = None,
 ) -> None:
-    """Record the user's label ``tag`` on a leased item (annotation source 'human').
+    """Record the user's label on a leased item (annotation source 'human'): ``tag`` in a
+    single-label project, ``tags`` (the set that applies, possibly empty) in a multi-label one.
 
-    Unknown or retired tag: InvalidInputError; item not leased to the user: ConflictError.
-    A refusal writes nothing. On PostgreSQL the whole of it is one statement (``labelloop_label``)."""
+    Wrong shape, unknown or retired tag: InvalidInputError; item not leased to the user:
+    ConflictError. A refusal writes nothing. On PostgreSQL the whole of it is one statement
+    (``labelloop_label`` or ``labelloop_label_set``)."""
     now = now or utcnow()
-    tag_id = project.tag_id(tag)
+    value = label_value(project, tag=tag, tags=tags)
     if not raw.is_sqlite(conn):
-        row = raw.one(conn, _PG_LABEL, {"project": project.id, "user": user_id, "item": item_id, "tag": tag_id,
-                                        "now": now})
+        sql = _PG_LABEL_SET if project.multi_label else _PG_LABEL
+        row = raw.one(conn, sql, {"project": project.id, "user": user_id, "item": item_id, "tag": value, "now": now})
         assert row is not None
         if row[0] != "ok":
             raise _refusal(row[0], project=project, item_id=item_id)
         return
     held = _held(conn, project=project, item_id=item_id, user_id=user_id, now=now)
-    params = {"project": project.id, "item": item_id, "user": user_id, "tag": tag_id, "audit": held.is_audit,
-              "now": raw.ts(conn, now), "state": "labelled", "assignment": held.assignment_id}
-    raw.run(conn, _ANNOTATE, params)
+    params = {"project": project.id, "item": item_id, "user": user_id, "tag": value, "mask": value,
+              "audit": held.is_audit, "now": raw.ts(conn, now), "state": "labelled", "assignment": held.assignment_id}
+    raw.run(conn, _ANNOTATE_SET if project.multi_label else _ANNOTATE, params)
     raw.run(conn, _FINISH, params)
-    refresh_item(conn, item_id=item_id, adjudicated=held.adjudicated_tag_id, now=now)
+    if project.multi_label:
+        refresh_item_set(conn, project_id=project.id, item_id=item_id, adjudicated_mask=held.adjudicated_mask,
+                         now=now)
+    else:
+        refresh_item(conn, item_id=item_id, adjudicated=held.adjudicated_tag_id, now=now)
 
 
 # PostgreSQL: several users' labels in one statement (one round trip), the function once per row.
@@ -144,15 +218,29 @@ FROM unnest(:projects::integer[], :users::integer[], :items::bigint[], :tags::in
  WITH ORDINALITY AS x(project, usr, item, tag, n)
 ORDER BY x.n"""
 
+# The same with multi-label requests among them (x.mask not null: labelloop_label_set).
+_PG_LABEL_MIXED = """SELECT CASE WHEN x.mask IS NULL
+ THEN labelloop_label(x.project, x.usr, x.item, x.tag, :now::timestamptz)
+ ELSE labelloop_label_set(x.project, x.usr, x.item, x.mask, :now::timestamptz) END
+FROM unnest(:projects::integer[], :users::integer[], :items::bigint[], :tags::integer[], :masks::bigint[])
+ WITH ORDINALITY AS x(project, usr, item, tag, mask, n)
+ORDER BY x.n"""
+
 
 @dataclass(frozen=True)
 class LabelRequest:
-    """One user's label on one item of a project (see :func:`label_many`)."""
+    """One user's label on one item of a project (see :func:`label_many`): ``tag`` for a
+    single-label project, ``tags`` (a tuple, possibly empty) for a multi-label one."""
 
     project: Project
     user_id: int
     item_id: int
-    tag: str
+    tag: str | None = None
+    tags: tuple[str, ...] | None = None
+
+
+def _nullable_array(values: list[int | None]) -> str:
+    return "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
 
 
 def label_many(conn: Connection, requests: list[LabelRequest], *, now: datetime | None = None) -> list[Exception | None]:
@@ -164,20 +252,26 @@ def label_many(conn: Connection, requests: list[LabelRequest], *, now: datetime 
         return [_label_outcome(conn, r, now) for r in requests]
     outcomes: list[Exception | None] = [None] * len(requests)
     sent: list[int] = []  # positions of the requests whose tag is known
-    tag_ids: list[int] = []
+    values: list[int] = []
     for i, r in enumerate(requests):
         try:
-            tag_ids.append(r.project.tag_id(r.tag))
+            values.append(label_value(r.project, tag=r.tag, tags=r.tags))
             sent.append(i)
         except LabelloopError as exc:
             outcomes[i] = exc
     if sent:
-        rows = raw.all_rows(conn, _PG_LABEL_MANY, {
+        params = {
             "projects": raw.int_array(requests[i].project.id for i in sent),
             "users": raw.int_array(requests[i].user_id for i in sent),
-            "items": raw.int_array(requests[i].item_id for i in sent),
-            "tags": raw.int_array(tag_ids), "now": now,
-        })
+            "items": raw.int_array(requests[i].item_id for i in sent), "now": now,
+        }
+        multi = [requests[i].project.multi_label for i in sent]
+        if any(multi):
+            params["tags"] = _nullable_array([None if m else v for m, v in zip(multi, values, strict=True)])
+            params["masks"] = _nullable_array([v if m else None for m, v in zip(multi, values, strict=True)])
+            rows = raw.all_rows(conn, _PG_LABEL_MIXED, params)
+        else:
+            rows = raw.all_rows(conn, _PG_LABEL_MANY, {**params, "tags": raw.int_array(values)})
         for i, (outcome,) in zip(sent, rows, strict=True):
             if outcome != "ok":
                 outcomes[i] = _refusal(outcome, project=requests[i].project, item_id=requests[i].item_id)
@@ -186,7 +280,7 @@ def label_many(conn: Connection, requests: list[LabelRequest], *, now: datetime 
 
 def _label_outcome(conn: Connection, r: LabelRequest, now: datetime) -> Exception | None:
     try:  # label_item refuses before it writes
-        label_item(conn, project=r.project, user_id=r.user_id, item_id=r.item_id, tag=r.tag, now=now)
+        label_item(conn, project=r.project, user_id=r.user_id, item_id=r.item_id, tag=r.tag, tags=r.tags, now=now)
     except LabelloopError as exc:
         return exc
     return None

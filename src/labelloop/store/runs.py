@@ -259,10 +259,13 @@ def retrain_pending(conn: Connection, *, project_id: int) -> datetime | None:
 
 
 def count_human_labels(conn: Connection, *, project_id: int) -> int:
-    """Items with a final human label (the training set plus the held-out audit items)."""
+    """Items with a final human label (the training set plus the held-out audit items); in a
+    multi-label project, items with a final set."""
+    multi = conn.execute(select(projects.c.multi_label).where(projects.c.id == project_id)).scalar()
+    column = items.c.label_mask if multi else items.c.label_tag_id
     return conn.execute(
         select(func.count()).where(
-            items.c.project_id == project_id, items.c.label_tag_id.is_not(None), items.c.label_source == "human"
+            items.c.project_id == project_id, column.is_not(None), items.c.label_source == "human"
         )
     ).scalar_one()
 

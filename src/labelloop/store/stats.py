@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, case, func, or_, select
 
-from labelloop.store.labels import label_counts
+from labelloop.store.labels import label_counts, labelled_items
 from labelloop.store.projects import Project
 from labelloop.store.schema import annotations, items, projects, users, utcnow
 
@@ -16,7 +16,8 @@ def project_stats(
     conn: Connection, *, project: Project, user_id: int | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """``items``, ``labelled`` (items with a final label), ``remaining`` (items that still need
-    labels), ``conflicts``, ``per_tag`` (final labels per tag, in tag order), ``per_labeller``
+    labels), ``conflicts``, ``per_tag`` (final labels per tag, in tag order; multi-label: items
+    whose final set has the tag, so an item counts once per tag of its set), ``per_labeller``
     (human labels per user name) and, for ``user_id``, ``yours_today`` (since 00:00 UTC) and
     ``yours_total``."""
     now = now or utcnow()
@@ -39,7 +40,8 @@ def project_stats(
     result: dict[str, Any] = {
         "project": project.name,
         "items": int(totals[0]),
-        "labelled": sum(counts.values()),
+        "labelled": labelled_items(conn, project_id=project.id, multi_label=True)
+        if project.multi_label else sum(counts.values()),
         "remaining": int(totals[1]),
         "conflicts": int(totals[2]),
         "per_tag": per_tag,
@@ -70,7 +72,8 @@ def projects_overview(conn: Connection) -> list[dict[str, Any]]:
             select(
                 items.c.project_id,
                 func.count().label("items"),
-                func.coalesce(func.sum(case((items.c.label_tag_id.is_not(None), 1), else_=0)), 0).label("labelled"),
+                func.coalesce(func.sum(case((or_(items.c.label_tag_id.is_not(None), items.c.label_mask.is_not(None)), 1),
+                                            else_=0)), 0).label("labelled"),
                 func.coalesce(
                     func.sum(case((items.c.n_labels < items.c.target_labels, 1), else_=0)), 0
                 ).label("remaining"),

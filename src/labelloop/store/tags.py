@@ -14,6 +14,12 @@ round at its next check), and the final labels of the items it touches are recom
   Adjudications to the tag are dropped (the item falls back to its labellers' majority). The
   last active tag cannot be retired.
 
+Multi-label projects (tags with a bit, see :mod:`labelloop.store.tagsets`): a rename keeps the
+bit; a merge sets INTO's bit and clears FROM's in every annotation's and adjudication's mask that
+has FROM's bit (bit arithmetic in SQL); a retired tag's bit is ignored from then on by the
+final-set rule (adjudicated sets keep it for history but it no longer counts), and its
+annotations still count as labels (nothing is reopened).
+
 Errors (unknown tag, merging a tag into itself, retiring the last active tag...) are raised
 before anything is written; callers run each change in one transaction.
 """
@@ -24,7 +30,12 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, union, update
 
-from labelloop.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
+from labelloop.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
 from labelloop.store.browse import record_audit
 from labelloop.store.labels import refresh_items
 from labelloop.store.projects import Project, Tag, add_tags, validate_tag_names
@@ -46,13 +57,41 @@ def _tag(conn: Connection, project: Project, name: str) -> Tag:
     return Tag(row.id, row.name, row.position, bool(row.retired), row.bit)
 
 
-def _items_with_tag(conn: Connection, tag_id: int) -> list[int]:
-    """Items with a label or an adjudication of this tag."""
+def _has_bit(column: Any, bit: int) -> Any:
+    return column.op("&")(1 << bit) != 0
+
+
+def _items_with_tag(conn: Connection, tag: Tag, project_id: int) -> list[int]:
+    """Items with a label or an adjudication of this tag (in a set, for a tag with a bit)."""
+    if tag.bit is not None:
+        query = union(
+            select(annotations.c.item_id).where(
+                annotations.c.project_id == project_id, _has_bit(annotations.c.tag_mask, tag.bit)
+            ),
+            select(items.c.id).where(items.c.project_id == project_id, _has_bit(items.c.adjudicated_mask, tag.bit)),
+        )
+        return sorted(conn.execute(query).scalars())
     query = union(
-        select(annotations.c.item_id).where(annotations.c.tag_id == tag_id),
-        select(items.c.id).where(items.c.adjudicated_tag_id == tag_id),
+        select(annotations.c.item_id).where(annotations.c.tag_id == tag.id),
+        select(items.c.id).where(items.c.adjudicated_tag_id == tag.id),
     )
     return sorted(conn.execute(query).scalars())
+
+
+def _move_bit(conn: Connection, project_id: int, src: int, dst: int) -> tuple[int, int]:
+    """In every mask of the project with bit ``src``: set ``dst``, clear ``src``. Returns the
+    numbers of annotations and adjudications changed."""
+    moved = conn.execute(
+        update(annotations)
+        .where(annotations.c.project_id == project_id, _has_bit(annotations.c.tag_mask, src))
+        .values(tag_mask=annotations.c.tag_mask.op("|")(1 << dst) - (1 << src), updated_at=utcnow())
+    ).rowcount
+    adjudications = conn.execute(
+        update(items)
+        .where(items.c.project_id == project_id, _has_bit(items.c.adjudicated_mask, src))
+        .values(adjudicated_mask=items.c.adjudicated_mask.op("|")(1 << dst) - (1 << src))
+    ).rowcount
+    return int(moved or 0), int(adjudications or 0)
 
 
 def _open_items(conn: Connection, item_ids: list[int]) -> int:
@@ -85,7 +124,7 @@ def add_tag(conn: Connection, *, project: Project, name: str, user_id: int | Non
         _changed(conn, project, user_id, "tag.add", {"name": name})
         return "added"
     conn.execute(update(tags).where(tags.c.id == existing.id).values(retired=False))
-    touched = _items_with_tag(conn, existing.id)
+    touched = _items_with_tag(conn, _tag(conn, project, name), project.id)
     refresh_items(conn, item_ids=touched)
     _changed(conn, project, user_id, "tag.reactivate", {"name": name, "tag_id": existing.id, "items": len(touched)})
     return "reactivated"
@@ -112,13 +151,16 @@ def merge_tags(conn: Connection, *, project: Project, source: str, into: str, us
         raise InvalidInputError(f"cannot merge tag {source!r} into itself: choose two different tags")
     if dst.retired:
         raise ConflictError(f"tag {into!r} is retired: add it again before merging into it")
-    touched = _items_with_tag(conn, src.id)
-    moved = conn.execute(
-        update(annotations).where(annotations.c.tag_id == src.id).values(tag_id=dst.id, updated_at=utcnow())
-    ).rowcount
-    adjudications = conn.execute(
-        update(items).where(items.c.adjudicated_tag_id == src.id).values(adjudicated_tag_id=dst.id)
-    ).rowcount
+    touched = _items_with_tag(conn, src, project.id)
+    if src.bit is not None and dst.bit is not None:
+        moved, adjudications = _move_bit(conn, project.id, src.bit, dst.bit)
+    else:
+        moved = conn.execute(
+            update(annotations).where(annotations.c.tag_id == src.id).values(tag_id=dst.id, updated_at=utcnow())
+        ).rowcount
+        adjudications = conn.execute(
+            update(items).where(items.c.adjudicated_tag_id == src.id).values(adjudicated_tag_id=dst.id)
+        ).rowcount
     conn.execute(update(tags).where(tags.c.id == src.id).values(retired=True))
     refresh_items(conn, item_ids=touched)
     counts = {"annotations": int(moved or 0), "adjudications": int(adjudications or 0), "items": len(touched)}
@@ -139,11 +181,13 @@ def retire_tag(conn: Connection, *, project: Project, name: str, user_id: int | 
     ).scalar_one()
     if active <= 1:
         raise ConflictError(f"cannot retire {name!r}: it is the last active tag of project {project.name!r}")
-    touched = _items_with_tag(conn, tag.id)
+    touched = _items_with_tag(conn, tag, project.id)
     open_before = _open_items(conn, touched)
-    dropped = conn.execute(
-        update(items).where(items.c.adjudicated_tag_id == tag.id).values(adjudicated_tag_id=None)
-    ).rowcount
+    dropped = 0  # an adjudicated set keeps the retired bit for history; the rule ignores it
+    if tag.bit is None:
+        dropped = conn.execute(
+            update(items).where(items.c.adjudicated_tag_id == tag.id).values(adjudicated_tag_id=None)
+        ).rowcount
     conn.execute(update(tags).where(tags.c.id == tag.id).values(retired=True))
     refresh_items(conn, item_ids=touched)
     reopened = _open_items(conn, touched) - open_before
