@@ -44,7 +44,8 @@ from sqlalchemy import Connection
 from labelloop.learn import STABLE_PAIRS, advise, stability
 from labelloop.store import runs as store_runs
 from labelloop.store.runs import ModelRun
-from labelloop.store.setscores import set_label_snapshot
+from labelloop.store.labelsets import set_snapshot
+from labelloop.store.projects import Project
 
 #: Previous model runs a round reads: the one to compare with, and those whose kappas complete
 #: the last STABLE_PAIRS pairs.
@@ -64,12 +65,16 @@ class RoundLabels:
     human_labels: int  # items with a final human label (training + audit), as round_due counts
 
 
-def read_labels(conn: Connection, *, project_id: int, multi_label: bool = False) -> RoundLabels:
+def read_labels(conn: Connection, *, project: Project) -> RoundLabels:
     """The label snapshot, with the audit items the current order reached moved into training;
-    ``multi_label``: final sets (bit masks) in place of tag ids
-    (:func:`labelloop.store.setscores.set_label_snapshot`)."""
-    snapshot = set_label_snapshot if multi_label else store_runs.label_snapshot
-    snap = snapshot(conn, project_id=project_id)
+    in a multi-label project, final sets (bit masks) in place of tag ids
+    (:func:`labelloop.store.labelsets.set_snapshot`)."""
+    project_id = project.id
+    if project.multi_label:
+        snap = set_snapshot(conn, project=project)
+        snap["train_tags"], snap["audit_tags"] = snap["train_masks"], snap["audit_masks"]
+    else:
+        snap = store_runs.label_snapshot(conn, project_id=project_id)
     current = store_runs.current_run(conn, project_id=project_id)
     audited = snap["audit_all_ids"]
     before = np.asarray((current.metrics or {}).get("audit_reached") or [] if current else [], dtype=np.int64)

@@ -41,7 +41,6 @@ from labelloop.store import open_engine, reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store.items import has_items
-from labelloop.store.setscores import count_human_sets
 
 log = logging.getLogger("labelloop.orchestrator")
 MAX_BACKOFF_SECONDS = 600.0
@@ -199,12 +198,7 @@ def _due(engine: Engine, project: str, min_new_labels: int | None, waits: Waits)
             return None
         waits.note(project, None)
         threshold = int(min_new_labels if min_new_labels is not None else proj.setting("min_new_labels"))
-        due = store_runs.round_due(conn, project=proj, min_new_labels=threshold)
-        if due is None and proj.multi_label:  # round_due counts single tags: count the final sets
-            current = store_runs.current_run(conn, project_id=proj.id)
-            new = count_human_sets(conn, project_id=proj.id) - (current.human_labels if current else 0)
-            due = f"{new} new labels" if current is not None and new >= threshold else None
-        return due
+        return store_runs.round_due(conn, project=proj, min_new_labels=threshold)
 
 
 def _checked(engine: Engine, project_id: int, holder: str, mode: str) -> None:

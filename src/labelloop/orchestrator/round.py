@@ -144,7 +144,7 @@ def run_round(
     # ---- snapshot (and validate the request before anything is written)
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
-        snap = read_labels(conn, project_id=proj.id, multi_label=proj.multi_label)
+        snap = read_labels(conn, project=proj)
         stop_ids = store_runs.stop_set_ids(conn, project_id=proj.id, size=STOP_SET_SIZE)
         previous = store_runs.recent_model_runs(conn, project_id=proj.id, limit=PREVIOUS_RUNS)
     model_name = model or proj.setting("model")

@@ -1,7 +1,7 @@
 """What a round does differently on a multi-label project (label sets as bit masks).
 
 :func:`labelloop.orchestrator.run_round` reads the final sets (masks) with
-:func:`labelloop.store.setscores.set_label_snapshot`, turns them into a 0/1 matrix over the
+:func:`labelloop.store.labelsets.set_snapshot`, turns them into a 0/1 matrix over the
 project's **active** tags in display order (:func:`targets`; retired bits drop out), and
 :func:`~labelloop.orchestrator.compute_round` fits one classifier per tag with thresholds chosen
 on cross-validation. What it records:
@@ -37,6 +37,7 @@ from labelloop.learn import advise
 from labelloop.learn.multilabel import set_stability
 from labelloop.orchestrator.compute import RoundOutput
 from labelloop.orchestrator.compute_sets import DEFAULT_SET_STRATEGY, SET_STRATEGY_NAMES
+from labelloop.store.labelsets import mask_matrix
 from labelloop.store.projects import Project
 from labelloop.store.runs import ModelRun
 
@@ -64,15 +65,15 @@ def tag_order(project: Project) -> tuple[list[str], np.ndarray]:
     return list(bits), np.array(list(bits.values()), dtype=np.int64)
 
 
-def targets(masks: np.ndarray, bits: np.ndarray) -> np.ndarray:
+def targets(masks: Any, bits: np.ndarray) -> np.ndarray:
     """The (n, k) 0/1 matrix of ``masks`` over the tags of ``bits``."""
-    masks = np.asarray(masks, dtype=np.int64).reshape(-1)
-    return ((masks[:, None] >> np.asarray(bits, dtype=np.int64)[None, :]) & 1).astype(np.int8)
+    return mask_matrix(np.asarray(masks, dtype=np.int64).reshape(-1), bits)
 
 
 def masks_of(Y: np.ndarray, bits: np.ndarray) -> np.ndarray:
-    """The bit mask of each row of a 0/1 (or boolean) matrix over the tags of ``bits``, one
-    column at a time (a million rows never hold an int64 copy of the matrix)."""
+    """The bit mask of each row of a 0/1 (or boolean) matrix over the tags of ``bits``: as
+    :func:`labelloop.store.labelsets.matrix_masks`, but one column at a time (a million rows
+    never hold an int64 copy of the matrix)."""
     Y = np.asarray(Y)
     masks = np.zeros(Y.shape[0], dtype=np.int64)
     for j, bit in enumerate(np.asarray(bits, dtype=np.int64).tolist()):

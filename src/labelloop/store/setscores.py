@@ -1,14 +1,11 @@
-"""The store side of a multi-label round: its label snapshot, its score rows, overlap sets.
+"""The store side of a multi-label round's output and of agreement on sets.
 
 A multi-label project's labels are bit masks (:mod:`labelloop.store.tagsets`): an item's final
-set is ``items.label_mask`` (``label_source`` 'human'; NULL while a tag ties among its
-labellers), an annotation's set is ``annotations.tag_mask``. This module mirrors, for masks,
-what :mod:`labelloop.store.runs` (``label_snapshot``, ``count_human_labels``),
-:mod:`labelloop.store.scores` (``write_scores``) and :mod:`labelloop.store.quality`
+set is ``items.label_mask``, an annotation's set is ``annotations.tag_mask`` (the round's
+snapshot is :func:`labelloop.store.labelsets.set_snapshot`). This module mirrors, for masks,
+what :mod:`labelloop.store.scores` (``write_scores``) and :mod:`labelloop.store.quality`
 (``overlap_labels``) do for single tags:
 
-- :func:`set_label_snapshot`: the same keys as ``label_snapshot``, with masks in ``*_tags``;
-- :func:`count_human_sets`: items with a final human set (what ``round_due`` compares);
 - :func:`write_set_scores`: a run's score rows with ``predicted_mask`` (the tags above the
   thresholds) and ``proba`` (float32 little-endian, one per tag in the order of the run's
   ``metrics["tags"]``), and its serving order, written in chunks like ``write_scores``;
@@ -25,7 +22,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from labelloop.store.engine import is_sqlite, writing
 from labelloop.store.quality import AGREEMENT_SOURCES, IMPORT_LABELLER
-from labelloop.store.schema import annotations, items, users
+from labelloop.store.schema import annotations, users
 from labelloop.store.scores import (
     POSTGRES_CHUNK_ROWS,
     POSTGRES_COPY_CONNECTIONS,
@@ -39,45 +36,7 @@ from labelloop.store.scores import (
     checkpoint,
 )
 
-__all__ = ["count_human_sets", "overlap_sets", "set_label_snapshot", "write_set_scores"]
-
-
-def set_label_snapshot(conn: Connection, *, project_id: int) -> dict[str, np.ndarray]:
-    """What a multi-label round trains on, in one read: the keys of
-    :func:`labelloop.store.runs.label_snapshot`, with each item's final set (a mask) in
-    ``train_tags`` / ``audit_tags``. Items with a tie on some tag (no final set) are neither
-    trained on nor closed."""
-    columns = (items.c.id, items.c.label_mask, items.c.label_source, items.c.n_labels < items.c.target_labels)
-    labelled = conn.execute(
-        select(*columns).where(items.c.project_id == project_id, items.c.label_mask.is_not(None))
-    ).all()
-    audited = set(
-        conn.execute(
-            select(annotations.c.item_id)
-            .where(annotations.c.project_id == project_id, annotations.c.is_audit.is_(True))
-            .distinct()
-        ).scalars()
-    )
-    rows = sorted(labelled, key=lambda r: r[0])
-    train = [(r[0], r[1]) for r in rows if r[2] == "human" and r[0] not in audited]
-    held_out = [(r[0], r[1]) for r in rows if r[2] == "human" and r[0] in audited]
-    return {
-        "train_ids": np.array([t[0] for t in train], dtype=np.int64),
-        "train_tags": np.array([t[1] for t in train], dtype=np.int64),
-        "audit_ids": np.array([t[0] for t in held_out], dtype=np.int64),
-        "audit_tags": np.array([t[1] for t in held_out], dtype=np.int64),
-        "audit_all_ids": np.array(sorted(audited), dtype=np.int64),
-        "closed_ids": np.array([r[0] for r in rows if not r[3]], dtype=np.int64),
-    }
-
-
-def count_human_sets(conn: Connection, *, project_id: int) -> int:
-    """Items with a final human set (training plus held-out audit items)."""
-    return conn.execute(
-        select(func.count()).where(
-            items.c.project_id == project_id, items.c.label_mask.is_not(None), items.c.label_source == "human"
-        )
-    ).scalar_one()
+__all__ = ["overlap_sets", "write_set_scores"]
 
 
 def overlap_sets(conn: Connection, *, project_id: int) -> list[tuple[int, str, int]]:
