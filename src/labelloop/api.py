@@ -7,6 +7,11 @@
     p.labels()                      # DataFrame: id, label, label_source (labelled items)
     p.to_dataframe(with_predictions=True)
 
+A multi-label project (``create_project(..., multi_label=True)``) gives each item a set of tags:
+``labels()`` then has a ``labels`` column of lists of tag names (an empty list: no tag applies),
+and ``add_items`` reads label cells as tags joined by ``label_separator`` (default ``|``) or as
+lists.
+
 ``db`` defaults to ``LABELLOOP_DATABASE_URL`` (else ``sqlite:///labelloop.db``). Errors are the
 same :mod:`labelloop.errors` the command line reports.
 """
@@ -71,11 +76,16 @@ class Project:
         add_labels: bool = False,
         update: bool = False,
         encoding: str = "utf-8",
+        label_separator: str | None = None,
+        none_value: str | None = None,
     ) -> ImportResult:
         """Import items from a DataFrame, an iterable of dicts or a file (.csv/.jsonl/.parquet).
 
         Same rules as ``labelloop import``: all rows or none; existing ids are skipped (or
-        updated with ``update=True``); labels in ``label_column`` become imported labels."""
+        updated with ``update=True``); labels in ``label_column`` become imported labels.
+        Multi-label projects: a label cell is a list of tags, or the tags joined by
+        ``label_separator`` (default ``|``), or ``none_value`` (default ``__none__``) for "no tag
+        applies"; an empty cell is unlabelled."""
         options = ImportOptions(
             id_column=id_column,
             text_columns=[text_columns] if isinstance(text_columns, str) else list(text_columns),
@@ -83,6 +93,8 @@ class Project:
             label_column=label_column,
             add_labels=add_labels,
             update=update,
+            label_separator=label_separator,
+            none_value=none_value,
         )
         if isinstance(data, (str, os.PathLike)):
             return import_file(self.engine, project=self.name, path=Path(data), options=options,
@@ -95,7 +107,8 @@ class Project:
                              settings=self.settings)
 
     def to_dataframe(self, *, with_predictions: bool = False, min_confidence: float | None = None) -> pd.DataFrame:
-        """One row per item, exactly like ``labelloop export`` (missing values are None)."""
+        """One row per item, exactly like ``labelloop export`` (missing values are None; the sets
+        of a multi-label project are lists of tag names, as in a Parquet export)."""
         import pandas as pd
 
         with reading(self.engine) as conn:
@@ -108,11 +121,13 @@ class Project:
 
     def labels(self) -> pd.DataFrame:
         """Items with a final label or a conflict: columns id (by its original name), label,
-        label_source."""
+        label_source. A multi-label project has ``labels`` instead of ``label``: the final set as
+        a list of tag names (empty: no tag applies; None for a conflict)."""
         frame = self.to_dataframe()
         id_column = frame.columns[0]
         kept = frame[frame["label_source"].notna()]
-        return kept[[id_column, "label", "label_source"]].reset_index(drop=True)
+        label = "labels" if "labels" in frame.columns and "label" not in frame.columns else "label"
+        return kept[[id_column, label, "label_source"]].reset_index(drop=True)
 
     def status(self) -> dict[str, Any]:
         """``items``, ``labelled``, ``conflicts`` and ``labels`` per tag (as `labelloop status`)."""
@@ -121,12 +136,15 @@ class Project:
             return project_summary(conn, project=project)
 
     def export(self, path: str | os.PathLike[str], *, with_predictions: bool = False,
-               min_confidence: float | None = None, overwrite: bool = False, raw: bool = False) -> ExportResult:
+               min_confidence: float | None = None, overwrite: bool = False, raw: bool = False,
+               label_separator: str | None = None, none_value: str | None = None) -> ExportResult:
         """Write the project to a .csv, .jsonl or .parquet file (as `labelloop export`; an
-        existing file only with ``overwrite``, CSV formula cells as they are only with ``raw``)."""
+        existing file only with ``overwrite``, CSV formula cells as they are only with ``raw``;
+        multi-label sets joined with ``label_separator`` in CSV and JSONL)."""
         return export_project(self.engine, project=self.name, path=path, with_predictions=with_predictions,
                               min_confidence=min_confidence, chunk_rows=self.settings.import_chunk_rows,
-                              overwrite=overwrite, raw=raw)
+                              overwrite=overwrite, raw=raw, label_separator=label_separator,
+                              none_value=none_value)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -151,13 +169,14 @@ def open_project(name: str, *, db: str | None = None) -> Project:
 
 
 def create_project(name: str, *, labels: Sequence[str], db: str | None = None, seed: int | None = None,
-                   settings: Mapping[str, Any] | None = None) -> Project:
-    """Create a project with an ordered list of tags (AlreadyExistsError if it exists)."""
+                   settings: Mapping[str, Any] | None = None, multi_label: bool = False) -> Project:
+    """Create a project with an ordered list of tags (AlreadyExistsError if it exists).
+    ``multi_label``: each item gets a set of tags (at most 63 tags), for the project's life."""
     engine, config = _connect(db)
     try:
         with writing(engine) as conn:
             store_projects.create_project(conn, name=name, labels=list(labels), seed=seed,
-                                          settings=dict(settings or {}))
+                                          settings=dict(settings or {}), multi_label=multi_label)
     except BaseException:
         engine.dispose()
         raise

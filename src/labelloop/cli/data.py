@@ -23,20 +23,28 @@ def _column_list(value: str | None) -> list[str] | None:
               help="Comma-separated columns the model reads, joined with a blank line, e.g. title,body.")
 @click.option("--display-columns", default=None,
               help="Comma-separated columns shown to labellers, in order (default: the text columns).")
-@click.option("--label-column", default=None, help="Column with existing labels (empty cells: unlabelled).")
+@click.option("--label-column", default=None,
+              help="Column with existing labels (empty cells: unlabelled). Multi-label projects: the tags "
+                   "joined by --label-separator, or a list (Parquet, JSON).")
+@click.option("--label-separator", default=None,
+              help='Multi-label projects: what joins the tags in a label cell, e.g. "A|B" (default "|").')
+@click.option("--none-value", default=None,
+              help='Multi-label projects: the label cell meaning "labelled: no tag applies" (default __none__; '
+                   "an empty cell is unlabelled).")
 @click.option("--add-labels", is_flag=True, help="Add unknown tags of --label-column to the project.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of a CSV or JSONL file.")
 @click.option("--update", is_flag=True, help="Replace display and text of ids already present (else skip them).")
 @db_option
 def import_cmd(project: str, file: Path, id_column: str, text_columns: str, display_columns: str | None,
-               label_column: str | None, add_labels: bool, encoding: str, update: bool, db_url: str | None) -> None:
+               label_column: str | None, label_separator: str | None, none_value: str | None, add_labels: bool,
+               encoding: str, update: bool, db_url: str | None) -> None:
     """Import items from FILE (.csv, .jsonl or .parquet) into PROJECT: all rows or, on any error, none."""
     from labelloop.io import ImportOptions, import_file
 
     options = ImportOptions(
         id_column=id_column, text_columns=_column_list(text_columns) or [],
         display_columns=_column_list(display_columns), label_column=label_column,
-        add_labels=add_labels, update=update,
+        add_labels=add_labels, update=update, label_separator=label_separator, none_value=none_value,
     )
     settings = settings_for(db_url)
     engine = engine_for(db_url, create=False)
@@ -52,16 +60,23 @@ def import_cmd(project: str, file: Path, id_column: str, text_columns: str, disp
 @click.argument("project")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--with-predictions", is_flag=True,
-              help="Fill items without a human label with the current model's prediction.")
+              help="Fill items without a human label with the current model's prediction. Multi-label projects: "
+                   "add a p_<tag> column per tag (the model's probability) and predicted_labels (its set).")
 @click.option("--min-confidence", type=float, default=None,
               help="With --with-predictions: leave predictions below this probability unlabelled.")
+@click.option("--label-separator", default=None,
+              help='Multi-label projects: what joins the tags of a set in CSV and JSONL (default "|"; '
+                   "Parquet writes lists).")
+@click.option("--none-value", default=None,
+              help='Multi-label projects: what CSV and JSONL write for "no tag applies" (default __none__).')
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists (else an existing OUT is an error).")
 @click.option("--raw", is_flag=True,
               help="CSV: write cells as they are; by default a cell starting with = + - @, a tab or a "
                    "carriage return gets a leading ' so spreadsheets do not run it as a formula.")
 @db_option
-def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: float | None, force: bool,
-               raw: bool, db_url: str | None) -> None:
+def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: float | None,
+               label_separator: str | None, none_value: str | None, force: bool, raw: bool,
+               db_url: str | None) -> None:
     """Export PROJECT's items and final labels to OUT (.csv, .jsonl or .parquet).
 
     OUT is written completely or not at all, never through a symbolic link, with your umask."""
@@ -72,7 +87,8 @@ def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: 
     try:
         result = export_project(engine, project=project, path=out, with_predictions=with_predictions,
                                 min_confidence=min_confidence, chunk_rows=settings.import_chunk_rows,
-                                show_progress=True, overwrite=force, raw=raw)
+                                show_progress=True, overwrite=force, raw=raw, label_separator=label_separator,
+                                none_value=none_value)
     finally:
         engine.dispose()
     click.echo(f"exported {result.rows:,} items to {result.path}")

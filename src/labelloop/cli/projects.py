@@ -45,8 +45,9 @@ def setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _settings_given(options: dict[str, Any]) -> dict[str, Any]:
-    """The project settings given on the command line (``--class-weight none`` is None)."""
+def _settings_given(options: dict[str, Any], *, multi_label: bool = False) -> dict[str, Any]:
+    """The project settings given on the command line (``--class-weight none`` is None). A
+    multi-label project's strategy is one of the set strategies."""
     given = {key: value for key, value in options.items() if value is not None}
     if "class_weight" in given:
         given["class_weight"] = None if given["class_weight"] == "none" else given["class_weight"]
@@ -55,7 +56,11 @@ def _settings_given(options: dict[str, Any]) -> dict[str, Any]:
 
         if "model" in given:
             get_model_spec(given["model"], class_weight=given.get("class_weight"))
-        if "strategy" in given:
+        if "strategy" in given and multi_label:
+            from labelloop.orchestrator.compute_sets import set_strategy
+
+            set_strategy(given["strategy"])
+        elif "strategy" in given:
             get_strategy(given["strategy"])
     return given
 
@@ -63,22 +68,29 @@ def _settings_given(options: dict[str, Any]) -> dict[str, Any]:
 @main.command()
 @click.argument("project")
 @click.option("--labels", required=True, help='Comma-separated tags in display order, e.g. "A,B,C".')
+@click.option("--multi-label", is_flag=True,
+              help="Each item gets a set of tags (none, one or several) instead of exactly one; at most "
+                   f"{store_projects.MAX_MULTI_LABEL_TAGS} tags, retired ones included. Fixed for the project's life.")
 @click.option("--seed", type=int, default=None, help="Seed of the serving order (default: random).")
 @setting_options
 @db_option
-def init(project: str, labels: str, seed: int | None, db_url: str | None, **options: Any) -> None:
+def init(project: str, labels: str, multi_label: bool, seed: int | None, db_url: str | None, **options: Any) -> None:
     """Create PROJECT with an ordered list of tags (an existing project is an error).
 
     The settings options are those of `configure` (which changes them later)."""
     from labelloop.store.configure import normalise_settings
 
-    values = normalise_settings(_settings_given(options))
+    values = normalise_settings(_settings_given(options, multi_label=multi_label))
     store_projects.validate_project_name(project)  # before a database is created for nothing
     tags = store_projects.parse_tag_list(labels)
+    if multi_label:  # at most 63 tags: refused before a database is created for nothing
+        store_projects.check_tag_count(project, used=0, adding=len(tags))
     engine = engine_for(db_url)
     with writing(engine) as conn:
-        created = store_projects.create_project(conn, name=project, labels=tags, seed=seed, settings=values)
-    click.echo(f"created project {created.name!r} with tags: {', '.join(created.tag_names)}")
+        created = store_projects.create_project(conn, name=project, labels=tags, seed=seed, settings=values,
+                                                multi_label=multi_label)
+    kind = "multi-label project" if created.multi_label else "project"
+    click.echo(f"created {kind} {created.name!r} with tags: {', '.join(created.tag_names)}")
 
 
 @main.command()
@@ -94,12 +106,14 @@ def configure(project: str, db_url: str | None, **options: Any) -> None:
     """
     from labelloop.store.configure import configure_project, effective_settings
 
-    values = _settings_given(options)
     settings = settings_for(db_url)
     engine = engine_for(db_url, create=False)
+    with reading(engine) as conn:
+        proj = store_projects.get_project(conn, name=project)
+    values = _settings_given(options, multi_label=proj.multi_label)
     if not values:
-        with reading(engine) as conn:
-            proj = store_projects.get_project(conn, name=project)
+        # multi_label is fixed at `init` (tag sets or single tags): shown, never changed here.
+        click.echo(f"multi_label: {'true' if proj.multi_label else 'false'}")
         for key, value in effective_settings(proj).items():
             click.echo(f"{key}: {_show(key, value, settings)}")
         return

@@ -33,7 +33,8 @@ from labelloop.store.engine import is_sqlite
 from labelloop.store.items import OVERLAP_SCALE, overlap_threshold, target_labels_for
 from labelloop.store.schema import annotations, items
 
-#: (external id, display JSON text, model text, rand key, label tag id or None)
+#: (external id, display JSON text, model text, rand key, label tag id or None); in a
+#: multi-label project the last field is the label's mask (0: no tag applies) or None.
 ItemRow = tuple[str, str, str, int, int | None]
 
 # SQLite page cache during an import, in KiB.
@@ -45,6 +46,13 @@ _ITEM_COLUMNS = (
     "project_id, external_id, display, text, rand, n_labels, target_labels, label_tag_id, label_source, "
     "created_at, updated_at"
 )
+# Multi-label projects: the same, with the label's mask in label_mask instead.
+_SET_COLUMNS = _ITEM_COLUMNS.replace("label_tag_id", "label_mask")
+
+
+def _label_column(multi_label: bool) -> tuple[str, str]:
+    """(items' column list, the staging table's label column) for a project's kind."""
+    return (_SET_COLUMNS, "label_mask") if multi_label else (_ITEM_COLUMNS, "label_tag_id")
 
 
 class ItemWriter(ABC):
@@ -60,7 +68,7 @@ class ItemWriter(ABC):
 
 class SqliteItemWriter(ItemWriter):
     def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool,
-                 overlap_fraction: float, overlap_k: int):
+                 overlap_fraction: float, overlap_k: int, multi_label: bool = False):
         self._cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         # A bigger page cache for the duration of the import: the unique and the random-order
         # index take inserts all over their B-trees. Restored by close().
@@ -71,6 +79,7 @@ class SqliteItemWriter(ItemWriter):
         self._project_id = project_id
         self._update = update
         self._overlap = (overlap_fraction, overlap_k)
+        self._columns = _label_column(multi_label)[0]
 
     def write(self, rows: list[ItemRow]) -> tuple[int, int]:
         cursor, pid, now = self._cursor, self._project_id, self._now
@@ -85,7 +94,7 @@ class SqliteItemWriter(ItemWriter):
             )
             updated = max(cursor.rowcount, 0)
         cursor.executemany(
-            f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO items ({self._columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (project_id, external_id) DO NOTHING",
             [
                 (pid, ext, display, body, rand, 0, target(rand, fraction=fraction, k=k), None, None, now, now)
@@ -112,8 +121,11 @@ class PostgresItemWriter(ItemWriter):
     _STAGE = "labelloop_import_stage"
 
     def __init__(self, conn: Connection, *, project_id: int, now: datetime, update: bool,
-                 overlap_fraction: float, overlap_k: int):
+                 overlap_fraction: float, overlap_k: int, multi_label: bool = False):
         self._raw: Any = conn.connection.driver_connection
+        self._columns, self._label = _label_column(multi_label)
+        if multi_label:
+            self._STAGE = "labelloop_import_stage_sets"
         self._params = {"p": project_id, "now": now, "scale": OVERLAP_SCALE,
                         "threshold": overlap_threshold(overlap_fraction), "k": int(overlap_k)}
         self._update = update
@@ -124,8 +136,8 @@ class PostgresItemWriter(ItemWriter):
             if not self._direct:
                 cur.execute(
                     f"CREATE TEMP TABLE IF NOT EXISTS {self._STAGE} (external_id text NOT NULL, "
-                    "display jsonb NOT NULL, text text NOT NULL, rand bigint NOT NULL, label_tag_id integer) "
-                    "ON COMMIT DROP"
+                    f"display jsonb NOT NULL, text text NOT NULL, rand bigint NOT NULL, {self._label} "
+                    f"{'bigint' if multi_label else 'integer'}) ON COMMIT DROP"
                 )
                 cur.execute(f"TRUNCATE {self._STAGE}")
 
@@ -133,7 +145,7 @@ class PostgresItemWriter(ItemWriter):
         pid, now = self._params["p"], self._params["now"].isoformat()  # adapted once, not per row
         fraction, k = self._overlap
         target = target_labels_for
-        with self._raw.cursor() as cur, cur.copy(f"COPY items ({_ITEM_COLUMNS}) FROM STDIN") as copy:
+        with self._raw.cursor() as cur, cur.copy(f"COPY items ({self._columns}) FROM STDIN") as copy:
             write_row = copy.write_row
             for ext, display, body, rand, tag in rows:
                 if tag is None:
@@ -148,7 +160,7 @@ class PostgresItemWriter(ItemWriter):
             return self._write_direct(rows)
         stage = self._STAGE
         with self._raw.cursor() as cur:
-            with cur.copy(f"COPY {stage} (external_id, display, text, rand, label_tag_id) FROM STDIN") as copy:
+            with cur.copy(f"COPY {stage} (external_id, display, text, rand, {self._label}) FROM STDIN") as copy:
                 write_row = copy.write_row
                 for row in rows:
                     write_row(row)
@@ -162,13 +174,14 @@ class PostgresItemWriter(ItemWriter):
                 updated = max(cur.rowcount, 0)
             # target_labels: the overlap rule of target_labels_for (labelloop.store.items) in SQL,
             # with its threshold (overlap_threshold) bound as a parameter.
+            label = self._label
             cur.execute(
-                f"INSERT INTO items ({_ITEM_COLUMNS}) "
+                f"INSERT INTO items ({self._columns}) "
                 "SELECT %(p)s, external_id, display, text, rand, "
-                "CASE WHEN label_tag_id IS NULL THEN 0 ELSE 1 END, "
-                "CASE WHEN label_tag_id IS NULL AND rand %% %(scale)s < %(threshold)s THEN %(k)s ELSE 1 END, "
-                "label_tag_id, "
-                "CASE WHEN label_tag_id IS NULL THEN NULL ELSE 'human' END, %(now)s, %(now)s "
+                f"CASE WHEN {label} IS NULL THEN 0 ELSE 1 END, "
+                f"CASE WHEN {label} IS NULL AND rand %% %(scale)s < %(threshold)s THEN %(k)s ELSE 1 END, "
+                f"{label}, "
+                f"CASE WHEN {label} IS NULL THEN NULL ELSE 'human' END, %(now)s, %(now)s "
                 f"FROM {stage} ON CONFLICT (project_id, external_id) DO NOTHING",
                 self._params,
             )
@@ -239,12 +252,13 @@ class BackgroundWriter:
 
 
 def make_writer(conn: Connection, *, project_id: int, now: datetime, update: bool,
-                overlap_fraction: float = 0.0, overlap_k: int = 1) -> ItemWriter:
+                overlap_fraction: float = 0.0, overlap_k: int = 1, multi_label: bool = False) -> ItemWriter:
     """The writer for the connection's backend; new items without a label get ``target_labels``
-    from ``overlap_fraction`` and ``overlap_k`` (:func:`target_labels_for`)."""
+    from ``overlap_fraction`` and ``overlap_k`` (:func:`target_labels_for`). ``multi_label``:
+    the rows' labels are masks (``items.label_mask``)."""
     cls = SqliteItemWriter if is_sqlite(conn) else PostgresItemWriter
     return cls(conn, project_id=project_id, now=now, update=update, overlap_fraction=overlap_fraction,
-               overlap_k=overlap_k)
+               overlap_k=overlap_k, multi_label=multi_label)
 
 
 def lock_project_for_import(conn: Connection, *, project_id: int) -> None:
@@ -257,26 +271,30 @@ def max_item_id(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(items.c.id), 0))).scalar_one())
 
 
-def add_import_annotations(conn: Connection, *, project_id: int, after_id: int, now: datetime) -> int:
+def add_import_annotations(conn: Connection, *, project_id: int, after_id: int, now: datetime,
+                           multi_label: bool = False) -> int:
     """One 'import' annotation (no user) per labelled item this import created; returns how many.
 
     Items created by the import are the project's items with ids above ``after_id`` (the largest
-    id before the import; imports into a project are serialised)."""
+    id before the import; imports into a project are serialised). ``multi_label``: the
+    annotations carry the items' masks (``tag_mask``)."""
     stamp = literal(now, type_=annotations.c.created_at.type)
+    label = items.c.label_mask if multi_label else items.c.label_tag_id
     chosen = select(
         items.c.project_id,
         items.c.id,
         null(),
-        items.c.label_tag_id,
+        label,
         literal("import"),
         false(),
         stamp,
         stamp,
-    ).where(items.c.project_id == project_id, items.c.id > after_id, items.c.label_tag_id.is_not(None))
+    ).where(items.c.project_id == project_id, items.c.id > after_id, label.is_not(None))
     result = conn.execute(
         insert(annotations)
         .from_select(
-            ["project_id", "item_id", "user_id", "tag_id", "source", "is_audit", "created_at", "updated_at"],
+            ["project_id", "item_id", "user_id", "tag_mask" if multi_label else "tag_id", "source", "is_audit",
+             "created_at", "updated_at"],
             chosen,
         )
         .execution_options(preserve_rowcount=True)

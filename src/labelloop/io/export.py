@@ -12,6 +12,10 @@ a temporary file next to the target that is moved into place at the end
 through a symbolic link, an existing file is replaced only with ``overwrite`` (``--force``), and
 the file gets the user's umask like any other (0644 with the usual 022).
 
+Multi-label projects (:mod:`labelloop.io.export_sets`): ``labels`` (the final set) instead of
+``label``, and with predictions ``p_<tag>`` per tag and ``predicted_labels``; sets are lists in
+Parquet and joined with a separator in CSV and JSONL.
+
 CSV cells that a spreadsheet would run as a formula (text starting with ``=``, ``+``, ``-``,
 ``@``, a tab or a carriage return) get a leading ``'``, header included, unless ``raw``
 (``--raw``); JSONL and Parquet keep every value as it is.
@@ -30,6 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, select
 
 from labelloop.errors import InvalidInputError, NotFoundError
+from labelloop.io import export_sets
 from labelloop.io.progress import ProgressBar
 from labelloop.store import projects as store_projects
 from labelloop.store import reading
@@ -61,15 +66,50 @@ class ExportPlan:
     run_id: int | None
     model_version: int | None
     min_confidence: float | None
+    # Multi-label projects: (p_<tag> column, position in the run's proba) per tag, and how CSV
+    # and JSONL write sets (None: single-label, no set columns).
+    probabilities: tuple[tuple[str, int | None], ...] = ()
+    lists: tuple[str, str] | None = None
+
+
+def _set_format(project: Project, separator: str | None, none_value: str | None) -> tuple[str, str] | None:
+    if not project.multi_label:
+        if separator is not None or none_value is not None:
+            raise InvalidInputError(
+                f"--label-separator and --none-value apply to multi-label projects; project {project.name!r} "
+                "is single-label"
+            )
+        return None
+    separator = export_sets.DEFAULT_SEPARATOR if separator is None else separator
+    none_value = export_sets.DEFAULT_NONE_VALUE if none_value is None else none_value
+    if not separator:
+        raise InvalidInputError("--label-separator must not be empty")
+    if not none_value.strip() or separator in none_value:
+        raise InvalidInputError(f"--none-value {none_value!r} must be a word without the separator {separator!r}")
+    clash = [t.name for t in project.tags if separator in t.name or t.name == none_value]
+    if clash:
+        raise InvalidInputError(
+            f"tag {clash[0]!r} contains the separator {separator!r} or is the none value {none_value!r}; "
+            "choose others with --label-separator / --none-value"
+        )
+    return separator, none_value
 
 
 def plan_export(conn: Connection, *, project: Project, with_predictions: bool = False,
-                min_confidence: float | None = None) -> ExportPlan:
+                min_confidence: float | None = None, label_separator: str | None = None,
+                none_value: str | None = None) -> ExportPlan:
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
         raise InvalidInputError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
     if min_confidence is not None and not with_predictions:
         raise InvalidInputError("--min-confidence only applies with --with-predictions")
-    columns = (project.id_column, *project.display_columns, *LABEL_COLUMNS)
+    lists = _set_format(project, label_separator, none_value)
+    label_columns = export_sets.SET_LABEL_COLUMNS if lists else LABEL_COLUMNS
+    columns = (project.id_column, *project.display_columns, *label_columns)
+    probabilities: list[tuple[str, int | None]] = []
+    if with_predictions and lists:
+        if project.current_run_id is not None:
+            probabilities = export_sets.probability_columns(conn, project=project, run_id=project.current_run_id)
+        columns += (*(name for name, _ in probabilities), "predicted_labels")
     if with_predictions:
         columns += PREDICTION_COLUMNS
     clash = sorted({c for c in columns if columns.count(c) > 1})
@@ -88,12 +128,19 @@ def plan_export(conn: Connection, *, project: Project, with_predictions: bool = 
                 f"project {project.name!r} has no current model yet, so there are no predictions to "
                 "export; export without --with-predictions, or wait for the first training round"
             )
-    return ExportPlan(project, columns, run_id, version, min_confidence)
+    return ExportPlan(project, columns, run_id, version, min_confidence, tuple(probabilities), lists)
 
 
 def export_rows(conn: Connection, plan: ExportPlan, *, chunk_rows: int = 20_000) -> Iterator[list[tuple[Any, ...]]]:
-    """Chunks of rows (tuples in ``plan.columns`` order; None for an empty cell)."""
+    """Chunks of rows (tuples in ``plan.columns`` order; None for an empty cell; multi-label
+    sets as lists)."""
     project = plan.project
+    if plan.lists is not None:
+        yield from export_sets.set_rows(
+            conn, project=project, run_id=plan.run_id, model_version=plan.model_version,
+            min_confidence=plan.min_confidence, probabilities=list(plan.probabilities), chunk_rows=chunk_rows,
+        )
+        return
     names = {t.id: t.name for t in project.tags}
     display_columns = project.display_columns
     cols = [items.c.external_id, items.c.display, items.c.label_tag_id, items.c.label_source]
@@ -136,23 +183,27 @@ def _shown(value: Any) -> str | None:
 
 def export_project(engine: Engine, *, project: str, path: str | os.PathLike[str], with_predictions: bool = False,
                    min_confidence: float | None = None, chunk_rows: int = 20_000,
-                   show_progress: bool = False, overwrite: bool = False, raw: bool = False) -> ExportResult:
+                   show_progress: bool = False, overwrite: bool = False, raw: bool = False,
+                   label_separator: str | None = None, none_value: str | None = None) -> ExportResult:
     """Write ``project`` to ``path`` (.csv, .jsonl or .parquet) and return the row count.
 
     An existing file at ``path`` is an error unless ``overwrite``. CSV cells that start like
     a formula are neutralised unless ``raw``. With ``show_progress`` a progress bar (rows
-    written) goes to stderr."""
+    written) goes to stderr. Multi-label projects: sets are joined with ``label_separator``
+    (default ``|``; an empty set is ``none_value``, default ``__none__``) in CSV and JSONL."""
     target = check_target(path, overwrite=overwrite)
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
-        plan = plan_export(conn, project=proj, with_predictions=with_predictions, min_confidence=min_confidence)
+        plan = plan_export(conn, project=proj, with_predictions=with_predictions, min_confidence=min_confidence,
+                           label_separator=label_separator, none_value=none_value)
         chunks = export_rows(conn, plan, chunk_rows=chunk_rows)
         if not show_progress:
-            return ExportResult(write_atomically(target, plan.columns, chunks, overwrite=overwrite, raw=raw), target)
+            return ExportResult(write_atomically(target, plan.columns, chunks, overwrite=overwrite, raw=raw,
+                                                 lists=plan.lists), target)
         total = conn.execute(select(func.count()).where(items.c.project_id == proj.id)).scalar_one()
         with ProgressBar(f"exporting {target.name}", total=total, unit="rows") as bar:
             return ExportResult(write_atomically(target, plan.columns, chunks, progress=bar.advance,
-                                                 overwrite=overwrite, raw=raw), target)
+                                                 overwrite=overwrite, raw=raw, lists=plan.lists), target)
 
 
 def check_target(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -171,10 +222,15 @@ def check_target(path: str | os.PathLike[str], *, overwrite: bool = False) -> Pa
 
 
 def write_atomically(target: Path, columns: tuple[str, ...], chunks: Iterator[list[tuple[Any, ...]]],
-                     *, progress: Progress | None = None, overwrite: bool = False, raw: bool = False) -> int:
+                     *, progress: Progress | None = None, overwrite: bool = False, raw: bool = False,
+                     lists: tuple[str, str] | None = None) -> int:
     """Write chunks to a new temporary file beside ``target``, then move it into place
-    (:func:`labelloop.store.outfiles.new_file`)."""
+    (:func:`labelloop.store.outfiles.new_file`). ``lists``: (separator, none value) with which
+    CSV and JSONL join the set columns (Parquet writes them as lists)."""
     suffix = target.suffix.lower()
+    if lists is not None and suffix != ".parquet":
+        positions = [i for i, c in enumerate(columns) if c in export_sets.LIST_COLUMNS]
+        chunks = ([export_sets.joined(row, positions, *lists) for row in chunk] for chunk in chunks)
     with new_file(target, mode=EXPORT_MODE, overwrite=overwrite, hint=OVERWRITE_HINT) as tmp:
         if suffix == ".csv":
             return _write_csv(tmp, columns, chunks, progress, raw=raw)
@@ -224,8 +280,14 @@ def _write_parquet(tmp: Path, columns: tuple[str, ...], chunks: Iterator[list[tu
 
     types = {"confidence": pa.float64(), "model_version": pa.int64()}
     n_text = len(columns) - (2 if columns[-1] == "model_version" else 0)
+    n_sets = sum(1 for c in columns if c in export_sets.LIST_COLUMNS)
+    if n_sets:  # multi-label: the set columns are lists, the p_<tag> columns floats
+        n_text = columns.index("label_source") + 1
+        types |= {c: pa.float64() for c in columns[n_text:] if c.startswith("p_")}
+        types |= {c: pa.list_(pa.string()) for c in export_sets.LIST_COLUMNS}
     schema = pa.schema(
-        [pa.field(c, pa.string()) for c in columns[:n_text]] + [pa.field(c, types[c]) for c in columns[n_text:]]
+        [pa.field(c, types[c] if c in export_sets.LIST_COLUMNS else pa.string()) for c in columns[:n_text]]
+        + [pa.field(c, types[c]) for c in columns[n_text:]]
     )
     n = 0
     with open(tmp, "wb", opener=nofollow) as out, pq.ParquetWriter(out, schema) as writer:

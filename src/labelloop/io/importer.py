@@ -27,7 +27,7 @@ from labelloop.io.bulk import (
 )
 from labelloop.io.progress import ProgressBar
 from labelloop.io.readers import open_file
-from labelloop.io.records import RecordSource
+from labelloop.io.records import ListCell, RecordSource
 from labelloop.store import projects as store_projects
 from labelloop.store import writing
 from labelloop.store.items import rand_key
@@ -49,6 +49,11 @@ class ImportOptions:
     # An existing id gets its display/text replaced instead of skipped (its labels are kept:
     # labels in the file only apply to the items the import creates).
     update: bool = False
+    # Multi-label projects: the label cell is the set's tags joined by ``label_separator``
+    # (default "|"); ``none_value`` (default "__none__") means "labelled: no tag applies"; an
+    # empty cell is unlabelled. Giving either for a single-label project is an error.
+    label_separator: str | None = None
+    none_value: str | None = None
 
     def checked(self) -> ImportOptions:
         text_cols = [self.text_columns] if isinstance(self.text_columns, str) else list(self.text_columns)
@@ -63,9 +68,18 @@ class ImportOptions:
         for name, cols in (("text", text_cols), ("display", display)):
             if len(set(cols)) != len(cols):
                 raise InvalidInputError(f"a {name} column is named twice: {', '.join(cols)}")
+        if self.label_separator is not None and not self.label_separator:
+            raise InvalidInputError("--label-separator must not be empty")
+        if self.none_value is not None and (not self.none_value.strip() or self.none_value != self.none_value.strip()):
+            raise InvalidInputError(f"--none-value must be a non-empty word without surrounding spaces, got "
+                                    f"{self.none_value!r}")
+        if self.label_separator is not None and self.none_value is not None and self.label_separator in self.none_value:
+            raise InvalidInputError(
+                f"--none-value {self.none_value!r} contains the separator {self.label_separator!r}; choose another"
+            )
         return ImportOptions(
             self.id_column, tuple(text_cols), tuple(display), self.label_column or None,
-            self.add_labels, self.update,
+            self.add_labels, self.update, self.label_separator, self.none_value,
         )
 
 
@@ -138,12 +152,18 @@ def import_into(conn: Connection, *, project: store_projects.Project, source: Re
                 options: ImportOptions, settings: Settings, progress: Progress | None = None) -> ImportResult:
     """Import into ``project`` on an open write transaction (the caller commits or rolls back)."""
     options = options.checked()
+    if not project.multi_label and (options.label_separator is not None or options.none_value is not None):
+        raise InvalidInputError(
+            f"--label-separator and --none-value apply to multi-label projects; project {project.name!r} is "
+            "single-label (one tag per cell)"
+        )
     wanted = wanted_columns(source, options)
     lock_project_for_import(conn, project_id=project.id)
     now = utcnow()
     after_id = max_item_id(conn)
     writer = make_writer(conn, project_id=project.id, now=now, update=options.update,
-                         overlap_fraction=project.setting("overlap_fraction"), overlap_k=project.setting("overlap_k"))
+                         overlap_fraction=project.setting("overlap_fraction"), overlap_k=project.setting("overlap_k"),
+                         multi_label=project.multi_label)
     try:
         background = BackgroundWriter(writer)
         labels = _TagResolver(conn, project, source, options, before_write=background.drain)
@@ -159,7 +179,8 @@ def import_into(conn: Connection, *, project: store_projects.Project, source: Re
         raise source.error("no data rows" + (" after the header" if source.header_line() == 1 else ""))
     n_labels = 0
     if options.label_column:
-        n_labels = add_import_annotations(conn, project_id=project.id, after_id=after_id, now=now)
+        n_labels = add_import_annotations(conn, project_id=project.id, after_id=after_id, now=now,
+                                          multi_label=project.multi_label)
     store_projects.set_import_columns(
         conn, project_id=project.id, id_column=options.id_column, display_columns=list(options.display_columns or ())
     )
@@ -171,14 +192,16 @@ def _feed(source: RecordSource, wanted: list[str], options: ImportOptions, setti
           labels: _TagResolver, put: Callable[[list[ItemRow]], None], progress: Progress | None) -> int:
     """Check and convert every record, handing chunks of item rows to ``put``; returns the count."""
     chunk_rows = max(1, settings.import_chunk_rows)
-    check = _FieldCheck(source, wanted, settings.max_field_bytes)
+    check = _FieldCheck(source, wanted, settings.max_field_bytes,
+                        lists_in=options.label_column if labels.multi_label else None)
     quick = check.quick
     text_pos = [wanted.index(c) for c in options.text_columns]
     single_text = text_pos[0] if len(text_pos) == 1 else None
     display_fields = [(json.dumps(c, ensure_ascii=False) + ": ", wanted.index(c)) for c in options.display_columns or ()]
     label_pos = wanted.index(options.label_column) if options.label_column else None
     encode = json.encoder.encode_basestring  # type: ignore[attr-defined]  # JSON string, UTF-8 kept
-    resolve, tag_ids = labels.resolve, labels.ids
+    # Multi-label: ``tag_ids`` caches cell text -> mask, and ``resolve`` parses a new cell.
+    resolve, tag_ids = (labels.resolve_set, labels.sets) if labels.multi_label else (labels.resolve, labels.ids)
     id_field = options.id_column
     seen: dict[str, int] = {}
     setdefault = seen.setdefault
@@ -201,7 +224,7 @@ def _feed(source: RecordSource, wanted: list[str], options: ImportOptions, setti
         else:
             body = values[single_text]
         display = "{" + ", ".join([key + encode(values[i]) for key, i in display_fields]) + "}"
-        tag_id = None
+        tag_id = None  # or, multi-label, the mask
         if label_pos is not None:
             cell = values[label_pos]
             tag_id = tag_ids.get(cell)
@@ -224,12 +247,19 @@ def _feed(source: RecordSource, wanted: list[str], options: ImportOptions, setti
 class _FieldCheck:
     """Rejects NUL characters and fields over ``max_field_bytes`` (UTF-8), naming the field."""
 
-    def __init__(self, source: RecordSource, wanted: Sequence[str], max_bytes: int):
+    def __init__(self, source: RecordSource, wanted: Sequence[str], max_bytes: int, *, lists_in: str | None = None):
         self.source, self.wanted, self.max_bytes = source, list(wanted), max_bytes
         self.quick = max_bytes // 4  # at most 4 UTF-8 bytes per character
+        self.lists_in = lists_in  # the one column where a list of tags may stand (multi-label)
 
     def slow(self, line: int, values: Sequence[str]) -> None:
         for name, value in zip(self.wanted, values):
+            if isinstance(value, ListCell):
+                if name != self.lists_in:
+                    raise self.source.error("a nested list value; expected text or a number", line=line, field=name)
+                if any("\x00" in item for item in value.items):
+                    raise self.source.error("contains a NUL character (\\x00)", line=line, field=name)
+                continue
             if "\x00" in value:
                 raise self.source.error("contains a NUL character (\\x00)", line=line, field=name)
             if len(value) > self.quick and len(value.encode("utf-8", "surrogatepass")) > self.max_bytes:
@@ -240,7 +270,8 @@ class _FieldCheck:
 
 
 class _TagResolver:
-    """Maps label cells to tag ids; unknown tags are an error, or added with ``add_labels``."""
+    """Maps label cells to tag ids (multi-label: to masks); unknown tags are an error, or added
+    with ``add_labels``."""
 
     def __init__(self, conn: Connection, project: store_projects.Project, source: RecordSource,
                  options: ImportOptions, *, before_write: Callable[[], None]):
@@ -251,6 +282,47 @@ class _TagResolver:
         self.ids = {t.name: t.id for t in project.tags if not t.retired}
         self.retired = {t.name for t in project.tags if t.retired}
         self.added: list[str] = []
+        self.multi_label = project.multi_label
+        self.bits = {t.name: t.bit for t in project.tags if not t.retired and t.bit is not None}
+        self.separator = options.label_separator or "|"
+        self.none_value = options.none_value or "__none__"
+        self.sets: dict[str, int | None] = {}  # cell -> mask (None: unlabelled)
+
+    def resolve_set(self, cell: str, line: int) -> int | None:
+        """The mask of a multi-label cell: tags joined by the separator; the none value is the
+        empty set; an empty cell is unlabelled (None)."""
+        if isinstance(cell, ListCell):  # a list (Parquet, JSON): empty = no tag applies
+            names = [item.strip() for item in cell.items]
+            if not all(names):
+                raise self.source.error(f"an empty tag name in the list {list(cell.items)!r}", line=line,
+                                        field=self.field)
+            if not names:
+                return 0
+            text = ""
+        else:
+            text = cell.strip()
+            if not text:
+                return None
+            if text == self.none_value:
+                self.sets[cell] = 0
+                return 0
+            names = [part.strip() for part in text.split(self.separator)]
+            names = [n for n in names if n]
+        if not names:
+            raise self.source.error(
+                f"no tag in {cell!r}: leave the cell empty for an unlabelled item, or write "
+                f"{self.none_value!r} for \"labelled: no tag applies\"", line=line, field=self.field)
+        if self.none_value in names:
+            shown = list(cell.items) if isinstance(cell, ListCell) else cell
+            raise self.source.error(f"{self.none_value!r} (no tag applies) cannot go with tags: {shown!r}",
+                                    line=line, field=self.field)
+        mask = 0
+        for name in names:
+            if name not in self.bits:
+                self.resolve(name, line)  # an error, or the tag is added (with its bit)
+            mask |= 1 << self.bits[name]
+        self.sets[cell] = mask
+        return mask
 
     def resolve(self, cell: str, line: int) -> int | None:
         tag_id = self.ids.get(cell)
@@ -275,8 +347,11 @@ class _TagResolver:
             store_projects.add_tags(self.conn, project_id=self.project.id, names=[name])
         except InvalidInputError as exc:
             raise self.source.error(f"cannot add tag: {exc}", line=line, field=self.field) from None
-        self.ids[name] = self.conn.execute(
-            select(tags.c.id).where(tags.c.project_id == self.project.id, tags.c.name == name)
-        ).scalar_one()
+        row = self.conn.execute(
+            select(tags.c.id, tags.c.bit).where(tags.c.project_id == self.project.id, tags.c.name == name)
+        ).one()
+        self.ids[name] = row.id
+        if row.bit is not None:
+            self.bits[name] = row.bit
         self.added.append(name)
         return self.ids[name]

@@ -13,13 +13,27 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, Self
 
 from labelloop.errors import InputFileError
 
 
 class CellError(ValueError):
     """A cell cannot be turned into text; the source adds file, line and field."""
+
+
+class ListCell(str):
+    """A list of strings in one cell (a Parquet ``list<string>`` or a JSON array), kept for a
+    multi-label project's label column. Its text is NUL followed by the items joined by NUL, so
+    the importer's NUL check stops at it: every other column refuses it (as a nested list), and
+    the label column of a multi-label project reads :attr:`items`."""
+
+    items: tuple[str, ...]
+
+    def __new__(cls, items: Sequence[str]) -> Self:
+        cell = super().__new__(cls, "\x00" + "\x00".join(items))
+        cell.items = tuple(items)
+        return cell
 
 
 def cell_text(value: Any) -> str:
@@ -43,6 +57,8 @@ def cell_text(value: Any) -> str:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError:
             raise CellError("binary value that is not valid UTF-8 text") from None
+    if isinstance(value, (list, tuple)) and all(type(v) is str for v in value):
+        return ListCell(value)
     if isinstance(value, (dict, list, tuple)):
         raise CellError(f"a nested {type(value).__name__} value; expected text or a number")
     if _is_missing(value):

@@ -162,7 +162,7 @@ def create_project(
     validate_project_name(name)
     validate_tag_names(labels)
     if multi_label:
-        _check_bits_left(name, used=0, adding=len(labels))
+        check_tag_count(name, used=0, adding=len(labels))
     if conn.execute(select(projects.c.id).where(projects.c.name == name)).first():
         raise AlreadyExistsError(f"project {name!r} exists already")
     now = utcnow()
@@ -180,7 +180,8 @@ def create_project(
     return get_project(conn, name=name)
 
 
-def _check_bits_left(project_name: str, *, used: int, adding: int) -> None:
+def check_tag_count(project_name: str, *, used: int, adding: int) -> None:
+    """A multi-label project's tags, retired ones included, fit in 63 bits (InvalidInputError)."""
     if used + adding > MAX_MULTI_LABEL_TAGS:
         raise InvalidInputError(
             f"a multi-label project has at most {MAX_MULTI_LABEL_TAGS} tags, retired ones included: project "
@@ -207,7 +208,7 @@ def add_tags(conn: Connection, *, project_id: int, names: list[str]) -> None:
         first_bit = conn.execute(
             select(func.coalesce(func.max(tags.c.bit), -1)).where(tags.c.project_id == project_id)
         ).scalar_one() + 1
-        _check_bits_left(project.name, used=first_bit, adding=len(names))
+        check_tag_count(project.name, used=first_bit, adding=len(names))
     now = utcnow()
     if names:
         conn.execute(
