@@ -21,8 +21,7 @@ Prints JSON. Goals at 1M items / 2,000 labels on 2 cores: total <= 3x the pure m
 
 ``--multi-label``: a multi-label project instead, with the ten most common Debtags as its tags
 and texts resampled from ../shared/datasets/debian_tags.csv (title + description, perturbed);
-``--labels`` items get their true set (their Debtags among the ten; maybe none), written as the
-store keeps final sets (an imported annotation with ``tag_mask`` and the item's ``label_mask``).
+``--labels`` items are imported with their true set (their Debtags among the ten; maybe none).
 Rounds use the default set strategy (max_uncertainty): one-vs-rest over the ten tags, CV
 thresholds, predicted sets and tag probabilities written with every score row. Goals: total <=
 3x the pure model time (fit + CV + predict of all tags), peak RSS <= 2 GB.
@@ -137,44 +136,22 @@ def db_url(kind: str, n: int, labels: int, multi: bool = False) -> str:
 
 
 def import_sets(engine, url: str, n: int, labels: int) -> None:
-    """The multi-label project: items through labelloop's importer, then the labelled items'
-    sets as the store keeps them (an imported annotation with tag_mask, the item's label_mask)."""
-    from datetime import UTC, datetime
-
-    from sqlalchemy import select, update
-
+    """The multi-label project, through labelloop's importer: each labelled item's set joined
+    by "|" ("__none__" when none of the ten tags applies), an empty cell for the others."""
     from labelloop.config import Settings
     from labelloop.io import ImportOptions, MappingSource, import_source
     from labelloop.store import writing
     from labelloop.store import projects as store_projects
-    from labelloop.store.schema import annotations, items
 
     _, common = debian_pool()
     with writing(engine) as conn:
-        project = store_projects.create_project(conn, name=PROJECT, labels=common, seed=1, multi_label=True)
-    sets: dict[str, list[str]] = {}
-
-    def source():
-        for record, tags in set_records(n, labels):
-            if tags is not None:
-                sets[record["id"]] = tags
-            yield record
-
+        store_projects.create_project(conn, name=PROJECT, labels=common, seed=1, multi_label=True)
+    source = ({**record, "labels": "" if tags is None else ("|".join(tags) or "__none__")}
+              for record, tags in set_records(n, labels))
     settings = Settings(database_url=url, import_chunk_rows=20_000)
-    import_source(engine, project=PROJECT, source=MappingSource(source()), settings=settings,
-                  options=ImportOptions(id_column="id", text_columns=["title", "body"]))
-    bits = project.tag_bits
-    now = datetime.now(UTC)
-    with writing(engine) as conn:
-        ids = dict(conn.execute(select(items.c.external_id, items.c.id).where(
-            items.c.project_id == project.id, items.c.external_id.in_(list(sets)))).all())
-        rows = [(ids[e], sum(1 << bits[t] for t in tags)) for e, tags in sets.items()]
-        conn.execute(annotations.insert(), [
-            {"project_id": project.id, "item_id": i, "user_id": None, "tag_mask": m, "source": "import",
-             "is_audit": False, "created_at": now, "updated_at": now} for i, m in rows])
-        for i, m in rows:
-            conn.execute(update(items).where(items.c.id == i).values(
-                label_mask=m, label_source="human", n_labels=1, updated_at=now))
+    import_source(engine, project=PROJECT, source=MappingSource(source), settings=settings,
+                  options=ImportOptions(id_column="id", text_columns=["title", "body"], label_column="labels",
+                                        label_separator="|"))
 
 
 def ensure_project(kind: str, n: int, labels: int, multi: bool = False) -> dict[str, float]:

@@ -2,10 +2,10 @@
 descriptions and their Debtags, ``../shared/datasets/debian_tags.csv``) on SQLite and PostgreSQL.
 
 ``make_debian`` imports ``n`` packages (every 7th row) into a multi-label project with six of
-the 42 tags, and gives ``labelled`` of them their true set (their Debtags among the six, maybe
-none) as imported labels, written as the store keeps final sets: an annotation with
-``tag_mask`` and the item's ``label_mask`` (``set_label`` does it for one item, also as a human
-labeller or an audit label).
+the 42 tags through the importer, ``labelled`` of them with their true set (their Debtags among
+the six, maybe none: ``__none__``). ``set_label`` writes one more set on an item as the store
+keeps them (an annotation with ``tag_mask``, the item's ``label_mask``), as a labeller or an
+audit label.
 """
 
 from __future__ import annotations
@@ -74,22 +74,20 @@ def set_label(engine: Engine, *, project_id: int, item_id: int, mask: int, user_
 def make_debian(engine: Engine, settings: Settings, *, n: int = 150, labelled: int = 60,
                 name: str = "deb") -> Debian:
     rows = debian_rows(n=n)
+    sets = {r["id"]: [t for t in r["labels"].split("|") if t in SET_TAGS] for r in rows}
+    every = max(1, n // max(labelled, 1))
+    chosen = {r["id"] for i, r in enumerate(rows) if labelled and i % every == 0 and i // every < labelled}
     with writing(engine) as conn:
         store_projects.create_project(conn, name=name, labels=SET_TAGS, seed=7, multi_label=True)
+    records = [{"id": r["id"], "title": r["title"], "text": r["text"],
+                "labels": ("|".join(sets[r["id"]]) or "__none__") if r["id"] in chosen else ""} for r in rows]
     import_source(
-        engine, project=name, source=MappingSource([{"id": r["id"], "title": r["title"], "text": r["text"]}
-                                                     for r in rows]),
-        options=ImportOptions(id_column="id", text_columns=["title", "text"]), settings=settings,
+        engine, project=name, source=MappingSource(records), settings=settings,
+        options=ImportOptions(id_column="id", text_columns=["title", "text"], label_column="labels",
+                              label_separator="|"),
     )
-    sets = {r["id"]: [t for t in r["labels"].split("|") if t in SET_TAGS] for r in rows}
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=name)
-        found = conn.execute(select(items.c.id, items.c.external_id).where(items.c.project_id == proj.id)
-                             .order_by(items.c.id)).all()
+        found = conn.execute(select(items.c.id, items.c.external_id).where(items.c.project_id == proj.id)).all()
     truth = {r.id: sets[r.external_id] for r in found}
-    every = max(1, n // max(labelled, 1))
-    chosen = {r.id for i, r in enumerate(found) if labelled and i % every == 0 and i // every < labelled}
-    deb = Debian(engine, settings, name, truth, chosen)
-    for item_id in sorted(chosen):
-        set_label(engine, project_id=proj.id, item_id=item_id, mask=deb.mask(truth[item_id]))
-    return deb
+    return Debian(engine, settings, name, truth, {r.id for r in found if r.external_id in chosen})
