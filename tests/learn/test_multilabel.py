@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 from labelloop.errors import InvalidInputError, NotEnoughLabelsError
 from labelloop.learn.multilabel import (
+    SET_STRATEGIES,
     OneVsRest,
     audit_sets,
     can_train_sets,
@@ -113,6 +114,42 @@ def test_audit_intervals():
     assert audit_sets(true, pred, TAGS) == audit  # seeded
     empty = audit_sets(np.zeros((0, 3)), np.zeros((0, 3)), TAGS)
     assert empty["labelled"] == 0 and empty["micro_f1"] is None and empty["ci95"]["micro_f1"] is None
+
+
+class TestEverySetStrategy:
+    """The contract every multi-label strategy (how set_uncertainty aggregates) must meet, as
+    TestEveryStrategy in test_strategies.py for the single-label ones."""
+
+    P = np.array([[0.3, 0.99], [0.0, 1.0], [0.15, 0.5], [0.9, 0.6]])
+    T = [0.3, 0.5]
+
+    @pytest.fixture(params=SET_STRATEGIES)
+    def how(self, request):
+        return request.param
+
+    def test_one_score_per_row_between_0_and_1(self, how):
+        scores = set_uncertainty(self.P, self.T, how=how, rng=0)
+        assert scores.shape == (4,) and np.all((scores >= 0) & (scores <= 1))
+
+    def test_deterministic_given_rng(self, how):
+        np.testing.assert_array_equal(set_uncertainty(self.P, self.T, how=how, rng=7),
+                                      set_uncertainty(self.P, self.T, how=how, rng=7))
+
+    def test_certain_rows_come_last_and_a_row_at_its_thresholds_first(self, how):
+        scores = set_uncertainty(self.P, self.T, how=how, rng=0)
+        if how == "random":  # no preference: the scores ignore the probabilities
+            np.testing.assert_array_equal(scores, set_uncertainty(self.P[::-1], self.T, how=how, rng=0))
+        else:
+            assert scores[1] == 0.0 and np.argmax(scores) in (0, 2)
+
+    def test_no_rows_and_no_tags(self, how):
+        assert set_uncertainty(np.zeros((0, 2)), self.T, how=how, rng=0).shape == (0,)
+        assert set_uncertainty(np.zeros((3, 0)), [], how=how, rng=0).shape == (3,)
+
+    @pytest.mark.parametrize("bad", [np.array([0.5, 0.5]), np.array([[0.5, np.nan]]), np.array([[1.5, 0.2]])])
+    def test_rejects_malformed_probabilities(self, how, bad):
+        with pytest.raises(InvalidInputError):
+            set_uncertainty(bad, self.T, how=how, rng=0)
 
 
 def test_set_uncertainty():

@@ -322,6 +322,8 @@ def set_uncertainty(P: Any, thresholds: Any, *, how: str = "max", rng: Any = Non
     P = np.asarray(P, dtype=np.float64)
     if P.ndim != 2:
         raise InvalidInputError(f"tag probabilities must be a 2-d array (n, k), got shape {P.shape}")
+    if P.size and not (np.isfinite(P).all() and P.min() >= 0.0 and P.max() <= 1.0):
+        raise InvalidInputError("tag probabilities must be finite and between 0 and 1")
     if how == "random":
         return np.random.default_rng(rng).random(P.shape[0])
     if how not in SET_STRATEGIES:
