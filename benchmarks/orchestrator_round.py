@@ -18,6 +18,13 @@ each step in a fresh child process (peak RSS from ``wait4``):
 
 Prints JSON. Goals at 1M items / 2,000 labels on 2 cores: total <= 3x the pure model time
 (fit + CV + predict) and <= 60 s, write-back >= 200,000 rows/s, peak RSS <= 2 GB.
+
+``--multi-label``: a multi-label project instead, with the ten most common Debtags as its tags
+and texts resampled from ../shared/datasets/debian_tags.csv (title + description, perturbed);
+``--labels`` items are imported with their true set (their Debtags among the ten; maybe none).
+Rounds use the default set strategy (max_uncertainty): one-vs-rest over the ten tags, CV
+thresholds, predicted sets and tag probabilities written with every score row. Goals: total <=
+3x the pure model time (fit + CV + predict of all tags), peak RSS <= 2 GB.
 """
 
 from __future__ import annotations
@@ -94,14 +101,60 @@ def records(n: int, labels: int, seed: int = 0):
                "label": tag if labels and i % every == 0 and i // every < labels else ""}
 
 
-def db_url(kind: str, n: int, labels: int) -> str:
+SET_TAGS = 10  # the most common Debtags
+
+
+def debian_pool() -> tuple[list[tuple[str, str, list[str]]], list[str]]:
+    """(title, description, Debtags) of every package, and the SET_TAGS most common tags."""
+    from collections import Counter
+
+    with open(DATASETS / "debian_tags.csv", encoding="utf-8", newline="") as f:
+        rows = [(r["title"], r["text"], r["labels"].split("|")) for r in csv.DictReader(f)]
+    common = [tag for tag, _ in Counter(t for _, _, tags in rows for t in tags).most_common(SET_TAGS)]
+    return rows, common
+
+
+def set_records(n: int, labels: int, seed: int = 0):
+    """Items resampled from debian_tags (perturbed), each with its set among the common tags;
+    the first of every n // labels items is labelled (``sets`` gives its tags)."""
+    rng = random.Random(seed)
+    rows, common = debian_pool()
+    every = max(1, n // max(labels, 1))
+    for i in range(n):
+        title, body, tags = rows[rng.randrange(len(rows))]
+        labelled = labels and i % every == 0 and i // every < labels
+        yield {"id": f"b{i}", "title": perturb(title, rng), "body": perturb(body, rng)}, (
+            [t for t in tags if t in common] if labelled else None)
+
+
+def db_url(kind: str, n: int, labels: int, multi: bool = False) -> str:
+    stem = f"orch_{'ml_' if multi else ''}{n}_{labels}"
     if kind == "sqlite":
-        return f"sqlite:///{CACHE / f'orch_{n}_{labels}.db'}"
-    schema = f"bench_orch_{n}_{labels}"
+        return f"sqlite:///{CACHE / f'{stem}.db'}"
+    schema = f"bench_{stem}"
     return f"{PG_URL}?options={quote(f'-csearch_path={schema}')}"
 
 
-def ensure_project(kind: str, n: int, labels: int) -> dict[str, float]:
+def import_sets(engine, url: str, n: int, labels: int) -> None:
+    """The multi-label project, through labelloop's importer: each labelled item's set joined
+    by "|" ("__none__" when none of the ten tags applies), an empty cell for the others."""
+    from labelloop.config import Settings
+    from labelloop.io import ImportOptions, MappingSource, import_source
+    from labelloop.store import writing
+    from labelloop.store import projects as store_projects
+
+    _, common = debian_pool()
+    with writing(engine) as conn:
+        store_projects.create_project(conn, name=PROJECT, labels=common, seed=1, multi_label=True)
+    source = ({**record, "labels": "" if tags is None else ("|".join(tags) or "__none__")}
+              for record, tags in set_records(n, labels))
+    settings = Settings(database_url=url, import_chunk_rows=20_000)
+    import_source(engine, project=PROJECT, source=MappingSource(source), settings=settings,
+                  options=ImportOptions(id_column="id", text_columns=["title", "body"], label_column="labels",
+                                        label_separator="|"))
+
+
+def ensure_project(kind: str, n: int, labels: int, multi: bool = False) -> dict[str, float]:
     """Create and import the project once; later runs reuse it (and reset its model runs)."""
     from sqlalchemy import create_engine, delete, func, select, text, update
 
@@ -114,9 +167,9 @@ def ensure_project(kind: str, n: int, labels: int) -> dict[str, float]:
     if kind == "postgresql":
         admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "bench_orch_{n}_{labels}"'))
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "bench_orch_{"ml_" if multi else ""}{n}_{labels}"'))
         admin.dispose()
-    url = db_url(kind, n, labels)
+    url = db_url(kind, n, labels, multi)
     engine = open_engine(url)
     built = 0.0
     with reading(engine) as conn:
@@ -125,11 +178,14 @@ def ensure_project(kind: str, n: int, labels: int) -> dict[str, float]:
         if have:
             raise SystemExit(f"{url} holds {have} items, not {n}: delete it (or drop the schema) and rerun")
         started = time.perf_counter()
-        with writing(engine) as conn:
-            store_projects.create_project(conn, name=PROJECT, labels=TAGS, seed=1)
-        settings = Settings(database_url=url, import_chunk_rows=20_000)
-        import_source(engine, project=PROJECT, source=MappingSource(records(n, labels)), settings=settings,
-                      options=ImportOptions(id_column="id", text_columns=["title", "body"], label_column="label"))
+        if multi:
+            import_sets(engine, url, n, labels)
+        else:
+            with writing(engine) as conn:
+                store_projects.create_project(conn, name=PROJECT, labels=TAGS, seed=1)
+            settings = Settings(database_url=url, import_chunk_rows=20_000)
+            import_source(engine, project=PROJECT, source=MappingSource(records(n, labels)), settings=settings,
+                          options=ImportOptions(id_column="id", text_columns=["title", "body"], label_column="label"))
         built = time.perf_counter() - started
     with writing(engine) as conn:  # every measurement starts from "no version yet"
         conn.execute(update(projects).values(current_run_id=None, retrain_requested_at=None))
@@ -169,12 +225,14 @@ def child(args: argparse.Namespace) -> None:
     out = []
     for _ in range(args.rounds):
         started_at = time.time()
-        result = run_round(engine, settings, project=PROJECT, model="tfidf-logreg", strategy="margin")
+        strategy = "max_uncertainty" if args.multi_label else "margin"
+        result = run_round(engine, settings, project=PROJECT, model="tfidf-logreg", strategy=strategy)
         t = {k: round(v, 3) for k, v in result.timings.items()}
         cpu = {k: round(v, 3) for k, v in result.cpu.items()}
         out.append({"started_at": round(started_at, 2), "version": result.version, "state": result.state, "features": result.features,
                     "scored": result.scored, "labels": result.labels_used,
-                    "cv": None if not result.cv else {k: round(result.cv[k], 4) for k in ("accuracy", "macro_f1")},
+                    "cv": None if not result.cv else {k: round(result.cv[k], 4) for k in (
+                        ("micro_f1", "macro_f1", "subset_accuracy") if args.multi_label else ("accuracy", "macro_f1"))},
                     "timings": t, "cpu": cpu, "model_s": round(result.model_seconds, 3),
                     "model_cpu_s": round(sum(cpu.get(k, 0.0) for k in ("fit", "cv", "predict")), 3),
                     "write_rows_per_s": round(result.scored / max(result.timings.get("write", 0), 1e-9)),
@@ -225,9 +283,10 @@ def run_child(argv: list[str], timeout: float = 7200) -> tuple[object, float]:
 
 
 def bench(kind: str, args: argparse.Namespace) -> dict[str, object]:
-    setup = ensure_project(kind, args.items, args.labels)
-    url = db_url(kind, args.items, args.labels)
-    models = CACHE / f"orch_models_{kind}_{args.items}_{args.labels}"
+    multi = args.multi_label
+    setup = ensure_project(kind, args.items, args.labels, multi)
+    url = db_url(kind, args.items, args.labels, multi)
+    models = CACHE / f"orch_models_{kind}_{'ml_' if multi else ''}{args.items}_{args.labels}"
     if args.rebuild_features:
         import shutil
 
@@ -236,7 +295,8 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, object]:
     features, features_rss = run_child(["--child", "features", *common])
     probe = subprocess.Popen([sys.executable, "-c", PROBE, url], stdout=subprocess.PIPE, text=True)
     try:
-        rounds, round_rss = run_child(["--child", "round", "--rounds", str(args.rounds), *common])
+        rounds, round_rss = run_child(["--child", "round", "--rounds", str(args.rounds), *common,
+                                       *(["--multi-label"] if multi else [])])
     finally:
         probe.send_signal(signal.SIGTERM)
     try:
@@ -298,6 +358,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rebuild-features", action="store_true")
     parser.add_argument("--plot", default=None)
+    parser.add_argument("--multi-label", action="store_true", help="a multi-label project (10 Debtags)")
     parser.add_argument("--child", choices=["features", "round"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--models-dir", help=argparse.SUPPRESS)
@@ -310,6 +371,7 @@ def main() -> None:
     results = {kind: bench(kind, args) for kind in kinds}
     report = {
         "benchmark": "orchestrator_round", "items": args.items, "labels": args.labels, "model": "tfidf-logreg",
+        "multi_label": args.multi_label, "tags": SET_TAGS if args.multi_label else len(TAGS),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
         "goals": GOALS, "results": results,

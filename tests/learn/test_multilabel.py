@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 from labelloop.errors import InvalidInputError, NotEnoughLabelsError
 from labelloop.learn.multilabel import (
+    SET_STRATEGIES,
     OneVsRest,
     audit_sets,
     can_train_sets,
@@ -17,8 +18,10 @@ from labelloop.learn.multilabel import (
     cross_validate_sets,
     evaluate_sets,
     indicator,
+    set_intervals,
     set_stability,
     set_uncertainty,
+    tag_classifier,
 )
 
 TAGS = ["a", "b", "c"]
@@ -113,6 +116,42 @@ def test_audit_intervals():
     assert empty["labelled"] == 0 and empty["micro_f1"] is None and empty["ci95"]["micro_f1"] is None
 
 
+class TestEverySetStrategy:
+    """The contract every multi-label strategy (how set_uncertainty aggregates) must meet, as
+    TestEveryStrategy in test_strategies.py for the single-label ones."""
+
+    P = np.array([[0.3, 0.99], [0.0, 1.0], [0.15, 0.5], [0.9, 0.6]])
+    T = [0.3, 0.5]
+
+    @pytest.fixture(params=SET_STRATEGIES)
+    def how(self, request):
+        return request.param
+
+    def test_one_score_per_row_between_0_and_1(self, how):
+        scores = set_uncertainty(self.P, self.T, how=how, rng=0)
+        assert scores.shape == (4,) and np.all((scores >= 0) & (scores <= 1))
+
+    def test_deterministic_given_rng(self, how):
+        np.testing.assert_array_equal(set_uncertainty(self.P, self.T, how=how, rng=7),
+                                      set_uncertainty(self.P, self.T, how=how, rng=7))
+
+    def test_certain_rows_come_last_and_a_row_at_its_thresholds_first(self, how):
+        scores = set_uncertainty(self.P, self.T, how=how, rng=0)
+        if how == "random":  # no preference: the scores ignore the probabilities
+            np.testing.assert_array_equal(scores, set_uncertainty(self.P[::-1], self.T, how=how, rng=0))
+        else:
+            assert scores[1] == 0.0 and np.argmax(scores) in (0, 2)
+
+    def test_no_rows_and_no_tags(self, how):
+        assert set_uncertainty(np.zeros((0, 2)), self.T, how=how, rng=0).shape == (0,)
+        assert set_uncertainty(np.zeros((3, 0)), [], how=how, rng=0).shape == (3,)
+
+    @pytest.mark.parametrize("bad", [np.array([0.5, 0.5]), np.array([[0.5, np.nan]]), np.array([[1.5, 0.2]])])
+    def test_rejects_malformed_probabilities(self, how, bad):
+        with pytest.raises(InvalidInputError):
+            set_uncertainty(bad, self.T, how=how, rng=0)
+
+
 def test_set_uncertainty():
     P = np.array([[0.3, 0.99], [0.0, 1.0], [0.15, 0.5]])
     t = [0.3, 0.5]
@@ -132,3 +171,35 @@ def test_set_stability():
     changed[0, 0] = 0
     result = set_stability([1, 2, 3, 4], Y, [1, 2, 3, 4], changed)
     assert result["compared"] == 4 and 0 < result["kappa"] < 1
+
+
+def test_tag_classifier_gives_logistic_regression_an_intercept():
+    plain = LogisticRegression(C=10.0, fit_intercept=False, max_iter=2000)
+    per_tag = tag_classifier(plain)
+    assert per_tag.fit_intercept and per_tag.solver == "liblinear" and per_tag.C == 10.0
+    assert not plain.fit_intercept  # the model's own classifier is left alone
+    other = LogisticRegression(fit_intercept=True)
+    assert tag_classifier(other) is other
+
+
+
+def test_cross_validation_has_intervals_around_its_figures():
+    X, Y = synthetic(200)
+    cv = cross_validate_sets(model, X, Y, tags=TAGS, seed=2)
+    for name in ("subset_accuracy", "micro_f1", "macro_f1", "hamming_loss"):
+        lo, hi = cv["ci95"][name]
+        assert lo <= cv[name] <= hi
+
+
+def test_bootstrap_intervals_match_a_plain_resampling():
+    """set_intervals' weighted resamples give the intervals of resampling the items themselves."""
+    rng = np.random.default_rng(5)
+    true = (rng.random((60, 4)) < 0.3).astype(int)
+    pred = true.copy()
+    pred[rng.random((60, 4)) < 0.15] ^= 1
+    fast = set_intervals(true, pred, seed=9)
+    draws = np.random.default_rng(9).integers(0, 60, size=(1000, 60))
+    micro = [evaluate_sets(true[r], pred[r], list("abcd"))["micro_f1"] for r in draws]
+    hamming = [np.mean(true[r] != pred[r]) for r in draws]
+    assert fast["micro_f1"] == pytest.approx([np.quantile(micro, 0.025), np.quantile(micro, 0.975)])
+    assert fast["hamming_loss"] == pytest.approx([np.quantile(hamming, 0.025), np.quantile(hamming, 0.975)])

@@ -98,3 +98,14 @@ def test_an_audit_accuracy_is_shown_only_with_its_interval_and_enough_items():
     assert enough["shown"] and enough["accuracy"] == AUDIT["accuracy"] and enough["ci95"] == AUDIT["ci95"]
     no_interval = describe_audit({**AUDIT, "ci95": None})
     assert not no_interval["shown"] and no_interval["message"] == "no 95 % interval recorded for this version"
+
+
+def test_advice_on_label_sets_names_exact_sets_and_micro_f1():
+    sets = {**AUDIT, "micro_f1": 0.8123, "intervals": {"micro_f1": [0.78, 0.84]}}
+    advice = advise([0.995, 1.0, 0.991], sets)
+    assert advice["stop"] is True
+    assert advice["message"] == (
+        "the model's tag sets are estimated 93.3 % exactly right (95 % CI 87.4-96.6 %) with micro-F1 0.812 "
+        "(95 % CI 0.780-0.840) on 120 audit items; labelling more changes little"
+    )
+    assert advise([0.5, 1.0, 1.0], sets)["stop"] is False

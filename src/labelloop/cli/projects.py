@@ -143,8 +143,9 @@ def _show(key: str, value: Any, settings: Settings) -> str:
 @db_option
 def status(project: str, as_json: bool, db_url: str | None) -> None:
     """Show PROJECT's progress: items, labelled items, labels per tag, the model, its audit
-    estimate (accuracy on random held-out items, 95 % CI), the stopping advice and agreement."""
-    from labelloop.orchestrator.quality import agreement_figures, status_summary
+    estimate (accuracy on random held-out items, 95 % CI), the stopping advice and agreement
+    (multi-label projects: micro/macro-F1, exactly right sets, per-tag F1 and alpha)."""
+    from labelloop.orchestrator.quality import agreement_figures, sets_summary, status_summary
 
     engine = engine_for(db_url, create=False)
     with reading(engine) as conn:
@@ -153,6 +154,8 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
         summary["model"] = store_runs.current_model(conn, project_id=proj.id)
         summary.update(store_runs.quality_summary(conn, project_id=proj.id))  # audit, advice
         summary["agreement"] = status_summary(agreement_figures(conn, project=proj))
+        if proj.multi_label:
+            summary["sets"] = sets_summary(conn, project=proj)
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -172,20 +175,47 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
     if summary["conflicts"]:
         table.add_row("(conflicts)", f"{summary['conflicts']:,}", "")
     console.print(table)
-    model = summary["model"]
+    model, sets = summary["model"], summary.get("sets")
     if model is None:
         console.print("model: none yet (run `labelloop orchestrate`)")
+    elif sets is not None:
+        score = (f", CV micro-F1 {sets['micro_f1']:.3f}, macro-F1 {sets['macro_f1']:.3f}, "
+                 f"{sets['subset_accuracy']:.1%} of sets exactly right, Hamming loss {sets['hamming_loss']:.3f}"
+                 if sets["micro_f1"] is not None else ", not cross-validated yet")
+        console.print(f"model: version {model['version']} from {model['labels_used']:,} labels{score}", soft_wrap=True)
     else:
         cv = model["cv"]
         score = f", CV accuracy {cv['accuracy']:.3f}, macro-F1 {cv['macro_f1']:.3f}" if cv else ", not cross-validated yet"
         console.print(f"model: version {model['version']} from {model['labels_used']:,} labels{score}", soft_wrap=True)
-    _print_audit(console, summary["audit"], summary["advice"])
+    audit = summary["audit"]
+    if sets is not None and sets["audit"]:
+        audit = {**audit, "micro_f1": sets["audit"]["micro_f1"], "intervals": sets["audit"]["intervals"]}
+    _print_audit(console, audit, summary["advice"])
     agree = summary["agreement"]
     if agree["items_with_overlap"]:
         alpha = agree["krippendorff_alpha"]
+        which = " (MASI distance between sets)" if agree.get("alpha_metric") == "masi" else ""
         console.print(f"agreement: {agree['items_with_overlap']:,} items labelled by several people, "
-                      f"{agree['percent']:.1%} of label pairs agree, Krippendorff's alpha "
+                      f"{agree['percent']:.1%} of label pairs agree, Krippendorff's alpha{which} "
                       f"{'undefined' if alpha is None else f'{alpha:.3f}'}", soft_wrap=True)
+    if sets is not None or agree.get("alpha_per_tag"):
+        _print_tag_figures(console, sets, agree.get("alpha_per_tag") or {})
+
+
+def _print_tag_figures(console: Console, sets: dict[str, Any] | None, alphas: dict[str, float | None]) -> None:
+    """Multi-label projects: each tag's CV F1 and threshold, and its agreement (binary alpha)."""
+    per_tag = (sets or {}).get("per_tag") or {}
+    table = Table()
+    for column in ("tag", "CV F1", "threshold", "alpha"):
+        table.add_column(column, justify="left" if column == "tag" else "right")
+
+    def number(value: Any) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    for tag in dict.fromkeys([*per_tag, *alphas]):
+        figures = per_tag.get(tag, {})
+        table.add_row(tag, number(figures.get("f1")), number(figures.get("threshold")), number(alphas.get(tag)))
+    console.print(table)
 
 
 def _print_audit(console: Console, audit: dict[str, Any], advice: dict[str, Any] | None) -> None:

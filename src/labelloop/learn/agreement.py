@@ -18,6 +18,15 @@ agreement; the others are ignored by every figure below.
 - **agreement with the consensus** per labeller: on each item they labelled, the consensus is
   the tag of the strict majority of the *other* labellers of the item; items without other
   labellers or with a tie among them are skipped.
+
+**Label sets** (multi-label projects, :func:`set_agreement`; sets are bit masks): the same
+figures, where two labels agree when their sets are equal; Krippendorff's alpha uses the
+**MASI distance** between sets (:func:`masi_distance`; computed by the ``krippendorff`` package
+with MASI as its distance callable, checked against the definition in the tests), alpha per
+tag is the binary alpha of "tag in or out", Cohen's kappa is over every item-tag decision, and
+the consensus set is the per-tag strict majority of the other labellers (items where they tie
+on a tag are skipped). The confusion matrix counts tags across the two sets of each pair of
+labels, and ``instead`` / ``alone`` separate tags given instead of each other from tags left out.
 """
 
 from __future__ import annotations
@@ -27,12 +36,14 @@ from collections import Counter, defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 import krippendorff
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
-__all__ = ["Agreement", "agreement", "alpha_nominal", "cohen_kappa"]
+__all__ = ["Agreement", "SetAgreement", "agreement", "alpha_masi", "alpha_nominal", "cohen_kappa", "masi_distance",
+           "set_agreement"]
 
 
 @dataclass(frozen=True)
@@ -163,5 +174,172 @@ def agreement(
         cohen_kappa=kappas,
         tags=order,
         confusion=confusion,
+        consensus={who: (c[0], c[1]) for who, c in consensus.items()},
+    )
+
+
+# ----------------------------------------------------------------------------- label sets
+
+
+@dataclass(frozen=True)
+class SetAgreement:
+    """Agreement figures of one long table of label *sets* (multi-label projects): the fields
+    of :class:`Agreement` (``percent``: share of label pairs with the very same set;
+    ``krippendorff_alpha``: alpha with the MASI distance; ``alpha_per_tag``: binary alpha of
+    each tag, in or out; ``cohen_kappa``: per pair of labellers over every item-tag decision;
+    ``confusion``: see :func:`set_agreement`) plus ``instead`` and ``alone``."""
+
+    items_with_overlap: int
+    pairs: int
+    agreeing_pairs: int
+    percent: float | None
+    krippendorff_alpha: float | None
+    alpha_per_tag: dict[Hashable, float | None]
+    cohen_kappa: dict[tuple[Hashable, Hashable], tuple[int, float | None]]
+    tags: list[Hashable]
+    confusion: np.ndarray
+    instead: np.ndarray
+    alone: np.ndarray
+    consensus: dict[Hashable, tuple[int, int]] = field(default_factory=dict)
+    alpha_metric: str = "masi"
+
+    def consensus_share(self, labeller: Hashable) -> float | None:
+        compared, agreeing = self.consensus.get(labeller, (0, 0))
+        return agreeing / compared if compared else None
+
+
+_BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def _popcount(masks: np.ndarray) -> np.ndarray:
+    """Set bits of each non-negative int64 mask (numpy < 2 has no bitwise_count)."""
+    masks = np.asarray(masks, dtype=np.int64)
+    return sum(_BYTE_BITS[(masks >> (8 * k)) & 0xFF] for k in range(8))
+
+
+def masi_distance(a: Any, b: Any) -> np.ndarray:
+    """MASI distance (Passonneau 2006) between tag sets given as bit masks (broadcast):
+    ``1 - J * M`` with J the Jaccard index and M 1 for equal sets, 2/3 when one contains the
+    other, 1/3 when they overlap otherwise, 0 when disjoint. Two empty sets are equal (0)."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
+    both, either = _popcount(a & b), _popcount(a | b)
+    jaccard = np.where(either > 0, both / np.maximum(either, 1), 1.0)
+    monotonicity = np.select(
+        [a == b, (a & b) == a, (a & b) == b, both > 0], [1.0, 2 / 3, 2 / 3, 1 / 3], default=0.0)
+    return 1.0 - jaccard * monotonicity
+
+
+def _masi_metric(v1: Any, v2: Any, **_: Any) -> np.ndarray:
+    """The ``krippendorff`` package's distance callable (it passes the value domain as
+    ``v1`` (V, 1) and ``v2`` (1, V)); MASI is used as the squared difference δ² itself."""
+    return masi_distance(v1, v2)
+
+
+def alpha_masi(value_counts: np.ndarray, masks: np.ndarray) -> float | None:
+    """Krippendorff's alpha with the MASI distance of a units x values count matrix whose
+    values are the tag sets ``masks``; None when undefined (no unit with two labels, or a
+    single set among the pairable labels)."""
+    counts = np.asarray(value_counts, dtype=float)
+    pairable = counts[counts.sum(axis=1) >= 2]
+    used = pairable.sum(axis=0) > 0
+    if pairable.shape[0] == 0 or used.sum() < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _finite(krippendorff.alpha(value_counts=pairable[:, used], value_domain=np.asarray(masks)[used],
+                                          level_of_measurement=_masi_metric))
+
+
+def _set_kappa(a: Sequence[int], b: Sequence[int], bits: Sequence[int]) -> float | None:
+    """Cohen's kappa of two labellers' sets over every item-tag decision."""
+    if len(a) < 2:
+        return None
+    shifts = np.asarray(bits, dtype=np.int64)
+    left = ((np.asarray(a, dtype=np.int64)[:, None] >> shifts) & 1).ravel()
+    right = ((np.asarray(b, dtype=np.int64)[:, None] >> shifts) & 1).ravel()
+    return cohen_kappa(left.tolist(), right.tolist())
+
+
+def set_agreement(
+    items: Sequence[Hashable],
+    labellers: Sequence[Hashable],
+    masks: Sequence[int],
+    *,
+    tags: Sequence[Hashable],
+    bits: Sequence[int],
+) -> SetAgreement:
+    """Every agreement figure of the long table ``(items[i], labellers[i], masks[i])`` of tag
+    sets (bit masks; bits not in ``bits`` are ignored, e.g. retired tags'), with ``tags`` named
+    in the order of their ``bits``.
+
+    ``confusion`` extends the single-label matrix to sets: for each pair of labels on an item,
+    every tag ``s`` of one set and ``t`` of the other add 1 to ``[s, t]`` and ``[t, s]`` (a tag
+    both gave adds 1 to ``[t, t]``), so single-tag sets give exactly the single-label matrix.
+    Its off-diagonal cells mix tags given *together* with tags given *instead of each other*;
+    ``instead[s, t]`` counts only the latter (one gave ``s`` and not ``t``, the other ``t`` and
+    not ``s``), and ``alone[t]`` the pairs where one gave ``t``, the other not, and nothing the
+    first did not give (a tag left out rather than replaced)."""
+    active = 0
+    for bit in bits:
+        active |= 1 << int(bit)
+    table = _by_item(items, labellers, [int(m) & active for m in masks])
+    overlap = {item: labels for item, labels in table.items() if len(labels) >= 2}
+    shifts = np.asarray(list(bits), dtype=np.int64)
+    k = len(shifts)
+    values = sorted({m for labels in overlap.values() for m in labels.values()})
+    column = {m: j for j, m in enumerate(values)}
+    counts = np.zeros((len(overlap), len(values)), dtype=np.int64)
+    per_tag = np.zeros((k, len(overlap), 2), dtype=np.int64)  # tag, unit, (in, out)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    instead = np.zeros((k, k), dtype=np.int64)
+    alone = np.zeros(k, dtype=np.int64)
+    pairs = agreeing = 0
+    for row, labels in enumerate(overlap.values()):
+        sets = list(labels.values())
+        for m in sets:
+            counts[row, column[m]] += 1
+            inside = (m >> shifts) & 1
+            per_tag[:, row, 0] += inside
+            per_tag[:, row, 1] += 1 - inside
+        for a, b in combinations(sets, 2):
+            pairs += 1
+            agreeing += int(a == b)
+            in_a, in_b = ((a >> shifts) & 1).astype(bool), ((b >> shifts) & 1).astype(bool)
+            cross = np.outer(in_a, in_b).astype(np.int64)
+            confusion += cross + cross.T - np.diag(np.diag(cross))
+            only_a, only_b = in_a & ~in_b, in_b & ~in_a
+            swapped = np.outer(only_a, only_b).astype(np.int64)
+            instead += swapped + swapped.T
+            if not only_b.any():
+                alone += only_a
+            if not only_a.any():
+                alone += only_b
+    kappas: dict[tuple[Hashable, Hashable], tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    consensus: dict[Hashable, list[int]] = defaultdict(lambda: [0, 0])
+    for labels in overlap.values():
+        people = sorted(labels, key=str)
+        for a, b in combinations(people, 2):
+            kappas[(a, b)][0].append(labels[a])
+            kappas[(a, b)][1].append(labels[b])
+        for who in people:
+            others = np.array([(m >> shifts) & 1 for other, m in labels.items() if other != who])
+            yes, no = others.sum(axis=0), len(others) - others.sum(axis=0)
+            if (yes == no).any():
+                continue  # the others tie on some tag: no consensus set to compare with
+            consensus[who][0] += 1
+            consensus[who][1] += int(np.array_equal((labels[who] >> shifts) & 1, (yes > no).astype(np.int64)))
+    return SetAgreement(
+        items_with_overlap=len(overlap),
+        pairs=pairs,
+        agreeing_pairs=agreeing,
+        percent=agreeing / pairs if pairs else None,
+        krippendorff_alpha=alpha_masi(counts, np.array(values, dtype=np.int64)),
+        alpha_per_tag={tag: alpha_nominal(per_tag[j]) for j, tag in enumerate(tags)},
+        cohen_kappa={pair: (len(a), _set_kappa(a, b, shifts)) for pair, (a, b) in
+                     sorted(kappas.items(), key=lambda kv: str(kv[0]))},
+        tags=list(tags),
+        confusion=confusion,
+        instead=instead,
+        alone=alone,
         consensus={who: (c[0], c[1]) for who, c in consensus.items()},
     )

@@ -6,7 +6,8 @@ numpy / scikit-learn, like the rest of :mod:`labelloop.learn`.
 
 - :class:`OneVsRest` fits one binary classifier per tag on the cached features. A tag whose
   labels are all "no" (or all "yes") gets a constant probability instead of a classifier, so a
-  new or rare tag never stops a round.
+  new or rare tag never stops a round. :func:`tag_classifier` turns a model's (single-label)
+  classifier into the per-tag one: a LogisticRegression gets an intercept (liblinear).
 - :func:`choose_thresholds` picks each tag's decision threshold to maximise that tag's F1 on
   out-of-fold probabilities (0.5 while the tag has fewer than :data:`MIN_POSITIVES` positives).
 - :func:`cross_validate_sets` gives out-of-fold probabilities, the thresholds chosen on all of
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
 from sklearn.model_selection import KFold
 
@@ -45,7 +47,9 @@ __all__ = [
     "evaluate_sets",
     "indicator",
     "set_stability",
+    "set_intervals",
     "set_uncertainty",
+    "tag_classifier",
 ]
 
 MIN_POSITIVES = 2  # positives (and negatives) a tag needs before its threshold is tuned
@@ -117,6 +121,23 @@ class OneVsRest(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return (self.predict_proba(X) >= self.thresholds_).astype(np.int8)
+
+
+def tag_classifier(estimator: Any) -> Any:
+    """The binary classifier each tag gets, from a model's classifier: a LogisticRegression
+    without intercept (the single-label models have none, see :mod:`labelloop.learn.models`)
+    gets one, fitted by liblinear; any other classifier is used as it is.
+
+    Why: each tag is a yes/no question whose "yes" is usually rare (a Debtag is on 2-32 % of
+    packages), so the prior the intercept carries is worth having, unlike with single-label
+    topics. On debian_tags (70/30 split, thresholds chosen by CV, the same random labels for
+    both), test micro-F1 with / without intercept: 0.571 / 0.492 at 1,000 labels (macro-F1
+    0.504 / 0.345), 0.683 / 0.666 on the whole pool of 5,550; about equal at 200 labels
+    (0.158 / 0.159; 0.192 / 0.206 on another draw). liblinear fits these small binary problems
+    7x faster than lbfgs with the same result (0.570 at 1,000)."""
+    if isinstance(estimator, LogisticRegression) and not estimator.fit_intercept:
+        return clone(estimator).set_params(fit_intercept=True, solver="liblinear")
+    return estimator
 
 
 def can_train_sets(Y: Any) -> str | None:
@@ -216,7 +237,8 @@ def cross_validate_sets(make_model: Any, X: Any, Y: Any, *, tags: Sequence[Any],
     :class:`OneVsRest`). Returns :func:`evaluate_sets` of the out-of-fold predictions, where the
     items of each fold are decided with thresholds chosen on the other folds' out-of-fold
     probabilities; plus ``folds``, ``n_labels`` and ``thresholds`` (chosen on all out-of-fold
-    probabilities: the thresholds the round's model uses)."""
+    probabilities: the thresholds the round's model uses) and ``ci95``, the 95 % intervals of
+    the four set metrics over the out-of-fold predictions (:func:`set_intervals`)."""
     Y = _check_Y(Y)
     reason = can_cross_validate_sets(Y)
     if reason is not None:
@@ -236,42 +258,60 @@ def cross_validate_sets(make_model: Any, X: Any, Y: Any, *, tags: Sequence[Any],
     result["folds"] = len(folds)
     result["n_labels"] = int(Y.shape[0])
     result["thresholds"] = {tag: float(t) for tag, t in zip(tags, choose_thresholds(Y, P))}
+    result["ci95"] = set_intervals(Y, predicted, seed=seed)
     return result
 
 
 def audit_sets(Y_true: Any, Y_pred: Any, tags: Sequence[Any], *, seed: int = 0) -> dict[str, Any]:
-    """Metrics of a model on held-out audit items with 95 % intervals: ``subset_accuracy`` by
-    the Wilson score interval with continuity correction (as the single-label audit), micro-F1,
-    macro-F1 and Hamming loss by a percentile bootstrap over items (:data:`BOOTSTRAP` resamples,
-    seeded). With no items, every figure is None."""
+    """Metrics of a model on held-out audit items with 95 % intervals (:func:`set_intervals`).
+    With no items, every figure is None."""
     Y_true, Y_pred = _check_Y(Y_true), _check_Y(Y_pred)
     n = int(Y_true.shape[0])
-    names = ("subset_accuracy", "micro_f1", "macro_f1", "hamming_loss")
     if n == 0:
-        return {"labelled": 0, **{name: None for name in names}, "ci95": {name: None for name in names}}
+        return {"labelled": 0, **{name: None for name in INTERVAL_METRICS},
+                "ci95": {name: None for name in INTERVAL_METRICS}}
     point = evaluate_sets(Y_true, Y_pred, tags)
     exact = int(np.sum((Y_true == Y_pred).all(axis=1)))
+    return {"labelled": n, "correct": exact, **{name: point[name] for name in INTERVAL_METRICS},
+            "ci95": set_intervals(Y_true, Y_pred, seed=seed), "per_tag": point["per_tag"]}
+
+
+INTERVAL_METRICS = ("subset_accuracy", "micro_f1", "macro_f1", "hamming_loss")
+
+
+def set_intervals(Y_true: Any, Y_pred: Any, *, seed: int = 0) -> dict[str, list[float]]:
+    """95 % intervals of the set metrics of predictions ``Y_pred`` of items ``Y_true``:
+    ``subset_accuracy`` by the Wilson score interval with continuity correction (as the
+    single-label audit), micro-F1, macro-F1 and Hamming loss by a percentile bootstrap over
+    items (:data:`BOOTSTRAP` resamples, seeded). Each resample is a vector of item weights, so a
+    resample costs a few matrix products, not a copy of the sets."""
+    Y_true, Y_pred = _check_Y(Y_true), _check_Y(Y_pred)
+    n, k = Y_true.shape
+    exact = int(np.sum((Y_true == Y_pred).all(axis=1)))
     ci = binomtest(exact, n).proportion_ci(confidence_level=0.95, method="wilsoncc")
-    intervals: dict[str, list[float] | None] = {"subset_accuracy": [float(ci.low), float(ci.high)]}
+    both = ((Y_true == 1) & (Y_pred == 1)).astype(np.float64)  # per item and tag
+    either = Y_true.astype(np.float64) + Y_pred  # true + predicted, per item and tag
+    wrong = (Y_true != Y_pred).sum(axis=1).astype(np.float64)
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(BOOTSTRAP, n))
-    samples = {name: np.empty(BOOTSTRAP) for name in names[1:]}
-    for b, rows in enumerate(draws):
-        yt, yp = Y_true[rows], Y_pred[rows]
-        samples["micro_f1"][b] = _micro_f1(yt, yp)
-        samples["hamming_loss"][b] = np.mean(yt != yp)
-        samples["macro_f1"][b] = _macro_f1(yt, yp)
+    samples = {name: np.empty(BOOTSTRAP) for name in ("micro_f1", "macro_f1", "hamming_loss")}
+    step = max(1, min(BOOTSTRAP, 2_000_000 // max(n, 1)))
+    for start in range(0, BOOTSTRAP, step):
+        b = min(step, BOOTSTRAP - start)
+        draws = rng.integers(0, n, size=(b, n))
+        flat = (draws + n * np.arange(b)[:, None]).ravel()
+        weights = np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
+        tp, total = weights @ both, weights @ either  # (b, k)
+        tp_all, total_all = tp.sum(axis=1), total.sum(axis=1)
+        samples["micro_f1"][start:start + b] = np.where(total_all > 0, 2 * tp_all / np.maximum(total_all, 1e-12), 1.0)
+        used = total > 0
+        per_tag = np.where(used, 2 * tp / np.maximum(total, 1e-12), 0.0)
+        samples["macro_f1"][start:start + b] = np.where(
+            used.any(axis=1), per_tag.sum(axis=1) / np.maximum(used.sum(axis=1), 1), 0.0)
+        samples["hamming_loss"][start:start + b] = (weights @ wrong) / (n * max(k, 1))
+    intervals = {"subset_accuracy": [float(ci.low), float(ci.high)]}
     for name, values in samples.items():
         intervals[name] = [float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))]
-    return {"labelled": n, "correct": exact, **{name: point[name] for name in names}, "ci95": intervals,
-            "per_tag": point["per_tag"]}
-
-
-def _macro_f1(Y_true: np.ndarray, Y_pred: np.ndarray) -> float:
-    true_pos = np.sum((Y_true == 1) & (Y_pred == 1), axis=0)
-    denominator = Y_true.sum(axis=0) + Y_pred.sum(axis=0)
-    used = denominator > 0
-    return float(np.mean(2 * true_pos[used] / denominator[used])) if used.any() else 0.0
+    return intervals
 
 
 def set_uncertainty(P: Any, thresholds: Any, *, how: str = "max", rng: Any = None) -> np.ndarray:
@@ -282,6 +322,8 @@ def set_uncertainty(P: Any, thresholds: Any, *, how: str = "max", rng: Any = Non
     P = np.asarray(P, dtype=np.float64)
     if P.ndim != 2:
         raise InvalidInputError(f"tag probabilities must be a 2-d array (n, k), got shape {P.shape}")
+    if P.size and not (np.isfinite(P).all() and P.min() >= 0.0 and P.max() <= 1.0):
+        raise InvalidInputError("tag probabilities must be finite and between 0 and 1")
     if how == "random":
         return np.random.default_rng(rng).random(P.shape[0])
     if how not in SET_STRATEGIES:

@@ -11,6 +11,10 @@ Two signals, both cheap:
 - **Audit estimate.** The model's accuracy on the held-out audit items
   (:func:`labelloop.learn.evaluation.audit_estimate`) with its 95 % interval.
 
+Multi-label projects use the same rule: the kappa is over every item-tag decision of the stop
+set (:func:`labelloop.learn.multilabel.set_stability`) and the audit accuracy is the share of
+exactly right sets, reported with the audit's micro-F1.
+
 :func:`advise` says stop when kappa >= :data:`KAPPA_THRESHOLD` for each of the last
 :data:`STABLE_PAIRS` consecutive pairs of models *and* at least :data:`MIN_AUDIT_LABELS`
 audit items are labelled (so the estimate it reports means something); otherwise "keep
@@ -71,7 +75,8 @@ def _percent(value: float) -> str:
 def advise(kappas: Sequence[float | None], audit: dict[str, Any] | None) -> dict[str, Any]:
     """``{"stop": bool, "message": str}`` from the stability kappas of the latest rounds
     (oldest first, the current round's last; None where a round had nothing to compare) and the
-    current model's audit estimate (``labelled``, ``accuracy``, ``ci95``)."""
+    current model's audit estimate (``labelled``, ``accuracy``, ``ci95``; for label sets also
+    ``micro_f1`` and ``intervals``, and ``accuracy`` is the share of exactly right sets)."""
     reasons = []
     recent = list(kappas)[-STABLE_PAIRS:]
     known = [k for k in recent if k is not None]
@@ -90,6 +95,15 @@ def advise(kappas: Sequence[float | None], audit: dict[str, Any] | None) -> dict
         return {"stop": False, "message": "keep labelling: " + "; ".join(reasons)}
     assert audit is not None
     lo, hi = audit["ci95"]
+    if audit.get("micro_f1") is not None:  # label sets: accuracy is the share of exactly right sets
+        micro_lo, micro_hi = (audit.get("intervals") or {}).get("micro_f1") or (None, None)
+        interval = "" if micro_lo is None else f" (95 % CI {micro_lo:.3f}-{micro_hi:.3f})"
+        return {
+            "stop": True,
+            "message": f"the model's tag sets are estimated {_percent(audit['accuracy'])} % exactly right "
+                       f"(95 % CI {_percent(lo)}-{_percent(hi)} %) with micro-F1 {audit['micro_f1']:.3f}{interval} "
+                       f"on {labelled} audit items; labelling more changes little",
+        }
     return {
         "stop": True,
         "message": f"the model's labels are estimated {_percent(audit['accuracy'])} % accurate "

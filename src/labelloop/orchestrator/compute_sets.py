@@ -3,14 +3,15 @@
 :func:`labelloop.orchestrator.compute_round` comes here when its labels are a 2-d 0/1 matrix
 (one row per labelled item, one column per tag). The round fits a
 :class:`~labelloop.learn.multilabel.OneVsRest` of the project's model (one binary classifier
-per tag), cross-validates it, which also chooses each tag's decision threshold (0.5 until CV is
+per tag, see :func:`~labelloop.learn.multilabel.tag_classifier`), cross-validates it, which also chooses each tag's decision threshold (0.5 until CV is
 possible), scores every pool row with a set strategy
 (:func:`~labelloop.learn.multilabel.set_uncertainty`) and orders the pool with the same
 diversity and exploration as a single-label round. Held-out audit rows are scored with
 :func:`~labelloop.learn.multilabel.audit_sets`, and stop rows get their predicted sets.
 
 Every pool row's tag probabilities come back as a float32 matrix (``proba``), so that export
-can write ``p_<tag>`` columns and the model's set without predicting again.
+can write ``p_<tag>`` columns and the model's set without predicting again; ``confidence`` is
+:func:`certainty` (no ``classes`` / ``predicted_index``: a set is not one class).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from labelloop.learn.multilabel import (
     can_train_sets,
     cross_validate_sets,
     set_uncertainty,
+    tag_classifier,
 )
 
 __all__ = ["DEFAULT_SET_STRATEGY", "SET_STRATEGY_NAMES", "compute_sets", "set_strategy"]
@@ -66,7 +68,7 @@ def compute_sets(ctx: Any, Y: np.ndarray) -> Any:
                            timings=clock.wall, cpu=clock.cpu)
 
     def make_model() -> OneVsRest:
-        return OneVsRest(spec.make_classifier())
+        return OneVsRest(tag_classifier(spec.make_classifier()))
 
     X_train = source.rows(train_rows)
     classifier = make_model().fit(X_train, Y)
@@ -98,8 +100,7 @@ def compute_sets(ctx: Any, Y: np.ndarray) -> Any:
     head = head_features(source, pool_rows, scores)
     order = queue_order(scores, features=head, exploration=ctx.exploration, diversity=True, rng=rng)
     priorities = priorities_from_order(order)
-    predicted_index = proba.argmax(axis=1).astype(np.int32) if n_tags else np.zeros(n, np.int32)
-    confidence = proba[np.arange(n), predicted_index].astype(np.float64) if n_tags else np.zeros(n)
+    confidence = certainty(proba, classifier.thresholds_)
     audit = stop_predicted = None
     if ctx.eval_rows is not None:
         eval_Y = np.asarray(ctx.eval_y, dtype=np.int8).reshape(-1, n_tags)
@@ -108,11 +109,24 @@ def compute_sets(ctx: Any, Y: np.ndarray) -> Any:
         stop_predicted = _sets_of(source, ctx.stop_rows, classifier, pool_rows, proba)
     clock.lap("predict")
     out = RoundOutput(
-        "model", pool_rows, priorities, classes=np.arange(n_tags), predicted_index=predicted_index,
-        confidence=confidence, scores=scores, classifier=classifier, cv=cv, cv_message=cv_message,
+        "model", pool_rows, priorities, confidence=confidence, scores=scores, classifier=classifier, cv=cv, cv_message=cv_message,
         top=top_positions(order, scores), audit=audit, stop_predicted=stop_predicted, proba=proba,
         thresholds=np.asarray(classifier.thresholds_, dtype=np.float64), timings=clock.wall, cpu=clock.cpu,
     )
+    return out
+
+
+def certainty(proba: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """How sure the model is of each row's whole set: the certainty of its least certain tag,
+    per tag 0 at the threshold and 1 at probability 0 or 1 (1 - the ``max`` set uncertainty).
+    Computed block by block, so a million rows never hold a float64 copy of ``proba``."""
+    out = np.empty(proba.shape[0], dtype=np.float64)
+    if proba.shape[1] == 0:
+        out[:] = 1.0
+        return out
+    for start in range(0, proba.shape[0], 100_000):
+        block = proba[start:start + 100_000]
+        out[start:start + len(block)] = 1.0 - set_uncertainty(block, thresholds, how="max")
     return out
 
 

@@ -28,6 +28,9 @@ Written into the run's metrics by :func:`labelloop.orchestrator.run_round` (mode
 - ``stability``: ``{"kappa", "compared", "previous_version"}`` — Cohen's kappa against the
   previous complete model run's stop-set predictions on their common items.
 - ``advice``: ``{"stop", "message"}`` from :func:`labelloop.learn.advise`.
+
+Multi-label projects hold out and carry audit items the same way; their figures are described
+in :mod:`labelloop.orchestrator.round_sets`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from sqlalchemy import Connection
 from labelloop.learn import STABLE_PAIRS, advise, stability
 from labelloop.store import runs as store_runs
 from labelloop.store.runs import ModelRun
+from labelloop.store.labelsets import set_snapshot
+from labelloop.store.projects import Project
 
 #: Previous model runs a round reads: the one to compare with, and those whose kappas complete
 #: the last STABLE_PAIRS pairs.
@@ -52,7 +57,7 @@ class RoundLabels:
     """What a round trains on, holds out and leaves unscored (item ids, tag ids; ascending ids)."""
 
     train_ids: np.ndarray
-    train_tags: np.ndarray
+    train_tags: np.ndarray  # multi-label projects: each item's final set (bit mask)
     audit_ids: np.ndarray  # held out: audit items with a final label that no order reached
     audit_tags: np.ndarray
     closed_ids: np.ndarray  # not scored
@@ -60,9 +65,16 @@ class RoundLabels:
     human_labels: int  # items with a final human label (training + audit), as round_due counts
 
 
-def read_labels(conn: Connection, *, project_id: int) -> RoundLabels:
-    """The label snapshot, with the audit items the current order reached moved into training."""
-    snap = store_runs.label_snapshot(conn, project_id=project_id)
+def read_labels(conn: Connection, *, project: Project) -> RoundLabels:
+    """The label snapshot, with the audit items the current order reached moved into training;
+    in a multi-label project, final sets (bit masks) in place of tag ids
+    (:func:`labelloop.store.labelsets.set_snapshot`)."""
+    project_id = project.id
+    if project.multi_label:
+        snap = set_snapshot(conn, project=project)
+        snap["train_tags"], snap["audit_tags"] = snap["train_masks"], snap["audit_masks"]
+    else:
+        snap = store_runs.label_snapshot(conn, project_id=project_id)
     current = store_runs.current_run(conn, project_id=project_id)
     audited = snap["audit_all_ids"]
     before = np.asarray((current.metrics or {}).get("audit_reached") or [] if current else [], dtype=np.int64)

@@ -53,9 +53,15 @@ def summary(result: RoundResult) -> str:
     t = result.timings
     what = "cold-start order" if result.state != "model" else "model"
     cv = result.cv
-    score = f", CV accuracy {cv['accuracy']:.3f} macro-F1 {cv['macro_f1']:.3f}" if cv else ""
+    if cv and "micro_f1" in cv:  # label sets
+        score = (f", CV micro-F1 {cv['micro_f1']:.3f} macro-F1 {cv['macro_f1']:.3f} "
+                 f"exact sets {cv['subset_accuracy']:.3f}")
+    else:
+        score = f", CV accuracy {cv['accuracy']:.3f} macro-F1 {cv['macro_f1']:.3f}" if cv else ""
     audit = result.audit or {}
-    if audit.get("accuracy") is not None:
+    if audit.get("micro_f1") is not None:
+        score += f", audit micro-F1 {audit['micro_f1']:.3f} on {audit['labelled']} items"
+    elif audit.get("accuracy") is not None:
         score += f", audit accuracy {audit['accuracy']:.3f} on {audit['labelled']} items"
     why = f" ({result.message})" if result.state != "model" and result.message else ""
     return (

@@ -27,6 +27,14 @@ Definitions (see :mod:`labelloop.learn.agreement` for the agreement figures):
 - ``agreement_with_model``: share of their labels made after the current model run was
   created, on items that run scored, equal to its prediction (null without a model).
 
+Multi-label projects (:func:`labelloop.learn.agreement.set_agreement`): two labels agree when
+their sets are equal; ``krippendorff_alpha`` uses the MASI distance between sets
+(``alpha_metric``: ``"masi"``), ``alpha_per_tag`` is each tag's binary alpha (in or out),
+``cohen_kappa`` is over item-tag decisions, ``multi_label`` is true, and ``confusion`` also has
+``instead`` (one labeller gave the row's tag where the other gave the column's) and ``alone``
+(one gave the tag, the other left it out without giving another). :func:`sets_summary` gives
+the model's set figures for ``labelloop status``.
+
 :func:`audit_view` and :func:`stability_text` word a model's audit estimate and stability for
 people (``labelloop status``, the dashboard) with the thresholds of the stopping advice
 (:mod:`labelloop.learn.stopping`).
@@ -38,11 +46,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from labelloop.learn.agreement import Agreement, agreement
+from labelloop.learn.agreement import Agreement, SetAgreement, agreement, set_agreement
 from labelloop.learn.stopping import describe_audit, describe_stability
 from labelloop.store import quality as store_quality
 from labelloop.store import runs as store_runs
 from labelloop.store.projects import Project
+from labelloop.store.setscores import overlap_sets
 
 ACTIVE_GAP_SECONDS = 300.0
 MIN_ACTIVE_SECONDS = 60.0
@@ -52,7 +61,12 @@ def _share(compared: int, same: int) -> float | None:
     return same / compared if compared else None
 
 
-def _agreement(conn: Connection, project: Project) -> Agreement:
+def _agreement(conn: Connection, project: Project) -> Agreement | SetAgreement:
+    if project.multi_label:
+        sets = overlap_sets(conn, project_id=project.id)
+        bits = project.tag_bits
+        return set_agreement([r[0] for r in sets], [r[1] for r in sets], [r[2] for r in sets],
+                             tags=list(bits), bits=list(bits.values()))
     rows = store_quality.overlap_labels(conn, project_id=project.id)
     names = {t.id: t.name for t in project.tags}
     return agreement(
@@ -61,8 +75,16 @@ def _agreement(conn: Connection, project: Project) -> Agreement:
     )
 
 
-def _figures(figures: Agreement) -> dict[str, Any]:
+def _figures(figures: Agreement | SetAgreement) -> dict[str, Any]:
     pairs = {f"{a} / {b}": value for (a, b), value in figures.cohen_kappa.items()}
+    if isinstance(figures, SetAgreement):
+        report = _figures_common(figures, pairs)
+        report["confusion"].update(instead=figures.instead.tolist(), alone=figures.alone.tolist())
+        return {**report, "multi_label": True, "alpha_metric": figures.alpha_metric}
+    return _figures_common(figures, pairs)
+
+
+def _figures_common(figures: Agreement | SetAgreement, pairs: dict[str, Any]) -> dict[str, Any]:
     return {
         "items_with_overlap": figures.items_with_overlap,
         "pairs": figures.pairs,
@@ -105,8 +127,34 @@ def agreement_report(conn: Connection, *, project: Project) -> dict[str, Any]:
 
 def status_summary(report: dict[str, Any]) -> dict[str, Any]:
     """The part of :func:`agreement_figures` (or :func:`agreement_report`) that ``labelloop
-    status --json`` shows."""
-    return {k: report[k] for k in ("items_with_overlap", "percent", "krippendorff_alpha", "cohen_kappa")}
+    status --json`` shows (multi-label projects: also ``alpha_per_tag`` and ``alpha_metric``)."""
+    keys = ["items_with_overlap", "percent", "krippendorff_alpha", "cohen_kappa"]
+    if report.get("multi_label"):
+        keys += ["alpha_metric", "alpha_per_tag"]
+    return {k: report[k] for k in keys}
+
+
+def sets_summary(conn: Connection, *, project: Project) -> dict[str, Any] | None:
+    """A multi-label project's model figures for ``labelloop status`` (None without a model):
+    CV ``micro_f1``, ``macro_f1``, ``subset_accuracy``, ``hamming_loss`` with ``ci95``, each
+    tag's ``threshold`` and CV precision/recall/F1/support in ``per_tag``, and ``audit`` (the
+    same four with their 95 % ``intervals`` on the held-out audit items, or None before any)."""
+    run = store_runs.current_run(conn, project_id=project.id)
+    metrics = (run.metrics or {}) if run is not None and run.has_model else {}
+    if not metrics.get("multi_label"):
+        return None
+    cv = metrics.get("cv") or {}
+    thresholds = metrics.get("thresholds") or {}
+    per_tag = {tag: {"threshold": thresholds.get(tag), **(cv.get("per_tag") or {}).get(tag, {})}
+               for tag in metrics.get("tags") or []}
+    audit = metrics.get("audit") or {}
+    figures = ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")
+    return {
+        "version": run.version if run is not None else None,
+        **{name: cv.get(name) for name in figures}, "ci95": cv.get("ci95"), "per_tag": per_tag,
+        "audit": {"labelled": audit.get("labelled", 0), **{name: audit.get(name) for name in figures},
+                  "intervals": audit.get("intervals")} if audit.get("labelled") else None,
+    }
 
 
 def audit_view(audit: dict[str, Any] | None) -> dict[str, Any]:
@@ -115,7 +163,15 @@ def audit_view(audit: dict[str, Any] | None) -> dict[str, Any]:
     :func:`labelloop.learn.stopping.describe_audit`), and ``line``, the sentence of
     ``labelloop status``."""
     view = describe_audit(audit)
-    if view["shown"]:
+    micro = (audit or {}).get("micro_f1")
+    if view["shown"] and micro is not None:  # label sets: exactly right sets, and micro-F1
+        lo, hi = view["ci95"]
+        micro_ci = ((audit or {}).get("intervals") or {}).get("micro_f1")
+        micro_text = f"micro-F1 {micro:.3f}" + (f" (95 % CI {micro_ci[0]:.3f}-{micro_ci[1]:.3f})" if micro_ci else "")
+        view["line"] = (f"{view['accuracy']:.1%} of tag sets exactly right (95 % CI {lo:.1%}-{hi:.1%}), {micro_text}, "
+                        f"on {view['labelled']:,} random audit items the model never trained on; unlike CV, it is "
+                        "unbiased")
+    elif view["shown"]:
         lo, hi = view["ci95"]
         view["line"] = (f"{view['accuracy']:.1%} accurate (95 % CI {lo:.1%}-{hi:.1%}) on {view['labelled']:,} random "
                         "audit items the model never trained on; unlike CV, it is unbiased")

@@ -11,6 +11,9 @@ and the stopping advice in the run's metrics.
 
 If anything fails or the round is stopped before the switch, the run is marked failed and its
 rows deleted: labellers keep being served the previous version throughout.
+
+A multi-label project's round trains on its final sets and writes each item's predicted set and
+tag probabilities: see :mod:`labelloop.orchestrator.round_sets`.
 """
 
 from __future__ import annotations
@@ -36,12 +39,21 @@ from labelloop.orchestrator.features import FeatureCache
 from labelloop.orchestrator.heldout import PREVIOUS_RUNS, quality_metrics, read_labels
 from labelloop.orchestrator.lock import ProjectLock
 from labelloop.orchestrator.modelfiles import project_dir, prune_models, save_model
+from labelloop.orchestrator.round_sets import (
+    masks_of,
+    set_metrics,
+    set_quality_metrics,
+    strategy_of,
+    tag_order,
+    targets,
+)
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store import scores as store_scores
 from labelloop.store.projects import Project
 from labelloop.store.schema import utcnow
+from labelloop.store.setscores import write_set_scores
 
 log = logging.getLogger("labelloop.orchestrator")
 PHASES = ("snapshot", "features", "fit", "cv", "predict", "save", "write", "switch", "cleanup")
@@ -132,24 +144,31 @@ def run_round(
     # ---- snapshot (and validate the request before anything is written)
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
-        snap = read_labels(conn, project_id=proj.id)
+        snap = read_labels(conn, project=proj)
         stop_ids = store_runs.stop_set_ids(conn, project_id=proj.id, size=STOP_SET_SIZE)
         previous = store_runs.recent_model_runs(conn, project_id=proj.id, limit=PREVIOUS_RUNS)
     model_name = model or proj.setting("model")
-    strategy_name = strategy or proj.setting("strategy")
     spec = get_model_spec(model_name, class_weight=proj.setting("class_weight"))
-    get_strategy(strategy_name)
+    if proj.multi_label:
+        strategy_name = strategy_of(proj, strategy)
+        tag_names, bits = tag_order(proj)
+    else:
+        strategy_name = strategy or proj.setting("strategy")
+        get_strategy(strategy_name)
     lap("snapshot")
 
     # ---- features (cached; built or updated only when the pool changed)
     features, ids, featurizer, how = feature_cache(settings, proj, spec.featurizer).ensure(engine, project_id=proj.id)
     train_rows, train_ok = _rows_of(ids, snap.train_ids)
-    names = {t.id: t.name for t in proj.tags}
-    y = np.array([names[t] for t in snap.train_tags[train_ok].tolist()], dtype=object)  # tag names
     closed_rows, _ = _rows_of(ids, snap.closed_ids)
     pool_rows = np.setdiff1d(np.arange(len(ids)), closed_rows)
     audit_rows, audit_ok = _rows_of(ids, snap.audit_ids)
-    audit_y = np.array([names[t] for t in snap.audit_tags[audit_ok].tolist()], dtype=object)
+    if proj.multi_label:  # 0/1 matrices over the active tags
+        y, audit_y = targets(snap.train_tags[train_ok], bits), targets(snap.audit_tags[audit_ok], bits)
+    else:  # tag names
+        names = {t.id: t.name for t in proj.tags}
+        y = np.array([names[t] for t in snap.train_tags[train_ok].tolist()], dtype=object)
+        audit_y = np.array([names[t] for t in snap.audit_tags[audit_ok].tolist()], dtype=object)
     stop_rows, stop_ok = _rows_of(ids, stop_ids)
     lap("features")
     check()
@@ -173,20 +192,28 @@ def run_round(
         check()
         metrics = _metrics(proj, out, ids, y, n_items=len(ids), featurizer=spec.featurizer,
                            exploration=float(proj.setting("exploration")))
+        if proj.multi_label:
+            metrics.update(set_metrics(out, y, tags=tag_names, bits=bits))
         metrics["human_labels"] = snap.human_labels
         metrics["audit_reached"] = [int(i) for i in snap.reached]
         if out.state == "model":
-            metrics.update(quality_metrics(
-                audit=out.audit, stop_ids=stop_ids[stop_ok], stop_tag_ids=_names_to_ids(proj, out.stop_predicted),
-                previous=previous,
-            ))
+            if proj.multi_label:
+                metrics.update(set_quality_metrics(audit=out.audit, stop_ids=stop_ids[stop_ok],
+                                                   stop_predicted=out.stop_predicted, tags=tag_names, bits=bits,
+                                                   previous=previous))
+            else:
+                metrics.update(quality_metrics(
+                    audit=out.audit, stop_ids=stop_ids[stop_ok], stop_tag_ids=_names_to_ids(proj, out.stop_predicted),
+                    previous=previous,
+                ))
+            described = {key: metrics[key] for key in ("tags", "thresholds") if key in metrics}
             path = save_model(
                 project_dir(settings.models_dir, project_name=proj.name, project_id=proj.id),
                 now=now or utcnow(), macro_f1=None if out.cv is None else out.cv["macro_f1"],
                 featurizer=featurizer, classifier=out.classifier,
                 metadata={"project": proj.name, "version": run.version, "model": model_name,
                           "strategy": strategy_name, "labels_used": int(len(y)), "cv": metrics["cv"],
-                          "created_at": (now or utcnow()).isoformat()},
+                          "created_at": (now or utcnow()).isoformat(), **described},
             )
             with writing(engine) as conn:
                 store_runs.set_run_path(conn, run_id=run.id, path=str(path))
@@ -197,10 +224,17 @@ def run_round(
                 hooks.after_chunk(written, total)
             check()
 
-        store_scores.write_scores(
-            engine, run_id=run.id, item_ids=ids[out.pool_rows], priorities=out.priorities,
-            predicted_tag_ids=_tag_ids(proj, out), confidences=out.confidence, after_chunk=after_chunk,
-        )
+        if out.proba is not None:  # a multi-label model: predicted sets and tag probabilities
+            write_set_scores(
+                engine, run_id=run.id, item_ids=ids[out.pool_rows], priorities=out.priorities,
+                confidences=out.confidence, predicted_masks=masks_of(out.proba >= out.thresholds, bits),
+                proba=out.proba, after_chunk=after_chunk,
+            )
+        else:
+            store_scores.write_scores(
+                engine, run_id=run.id, item_ids=ids[out.pool_rows], priorities=out.priorities,
+                predicted_tag_ids=_tag_ids(proj, out), confidences=out.confidence, after_chunk=after_chunk,
+            )
         lap("write")
         with writing(engine) as conn:
             if lock is not None and not lock.still_mine(conn):
@@ -258,10 +292,11 @@ def _tag_ids(proj: Project, out: RoundOutput) -> np.ndarray | None:
 def _metrics(proj: Project, out: RoundOutput, ids: np.ndarray, y: np.ndarray, *, n_items: int,
              featurizer: str, exploration: float) -> dict[str, Any]:
     """The run's metrics JSON: state, CV (also ``accuracy``/``macro_f1`` at the top level when
-    there is one), labels per tag, pool size, and the score of the first served positions."""
-    tags, counts = np.unique(y, return_counts=True)
+    there is one), labels per tag, pool size, and the score of the first served positions
+    (label sets: the set keys are added by :func:`~labelloop.orchestrator.round_sets.set_metrics`)."""
+    tags, counts = np.unique(y, return_counts=True) if y.ndim == 1 else (np.zeros(0), np.zeros(0))
     cv = None
-    if out.cv is not None:
+    if out.cv is not None and y.ndim == 1:
         cv = {k: out.cv[k] for k in ("accuracy", "macro_f1", "folds", "n_labels", "confusion", "per_tag")}
         cv["labels"] = [str(t) for t in out.cv["labels"]]
     top = [

@@ -26,7 +26,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from labelloop.learn import evaluate, get_model_spec, make_featurizer
-from labelloop.learn.multilabel import OneVsRest, cross_validate_sets, evaluate_sets
+from labelloop.learn.multilabel import OneVsRest, cross_validate_sets, evaluate_sets, tag_classifier
 from labelloop.simulate.data import Dataset
 from labelloop.simulate.presets import QuerySettings
 from labelloop.simulate.rounds import RoundOutcome, play_round
@@ -107,7 +107,7 @@ def run_full_pool(shared: Shared, job: Job) -> dict[str, Any]:
     spec = get_model_spec(job.model, class_weight=shared.class_weight)
     if shared.multi_label:
         def make() -> OneVsRest:
-            return OneVsRest(spec.make_classifier())
+            return OneVsRest(tag_classifier(spec.make_classifier()))
 
         classifier = make().fit(X, shared.pool_tags)
         cv = cross_validate_sets(make, X, shared.pool_tags, tags=list(shared.tags))
