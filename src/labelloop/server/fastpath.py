@@ -125,6 +125,6 @@ def _parse_label(raw: bytes) -> LabelCreate | SafeJSONResponse:
     try:
         return LabelCreate.model_validate(data)
     except ValueError as exc:  # pydantic.ValidationError
-        errors = getattr(exc, "errors", lambda: [{"msg": str(exc)}])()
+        errors = exc.errors() if hasattr(exc, "errors") else [{"msg": str(exc)}]
         detail = [{"type": e.get("type"), "loc": ["body", *e.get("loc", ())], "msg": e.get("msg")} for e in errors]
         return SafeJSONResponse({"detail": detail}, status_code=422)
