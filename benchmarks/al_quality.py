@@ -7,7 +7,9 @@ own round code, an oracle answering from the file's labels), cached as JSON unde
 `benchmarks/.cache/al_quality/`, so the benchmark resumes where it stopped; features are
 cached there too. Phases, cheapest and most important first: (1) default, random and the
 superintendent baseline with tf-idf, (2) the other strategies with tf-idf, (3) everything with
-embeddings, (4) ablations of the default (exploration, diversity, strategy).
+embeddings, (4) ablations of the default (exploration, diversity, strategy), (7) the
+multi-label data set (Debtags): the default set strategy against random and the alternative
+set strategy, scored by micro-F1 (`--datasets debian_tags --phases 7`).
 
 Prints JSON (per data set and model: full-pool scores and the summary of every strategy, plus
 the goal check); `--plot` draws `benchmarks/plots/al_<data set>_<model>.png`;
@@ -68,6 +70,13 @@ DATASETS: dict[str, dict[str, Any]] = {
     "sms_spam": {"file": "sms_spam.csv", "text": ["text"]},
     "20ng": {"file": "20ng_train.csv", "test": "20ng_test.csv", "text": ["text"]},
 }
+# Multi-label data sets (phase 7 only): their own budget and batch (42 tags need thousands of
+# labels to approach the full-pool score) and the set strategies.
+MULTI_DATASETS: dict[str, dict[str, Any]] = {
+    "debian_tags": {"file": "debian_tags.csv", "text": ["title", "text"], "label": "labels", "separator": "|",
+                    "budget": 3000, "batch": 50},
+}
+SET_STRATEGIES = ["default", "random", "mean-uncertainty"]
 CORE = ["default", "random", "superintendent"]
 OTHERS = ["margin", "entropy", "least-confidence"]
 ABLATIONS = [
@@ -110,14 +119,17 @@ class Group:
 
     def __init__(self, name: str, model: str, args: argparse.Namespace, budget: int | None = None):
         self.name, self.model, self.args = name, model, args
-        self.budget = budget or args.budget
-        spec = DATASETS[name]
+        spec = DATASETS.get(name) or MULTI_DATASETS[name]
+        self.multi_label = "separator" in spec
+        self.budget = budget or spec.get("budget", args.budget)
+        self.batch = spec.get("batch", args.batch)
+        self.cv_every = 0 if self.multi_label else args.cv_every  # the test-set curve is what is scored
         self.dataset: Dataset = load_dataset(
-            SHARED / spec["file"], text_columns=spec["text"], label_column="label",
-            test_file=SHARED / spec["test"] if "test" in spec else None,
+            SHARED / spec["file"], text_columns=spec["text"], label_column=spec.get("label", "label"),
+            test_file=SHARED / spec["test"] if "test" in spec else None, label_separator=spec.get("separator"),
         )
         self.dir = CACHE / CODE / name / model
-        self.runs_dir = self.dir / f"budget{self.budget}_initial{args.initial}_batch{args.batch}_cv{args.cv_every}"
+        self.runs_dir = self.dir / f"budget{self.budget}_initial{args.initial}_batch{self.batch}_cv{self.cv_every}"
 
     def features(self) -> tuple[Any, Any]:
         paths = [self.dir / "pool.npz", self.dir / "test.npz"]
@@ -135,15 +147,18 @@ class Group:
         return self.runs_dir / strategy / f"seed{seed}.json"
 
     def shared(self) -> Shared:
+        return self._shared({self.model: self.features()})
+
+    def _shared(self, features: dict[str, Any]) -> Shared:
         return Shared(
-            features={self.model: self.features()}, pool_tags=self.dataset.pool_tags,
+            features=features, pool_tags=self.dataset.pool_tags,
             test_tags=self.dataset.test_tags, tags=self.dataset.tags, initial=self.args.initial,
-            batch=self.args.batch, budget=self.budget, cv_every=self.args.cv_every,
-            class_weight=PROJECT_SETTINGS_DEFAULTS["class_weight"],
+            batch=self.batch, budget=self.budget, cv_every=self.cv_every,
+            class_weight=PROJECT_SETTINGS_DEFAULTS["class_weight"], multi_label=self.multi_label,
         )
 
     def run(self, strategies: list[str]) -> None:
-        queries = parse_strategies(strategies)
+        queries = parse_strategies(strategies, multi_label=self.multi_label)
         full_path = self.dir / "full_pool.json"
         jobs = [] if full_path.exists() else [Job(self.model)]
         jobs += [Job(self.model, q, s) for q in queries for s in range(self.args.seeds)
@@ -176,8 +191,7 @@ class Group:
                 path = strategy_dir / f"seed{seed}.json"
                 if path.exists():
                     runs.append(json.loads(path.read_text()))
-        shared = Shared({}, self.dataset.pool_tags, self.dataset.test_tags, self.dataset.tags, self.args.initial,
-                        self.args.batch, self.budget, self.args.cv_every, PROJECT_SETTINGS_DEFAULTS["class_weight"])
+        shared = self._shared({})
         return build_results(self.dataset, shared, model=self.model, seeds=self.args.seeds,
                              full_pool=json.loads(full_path.read_text()), runs=runs)
 
@@ -232,7 +246,7 @@ def goal_check(documents: dict[str, dict[str, Any]], model: str) -> dict[str, An
     for key, doc in documents.items():
         name, doc_model, *extended = key.split("/")
         summary = doc["summary"]
-        if extended or doc_model != model or not {"default", "random"} <= set(summary):
+        if doc["settings"].get("multi_label") or extended or doc_model != model or not {"default", "random"} <= set(summary):
             continue
         budget = doc["settings"]["budget"]
         default, random = summary["default"], summary["random"]
@@ -279,6 +293,31 @@ def goal_check(documents: dict[str, dict[str, Any]], model: str) -> dict[str, An
     }
 
 
+def set_goal_check(documents: dict[str, dict[str, Any]], model: str) -> dict[str, Any]:
+    """Issue 12's goal on the multi-label data sets: the default set strategy beats random's
+    micro-F1 AULC; with labels to 95 % of the full-pool micro-F1 of default, random and the
+    best alternative."""
+    per_dataset: dict[str, Any] = {}
+    for key, doc in documents.items():
+        name, doc_model = key.split("/")[:2]
+        summary = doc["summary"]
+        if not doc["settings"].get("multi_label") or doc_model != model or not {"default", "random"} <= set(summary):
+            continue
+        others = {k: v for k, v in summary.items() if k not in ("default", "random")}
+        best = max(others, key=lambda k: others[k]["aulc_micro_f1"]) if others else None
+        entry = {
+            "labels_budget": doc["settings"]["budget"],
+            "full_pool_micro_f1": doc["full_pool"]["micro_f1"],
+            **{f"aulc_micro_f1_{k}": summary[k]["aulc_micro_f1"] for k in summary},
+            **{f"labels_to_95pct_micro_f1_{k}": summary[k]["labels_to_95pct_micro_f1"] for k in summary},
+            "best_alternative": best,
+            "aulc_beats_random": summary["default"]["aulc_micro_f1"] > summary["random"]["aulc_micro_f1"],
+        }
+        per_dataset[name] = entry
+    return {"model": model, "per_dataset": per_dataset,
+            "aulc_goal_met": bool(per_dataset) and all(e["aulc_beats_random"] for e in per_dataset.values())}
+
+
 def markdown(documents: dict[str, dict[str, Any]], goals: dict[str, Any], args: argparse.Namespace) -> str:
     start, end = f"<!-- {args.section}:start -->", f"<!-- {args.section}:end -->"
     extra = "" if args.section == "al_quality" else f" --section {args.section} --seeds {args.seeds} --phases {args.phases} --datasets {args.datasets}"
@@ -297,6 +336,9 @@ def markdown(documents: dict[str, dict[str, Any]], goals: dict[str, Any], args: 
     ]
     for key, doc in documents.items():
         full = doc["full_pool"]
+        if doc["settings"].get("multi_label"):
+            lines += _set_table(key, doc)
+            continue
         lines += [
             f"### {key} (full pool: macro-F1 {full['macro_f1']:.3f}, accuracy {full['accuracy']:.3f}; "
             f"pool {doc['dataset']['pool_size']:,}, test {doc['dataset']['test_size']:,})",
@@ -319,6 +361,28 @@ def markdown(documents: dict[str, dict[str, Any]], goals: dict[str, Any], args: 
     return "\n".join(lines)
 
 
+def _set_table(key: str, doc: dict[str, Any]) -> list[str]:
+    full, settings = doc["full_pool"], doc["settings"]
+    lines = [
+        f"### {key}, multi-label (full pool: micro-F1 {full['micro_f1']:.3f}, macro-F1 {full['macro_f1']:.3f}; "
+        f"pool {doc['dataset']['pool_size']:,}, test {doc['dataset']['test_size']:,}, "
+        f"{len(doc['dataset']['tags'])} tags; budget {settings['budget']}, batches of {settings['batch']}, no CV)",
+        "",
+        "| strategy | seeds | AULC micro-F1 | labels to 95 % micro-F1 | AULC macro-F1 | labels to 95 % macro-F1 | micro-F1 at budget |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in sorted(doc["summary"].items(), key=lambda item: -item[1]["aulc_micro_f1"]):
+        def labels(value: float | None) -> str:
+            return "-" if value is None else f"{value:.0f}"
+
+        lines.append(
+            f"| {name} | {len(entry['seeds'])} | {entry['aulc_micro_f1']:.3f} ± {entry['aulc_micro_f1_std']:.3f} | "
+            f"{labels(entry['labels_to_95pct_micro_f1'])} | {entry['aulc_macro_f1']:.3f} | "
+            f"{labels(entry['labels_to_95pct'])} | {entry['final_micro_f1']:.3f} |"
+        )
+    return lines + [""]
+
+
 def write_results_md(section: str, name: str) -> None:
     """Replace our section ``name`` of RESULTS.md (re-read just before writing: others append too)."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
@@ -334,7 +398,8 @@ def write_results_md(section: str, name: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--datasets", default=",".join(DATASETS),
+                        help=f"comma-separated; multi-label (phase 7 only): {', '.join(MULTI_DATASETS)}")
     parser.add_argument("--models", default="tfidf-logreg,embed-logreg", help="the first one gets the ablations")
     parser.add_argument("--phases", default="1,2,3,4,5", help="which phases to run (see above; 6 on its own)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -370,7 +435,12 @@ def main() -> None:
         for number, model, strategies in phases(models):
             if number in wanted:
                 for name in names:
-                    group(name, model).run(strategies)
+                    if name not in MULTI_DATASETS:
+                        group(name, model).run(strategies)
+        if 7 in wanted:
+            for name in names:
+                if name in MULTI_DATASETS:
+                    group(name, models[0]).run(SET_STRATEGIES)
         if 5 in wanted:
             for name in names:
                 if name in EXTENDED_BUDGETS:
@@ -386,6 +456,8 @@ def main() -> None:
             if doc is not None and doc["runs"]:
                 documents[extended_key(name, models[0], EXTENDED_BUDGETS[name])] = doc
     goals = {model: goal_check(documents, model) for model in models}
+    if any(doc["settings"].get("multi_label") for doc in documents.values()):
+        goals["multi_label"] = set_goal_check(documents, models[0])
     if args.plot:
         from labelloop.simulate.plot import plot_results
 
@@ -393,7 +465,8 @@ def main() -> None:
             name, model, *extended = key.split("/")
             suffix = f"_budget{doc['settings']['budget']}" if extended else ""
             title = f"{name}, {model}, budget {doc['settings']['budget']}"
-            plot_results(doc, PLOTS / f"al_{name}_{model}{suffix}.png", title=title, strategies=CORE + OTHERS)
+            plot_results(doc, PLOTS / f"al_{name}_{model}{suffix}.png", title=title,
+                         strategies=SET_STRATEGIES if doc["settings"].get("multi_label") else CORE + OTHERS)
             if any(a in doc["summary"] for a in ABLATIONS):
                 plot_results(doc, PLOTS / f"al_{name}_{model}{suffix}_ablations.png", title=f"{title}: ablations",
                              strategies=["default", "random", *ABLATIONS])

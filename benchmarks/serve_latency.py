@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/serve_latency.py [--items 1000000] [--db sqlite|postgresql|both]
         [--workers 2] [--duration 20] [--labellers 1000] [--period 2.0] [--closed 1,8,32] [--plot]
-        [--login-flood 40]
+        [--login-flood 40] [--multi-label]
 
 Builds (once; cached in benchmarks/.cache/serve_<items>.db for SQLite and in the PostgreSQL
 schema ``bench_serve_<items>``) a project of ``--items`` items and ``--labellers`` labellers with API
@@ -19,6 +19,9 @@ Latency is measured from sending a request to its full response. Prints JSON.
 With ``--login-flood N`` every phase runs twice, without and then with N connections posting
 random logins in a loop (``login_flood.py``, a process of its own): ``without_flood`` and
 ``with_flood`` per phase, so the two are compared within one run.
+With ``--multi-label`` the project is a multi-label one (its own database: ``serve_ml_<items>.db``,
+schema ``bench_serve_ml_<items>``; the same tags) and each label is a set of one to three tags
+(``{"labels": [...]}``); run it alternated with the single-label run to compare the two.
 Goals (2 cores): p99 <= 50 ms for both calls at 500 labels/s offered; closed loop >= 1,500 labels/s.
 """
 
@@ -52,6 +55,7 @@ CACHE = HERE / ".cache"
 PG_BASE = os.environ.get("LABELLOOP_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PROJECT = "bench"
 TAGS = ["World", "Sport", "Business", "Tech", "Other"]
+MULTI = False  # --multi-label: a multi-label project, labelled with sets
 WORDS = ("market election match vote goal shares phone team minister growth chip league court "
          "bank player software union price final policy").split()
 
@@ -62,12 +66,13 @@ def token_of(i: int) -> str:
 
 def db_url(kind: str, n_items: int) -> str:
     if kind == "sqlite":
-        return f"sqlite:///{CACHE / f'serve_{n_items}.db'}"
+        stem = f"serve_{'ml_' if MULTI else ''}{n_items}"
+        return f"sqlite:///{CACHE / (stem + '.db')}"
     return f"{PG_BASE}?options={quote(f'-csearch_path={pg_schema(n_items)}')}"
 
 
 def pg_schema(n_items: int) -> str:
-    return f"bench_serve_{n_items}"
+    return f"bench_serve_{'ml_' if MULTI else ''}{n_items}"
 
 
 def build(kind: str, n_items: int, n_users: int) -> str:
@@ -93,7 +98,7 @@ def build(kind: str, n_items: int, n_users: int) -> str:
         raise SystemExit(f"{url} holds another benchmark's data: delete it first")
     started = time.perf_counter()
     with writing(engine) as conn:
-        project = store_projects.create_project(conn, name=PROJECT, labels=TAGS, seed=42)
+        project = store_projects.create_project(conn, name=PROJECT, labels=TAGS, seed=42, multi_label=MULTI)
         conn.execute(text("UPDATE projects SET display_columns = :c WHERE id = :p"),
                      {"c": json.dumps(["title", "body"]), "p": project.id})
     _load_items(engine, project.id, n_items)
@@ -174,8 +179,8 @@ def reset(url: str) -> None:
     with writing(engine) as conn:
         conn.execute(text("DELETE FROM annotations"))
         conn.execute(text("DELETE FROM assignments"))
-        conn.execute(text("UPDATE items SET n_labels = 0, label_tag_id = NULL, label_source = NULL "
-                          "WHERE n_labels > 0"))
+        conn.execute(text("UPDATE items SET n_labels = 0, label_tag_id = NULL, label_mask = NULL, "
+                          "label_source = NULL WHERE n_labels > 0"))
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE items"))
@@ -280,7 +285,11 @@ async def cycle(client: Client, rec: Recorder, prefix: str) -> bool:
         rec.error(f"next {status}")
         return True
     item_id = json.loads(body)["item"]["id"]
-    payload = b'{"label": "%s"}' % TAGS[item_id % len(TAGS)].encode()
+    if MULTI:  # one to three tags, as a labeller would tick them
+        chosen = [TAGS[(item_id + k) % len(TAGS)] for k in range(1 + item_id % 3)]
+        payload = json.dumps({"labels": chosen}).encode()
+    else:
+        payload = b'{"label": "%s"}' % TAGS[item_id % len(TAGS)].encode()
     status, _ = await client.post(f"{prefix}/items/{item_id}/labels", payload)
     t2 = time.perf_counter()
     if status != 201:
@@ -444,8 +453,11 @@ def main() -> None:
     parser.add_argument("--plot", action="store_true", help="also write benchmarks/plots/serve_latency.png")
     parser.add_argument("--login-flood", type=int, default=0, metavar="N",
                         help="run every phase also under a flood of random logins on N connections (40)")
+    parser.add_argument("--multi-label", action="store_true", help="a multi-label project, labelled with sets")
     args = parser.parse_args()
     args.closed = [int(x) for x in args.closed.split(",") if x]
+    global MULTI
+    MULTI = args.multi_label
     try:
         import uvloop
 
@@ -453,7 +465,7 @@ def main() -> None:
     except ImportError:
         pass
     out: dict = {
-        "benchmark": "serve_latency", "items": args.items, "cpus": os.cpu_count(),
+        "benchmark": "serve_latency", "items": args.items, "multi_label": args.multi_label, "cpus": os.cpu_count(),
         "python": platform.python_version(), "load_average_before": os.getloadavg()[0], "results": {},
     }
     for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
