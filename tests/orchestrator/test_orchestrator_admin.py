@@ -129,3 +129,28 @@ def test_labellers_cannot_see_the_model_page(bbc, client):
     login(client, "ann")
     assert client.get(PAGE).status_code == 403
     assert client.get(PAGE + "/learning-curve.png").status_code == 403
+
+
+def test_a_multi_label_model_page_shows_micro_f1_and_predicted_sets(bbc, client):
+    from sets_helpers import make_debian
+
+    deb = make_debian(bbc.engine, bbc.settings)
+    with writing(bbc.engine) as conn:
+        store_members.add_member(conn, project="deb", user="ann", actor_id=None)
+    result = run_round(deb.engine, deb.settings, project="deb")
+    login(client, "boss")
+    page = client.get("/admin/projects/deb/models").text
+    cv = result.cv
+    assert f"micro-F1 <strong>{cv['micro_f1']:.3f}</strong>" in page
+    assert f"sets exactly right {cv['subset_accuracy']:.3f}" in page
+    assert "<th class=\"num\">micro-F1</th>" in page and "<th class=\"num\">accuracy</th>" not in page
+    project = deb.project()
+    with reading(deb.engine) as conn:
+        head = store_scores.queue_preview(conn, project=project, run_id=result.run_id, limit=20)
+    assert head and all(r["predicted"] for r in head)  # a set's names or "none of these", never blank
+    for row in head:
+        shown = row["predicted"]
+        assert shown == "none of these" or set(shown.split(", ")) <= set(t.name for t in project.tags)
+    assert head[0]["predicted"] in page
+    png = client.get("/admin/projects/deb/models/learning-curve.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")

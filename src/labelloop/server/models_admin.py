@@ -160,6 +160,8 @@ def models_page(request: Request, project: ProjectDep, user: PageAdmin, engine: 
             "labels_now": store_runs.count_human_labels(conn, project_id=project.id),
             "preview": _preview(conn, project, current),
             "has_curve": any(r.status == "complete" and r.cv for r in history),
+            "first_key": _first_figure(project)[0],
+            "first_figure": _first_figure(project)[1],
             "notice": "Retrain requested: the orchestrator starts a round at its next check."
             if request.query_params.get("done") == "retrain" else None,
             "nav": "admin",
@@ -168,19 +170,28 @@ def models_page(request: Request, project: ProjectDep, user: PageAdmin, engine: 
     return render(request, "models.html", context, user=user)
 
 
+def _first_figure(project: Project) -> tuple[str, str]:
+    """The run's headline CV figure (key in ``cv``, its name): accuracy, or micro-F1 on sets
+    (a set's exact-match accuracy is shown beside it, not instead of it)."""
+    return ("micro_f1", "micro-F1") if project.multi_label else ("accuracy", "accuracy")
+
+
 @pages.get("/learning-curve.png", response_class=Response)
 def learning_curve(project: ProjectDep, user: PageAdmin, engine: EngineDep) -> Response:
-    """CV accuracy and macro-F1 of each complete version against the labels it used (PNG)."""
+    """CV accuracy (micro-F1 on sets) and macro-F1 of each complete version against the labels
+    it used (PNG)."""
     with reading(engine) as conn:
         runs = [r for r in store_runs.list_runs(conn, project_id=project.id) if r.status == "complete" and r.cv]
     runs.sort(key=lambda r: (r.labels_used, r.version))
+    key, name = _first_figure(project)
     png = learning_curve_png(
-        [r.labels_used for r in runs], [r.cv["accuracy"] for r in runs], [r.cv["macro_f1"] for r in runs]
+        [r.labels_used for r in runs], [r.cv[key] for r in runs], [r.cv["macro_f1"] for r in runs], first=name
     )
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=30"})
 
 
-def learning_curve_png(labels: list[int], accuracy: list[float], macro_f1: list[float]) -> bytes:
+def learning_curve_png(labels: list[int], accuracy: list[float], macro_f1: list[float], *,
+                       first: str = "accuracy") -> bytes:
     """A small line chart (matplotlib Agg, no pyplot state: safe in worker threads)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -189,7 +200,7 @@ def learning_curve_png(labels: list[int], accuracy: list[float], macro_f1: list[
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     if labels:
-        ax.plot(labels, accuracy, marker="o", color="#2f6fde", label="accuracy")
+        ax.plot(labels, accuracy, marker="o", color="#2f6fde", label=first)
         ax.plot(labels, macro_f1, marker="s", color="#e8833a", label="macro-F1")
         ax.legend(loc="lower right", frameon=False, fontsize=9)
     else:

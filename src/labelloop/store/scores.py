@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 from labelloop.store.engine import is_sqlite, writing
 from labelloop.store.projects import Project
 from labelloop.store.schema import item_scores, items, score_ranks
+from labelloop.store.tagsets import names_of
 
 SQLITE_CHUNK_ROWS = 20_000
 POSTGRES_CHUNK_ROWS = 125_000
@@ -282,13 +283,20 @@ def count_scores(conn: Connection, *, run_id: int) -> int:
     return conn.execute(select(func.count()).where(item_scores.c.run_id == run_id)).scalar_one()
 
 
+def _predicted(project: Project, tag_id: int | None, mask: int | None) -> str | None:
+    if mask is not None:
+        return ", ".join(names_of(project, mask)) or "none of these"
+    return None if tag_id is None else project.tag_name(tag_id)
+
+
 def queue_preview(conn: Connection, *, project: Project, run_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """The top ``limit`` items of run ``run_id`` that still need labels, best first: item id,
-    external id, display fields, priority, predicted tag name and confidence."""
+    external id, display fields, priority, predicted tag name (a multi-label run: the predicted
+    tags joined by ", ", or "none of these") and confidence."""
     rows = conn.execute(
         select(
             items.c.id, items.c.external_id, items.c.display, score_ranks.c.priority,
-            item_scores.c.predicted_tag_id, item_scores.c.confidence,
+            item_scores.c.predicted_tag_id, item_scores.c.predicted_mask, item_scores.c.confidence,
         )
         .select_from(
             score_ranks.join(items, items.c.id == score_ranks.c.item_id).join(
@@ -305,7 +313,7 @@ def queue_preview(conn: Connection, *, project: Project, run_id: int, limit: int
             "external_id": r.external_id,
             "display": dict(r.display),
             "priority": r.priority,
-            "predicted": None if r.predicted_tag_id is None else project.tag_name(r.predicted_tag_id),
+            "predicted": _predicted(project, r.predicted_tag_id, r.predicted_mask),
             "confidence": r.confidence,
         }
         for r in rows
