@@ -86,6 +86,7 @@ ROLES = ("admin", "labeller")
 ANNOTATION_SOURCES = ("human", "import", "review")
 ASSIGNMENT_STATES = ("leased", "labelled", "skipped")
 RUN_STATES = ("running", "complete", "failed")
+BULK_ACTIONS = ("add", "remove")
 
 meta = Table(
     "meta",
@@ -347,4 +348,33 @@ audit_log = Table(
     Column("details", JSONType, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_audit_log_project_created", "project_id", "created_at"),
+)
+
+bulk_ops = Table(
+    "bulk_ops",
+    metadata,
+    # An admin's bulk labelling: one tag applied to (``add``) or, in a multi-label project, taken
+    # out of (``remove``) the chosen items' sets. Its items are ``bulk_labels``. Kept apart from
+    # ``annotations``: bulk labels never count in ``n_labels``, overlap, agreement or the audit;
+    # an item's final label comes from them only when it has no human label
+    # (``store/labels.py``). Undone as a whole (``undone_at``); rows are kept for history.
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("tag_id", Integer, ForeignKey("tags.id"), nullable=False),
+    Column("action", String(10), nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("undone_at", UTCDateTime, nullable=True),
+    Column("undone_by", Integer, ForeignKey("users.id"), nullable=True),
+    CheckConstraint("action IN ('add', 'remove')", name="action"),
+    Index("ix_bulk_ops_project_id", "project_id", "id"),
+)
+
+bulk_labels = Table(
+    "bulk_labels",
+    metadata,
+    Column("bulk_id", Integer, ForeignKey("bulk_ops.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_bulk_labels_item", "item_id", "bulk_id"),
 )
