@@ -202,3 +202,45 @@ def bulk_train_labels(conn: Connection, *, project: Project) -> tuple[np.ndarray
     if project.multi_label:
         values &= np.int64(active_mask(project))
     return ids, values
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """An item as the bulk page previews it: its current final label (multi-label: the set's
+    tags joined with ", ", "" for none) and source, and the bulk operation behind a bulk label."""
+
+    id: int
+    external_id: str
+    display: dict[str, Any]
+    label: str | None
+    label_source: str | None
+    bulk_id: int | None
+
+
+def preview_items(conn: Connection, *, project: Project, item_ids: Sequence[int]) -> list[PreviewRow]:
+    """These items of the project in the order given (ids of other projects or of no item are
+    left out)."""
+    ids = list(dict.fromkeys(int(i) for i in item_ids))
+    names = {t.id: t.name for t in project.tags}
+    rows: dict[int, Any] = {}
+    for chunk in _chunks(ids):
+        for row in conn.execute(
+            select(items.c.id, items.c.external_id, items.c.display, items.c.label_tag_id, items.c.label_mask,
+                   items.c.label_source)
+            .where(items.c.id.in_(chunk), items.c.project_id == project.id)
+        ):
+            rows[row.id] = row
+    bulk = bulk_ids_of(conn, item_ids=[i for i, r in rows.items() if r.label_source == "bulk"])
+    by_bit = {t.bit: t.name for t in project.tags if t.bit is not None and not t.retired}
+    out = []
+    for item_id in ids:
+        row = rows.get(item_id)
+        if row is None:
+            continue
+        if row.label_mask is not None:
+            label: str | None = ", ".join(name for bit, name in sorted(by_bit.items()) if row.label_mask >> bit & 1)
+        else:
+            label = names.get(row.label_tag_id) if row.label_tag_id is not None else None
+        out.append(PreviewRow(row.id, row.external_id, dict(row.display or {}), label, row.label_source,
+                              bulk.get(item_id)))
+    return out
