@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from labelloop.errors import InvalidInputError
+from labelloop.store import search as store_search
 from labelloop.store.projects import Project
 
 LIMITS = (50, 100, 200, 500)
@@ -41,8 +42,6 @@ def find(conn: Connection, *, project: Project, q: str, tag: str, item: int | No
     """The items of the first source given (``q``, ``tag``, ``item``, ``ids``), at most ``limit``.
     Errors (a bad query, an unknown tag or item) are LabelloopErrors with the fix."""
     if q:
-        from labelloop.store import search as store_search
-
         found = store_search.ranked_ids(conn, project_id=project.id, query=q, limit=limit)
         count, exact = store_search.count_matches(conn, project_id=project.id, query=q)
         return Found("search", found, f"{count:,}" if exact else f"more than {count:,}")
