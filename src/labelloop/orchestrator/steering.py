@@ -40,7 +40,35 @@ log = logging.getLogger("labelloop.orchestrator")
 
 PROJECTION_SAMPLE = 20_000  # rows the truncated SVD is fitted on
 
-__all__ = ["ensure_vectors", "tag_lists", "write_tag_lists"]
+__all__ = ["ensure_vectors", "steer_order", "tag_lists", "write_tag_lists"]
+
+
+def steer_order(out: RoundOutput, kind: str, tag: str, *, columns: list[str] | None = None,
+                limit: int = store_lists.LIST_SIZE) -> np.ndarray | None:
+    """Positions in ``out.pool_rows`` of the first ``limit`` items of ``kind`` ("likely" or
+    "unsure") for ``tag``; None for a round without a model. ``columns``: a multi-label round's
+    tag names in the order of ``out.proba`` (single-label rounds use the classifier's classes)."""
+    if out.state != "model":
+        return None
+    if kind not in store_lists.KINDS:
+        raise ValueError(f"unknown list kind {kind!r}")
+    if out.proba is not None and out.thresholds is not None:  # label sets
+        if columns is None or tag not in columns:
+            raise ValueError(f"tag {tag!r} is not one of the round's columns")
+        j = columns.index(tag)
+        p = out.proba[:, j]
+        if kind == "likely":
+            return likely_order(p, limit)
+        return unsure_order(np.abs(p.astype(np.float64) - float(out.thresholds[j])), limit)
+    if out.class_proba is None or out.classes is None:
+        return None
+    found = np.flatnonzero(np.asarray(out.classes).astype(str) == tag)
+    if len(found) == 0:  # nobody labelled the tag yet: where an unseen tag hides
+        return novelty_order(out.class_proba, limit)
+    j = int(found[0])
+    if kind == "likely":
+        return likely_order(out.class_proba[:, j], limit)
+    return unsure_order(single_label_margin(out.class_proba, j), limit)
 
 
 def tag_lists(project: Project, out: RoundOutput, ids: np.ndarray, *,
@@ -49,27 +77,13 @@ def tag_lists(project: Project, out: RoundOutput, ids: np.ndarray, *,
     if out.state != "model":
         return {}
     pool_ids = np.asarray(ids)[out.pool_rows]
+    columns = list(project.tag_bits) if project.multi_label else None
     lists: dict[tuple[int, str], np.ndarray] = {}
-    if out.proba is not None and out.thresholds is not None:  # label sets: columns = active tags
-        for j, name in enumerate(project.tag_bits):
-            p = out.proba[:, j]
-            lists[(project.tag_id(name), "likely")] = pool_ids[likely_order(p, limit)]
-            distance = np.abs(p.astype(np.float64) - float(out.thresholds[j]))
-            lists[(project.tag_id(name), "unsure")] = pool_ids[unsure_order(distance, limit)]
-        return lists
-    if out.class_proba is None or out.classes is None:
-        return {}
-    column = {str(c): j for j, c in enumerate(out.classes)}
-    novel = None
     for name in project.tag_names:
-        tag_id = project.tag_id(name)
-        j = column.get(name)
-        if j is None:
-            novel = pool_ids[novelty_order(out.class_proba, limit)] if novel is None else novel
-            lists[(tag_id, "likely")] = lists[(tag_id, "unsure")] = novel
-            continue
-        lists[(tag_id, "likely")] = pool_ids[likely_order(out.class_proba[:, j], limit)]
-        lists[(tag_id, "unsure")] = pool_ids[unsure_order(single_label_margin(out.class_proba, j), limit)]
+        for kind in store_lists.KINDS:
+            rows = steer_order(out, kind, name, columns=columns, limit=limit)
+            if rows is not None:
+                lists[(project.tag_id(name), kind)] = pool_ids[rows]
     return lists
 
 
