@@ -53,7 +53,11 @@ class QuerySettings:
     tag: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The configuration for results.json (``steer`` and ``tag`` only for a steered queue)."""
+        values = asdict(self)
+        if self.steer is None:
+            del values["steer"], values["tag"]
+        return values
 
 
 def default_model() -> str:
