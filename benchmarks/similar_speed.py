@@ -105,7 +105,7 @@ def texts(n: int, seed: int = 7) -> list[str]:
     for _ in range(n):
         words = rng.choice(base).split()
         if len(words) > 3:
-            words = [w for w in words if rng.random() > 0.15]
+            words = [w for w in words if rng.random() > 0.15] or words
             i, j = rng.randrange(len(words)), rng.randrange(len(words))
             words[i], words[j] = words[j], words[i]
         out.append(" ".join(words))
@@ -131,9 +131,9 @@ def build(kind: str, n: int) -> tuple[Engine, int, dict[str, float]]:
         have = conn.execute(text("SELECT count(*) FROM items")).scalar_one()
     if have == 0:
         t0 = time.perf_counter()
+        all_texts = texts(n)
         with writing(engine) as conn:
             project = store_projects.create_project(conn, name=PROJECT, labels=["a", "b", "c"], seed=42)
-        all_texts = texts(n)
         now = datetime.now(UTC)
         raw = engine.raw_connection()
         try:
