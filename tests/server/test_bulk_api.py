@@ -73,14 +73,12 @@ def test_apply_and_undo_through_the_api(client, world, engine):
     assert missing.status_code == 404 and "no bulk operation 4242 in project 'news'" in missing.json()["detail"]
 
 
-def test_refusals_are_clear_4xx_and_change_nothing(client, world, engine):
+def test_refusals_are_clear_4xx_and_change_nothing(client, world, engine, tools):
     ids = item_ids(engine)
     boss = world.auth("boss")
     with writing(engine) as conn:
         other = store_projects.create_project(conn, name="other", labels=["X"], seed=1)
-    from conftest import add_items  # the server tests' helper
-
-    add_items(engine, other, 2, prefix="o")
+    tools.add_items(engine, other, 2, prefix="o")
     foreign = item_ids(engine, "other")
     cases = [
         ({"tag": "Nope", "item_ids": ids[:1]}, 422, "unknown tag 'Nope' in project 'news'"),
@@ -123,12 +121,10 @@ def test_roles_membership_and_csrf(client, world, engine, tools):
     assert all(s == (None, None, None, 0) for s in states(engine, ids))
 
 
-def test_multi_label_add_and_remove(client, world, engine):
+def test_multi_label_add_and_remove(client, world, engine, tools):
     with writing(engine) as conn:
         ml = store_projects.create_project(conn, name="sets", labels=["A", "B", "C"], seed=2, multi_label=True)
-    from conftest import add_items
-
-    add_items(engine, ml, 3, prefix="s")
+    tools.add_items(engine, ml, 3, prefix="s")
     ids = item_ids(engine, "sets")
     boss = world.auth("boss")
     assert client.post("/api/projects/sets/bulk", json={"tag": "A", "item_ids": ids}, headers=boss).status_code == 201
@@ -179,3 +175,18 @@ def test_the_page_previews_applies_and_undoes(client, world, engine):
     twice = client.post("/admin/projects/news/bulk/1/undo", data={"csrf_token": csrf})
     assert twice.status_code == 409 and "undone already" in twice.text
     assert "undid bulk #1 (2 items)" in unescape(client.get("/admin/projects/news/tags").text)
+
+
+def test_the_page_lists_search_likely_and_similar_sources(client, world, engine):
+    ids = item_ids(engine)
+    login(client, "boss")
+    found = unescape(client.get("/admin/projects/news/bulk", params={"q": "title"}).text)
+    assert "Search “title”: 5 shown of 5 matches" in found and found.count('name="item_ids"') == 5
+    bad = client.get("/admin/projects/news/bulk", params={"q": '"unclosed'})
+    assert bad.status_code == 400 and "item_ids" not in bad.text
+    likely = unescape(client.get("/admin/projects/news/bulk", params={"tag": "Tech"}).text)
+    assert "the likely and similar lists come from the model's latest round" in likely  # no round yet
+    assert client.get("/admin/projects/news/bulk", params={"tag": "Nope"}).status_code == 400
+    similar = client.get("/admin/projects/news/bulk", params={"item": str(ids[0])})
+    assert similar.status_code == 200 and "Items most like item #" in unescape(similar.text)
+    assert client.get("/admin/projects/news/bulk", params={"item": "999999"}).status_code == 404

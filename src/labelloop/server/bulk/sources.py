@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 
 from labelloop.errors import InvalidInputError
 from labelloop.store import search as store_search
+from labelloop.store import steerlists
 from labelloop.store.projects import Project
 
 LIMITS = (50, 100, 200, 500)
@@ -46,14 +47,10 @@ def find(conn: Connection, *, project: Project, q: str, tag: str, item: int | No
         count, exact = store_search.count_matches(conn, project_id=project.id, query=q)
         return Found("search", found, f"{count:,}" if exact else f"more than {count:,}")
     if tag:
-        from labelloop.store import steerlists
-
         if tag not in project.tag_names:
             raise InvalidInputError(f"unknown tag {tag[:100]!r}: use one of {', '.join(project.tag_names)}")
         return Found("likely", steerlists.likely_ids(conn, project_id=project.id, tag=tag, limit=limit))
     if item is not None:
-        from labelloop.store import steerlists
-
         return Found("similar", steerlists.similar_ids(conn, project_id=project.id, item_id=item, limit=limit))
     if ids:
         return Found("ids", parse_ids(ids)[:limit])
