@@ -36,6 +36,8 @@ _SETTING_OPTIONS = [
                  help="Class weights of the classifier (default none)."),
     click.option("--show-item-ids/--hide-item-ids", "show_item_ids", default=None,
                  help="Show labellers each item's external id (default: hidden; an id may give the answer away)."),
+    click.option("--bulk-training/--no-bulk-training", "bulk_training", default=None,
+                 help="Train the model on bulk labels too (default: on)."),
 ]
 
 

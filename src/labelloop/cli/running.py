@@ -154,7 +154,8 @@ def orchestrate(project: str | None, all_projects: bool, once: bool, interval: f
               help="Multi-label: the label cell meaning that no tag applies.")
 @click.option("--strategy", "strategies", default="default,random", show_default=True,
               help="Comma-separated configurations: default, superintendent, random, entropy, margin, "
-                   "least-confidence (multi-label: default, max-uncertainty, mean-uncertainty, random); "
+                   "least-confidence (multi-label: default, max-uncertainty, mean-uncertainty, random), "
+                   "likely:TAG, unsure:TAG (the steered queues); "
                    "each optionally +explore=F, +diverse, +no-diverse.")
 @click.option("--model", default=None, help="Model name (default: what a new project uses).")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Runs per strategy (seeds 0..N-1).")

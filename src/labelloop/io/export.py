@@ -2,7 +2,8 @@
 
 One row per item: the external id under the id column's original name, the display fields in
 the project's order, ``label`` (final label, empty if none) and ``label_source`` (``human``,
-``conflict`` or empty). With predictions, items without a human final label get the current
+``bulk`` (an admin's bulk label, :mod:`labelloop.store.bulklabels`), ``conflict`` or empty).
+With predictions, items without a human or bulk final label get the current
 model's prediction (``label_source = model``; no label below ``min_confidence``), plus the
 columns ``confidence`` and ``model_version``.
 
@@ -160,14 +161,14 @@ def export_rows(conn: Connection, plan: ExportPlan, *, chunk_rows: int = 20_000)
             display = row[1] or {}
             shown = tuple(_shown(display.get(c)) for c in display_columns)
             label = names.get(row[2]) if row[2] is not None else None
-            source = row[3] if row[3] in ("human", "conflict") else None
+            source = row[3] if row[3] in ("human", "bulk", "conflict") else None
             if source == "conflict":
                 label = None
             if not with_predictions:
                 out.append((row[0], *shown, label, source))
                 continue
             confidence = model = None
-            if source != "human" and row[4] is not None:
+            if source not in ("human", "bulk") and row[4] is not None:
                 confidence, model = row[5], version
                 if floor is None or (confidence is not None and confidence >= floor):
                     label, source = names.get(row[4]), "model"

@@ -1,7 +1,7 @@
 """Export of multi-label projects: the rows' set columns (see :mod:`labelloop.io.export`).
 
 One row per item: the id, the display fields, ``labels`` (the final set: a list of tag names
-in the project's order; None without a final set) and ``label_source`` (``human``,
+in the project's order; None without a final set) and ``label_source`` (``human``, ``bulk``,
 ``conflict`` or empty). With predictions, for every item the current model scored: a column
 ``p_<tag>`` per active tag (the model's probability, from ``item_scores.proba`` and the run's
 ``metrics["bits"]`` or ``metrics["tags"]``), ``predicted_labels`` (the model's set above its
@@ -81,8 +81,8 @@ def set_rows(
         for row in part:
             display = row[1] or {}
             shown = tuple(_shown(display.get(c)) for c in display_columns)
-            source = row[3] if row[3] in ("human", "conflict") else None
-            labels = names(row[2]) if source == "human" and row[2] is not None else None
+            source = row[3] if row[3] in ("human", "bulk", "conflict") else None
+            labels = names(row[2]) if source in ("human", "bulk") and row[2] is not None else None
             if run_id is None:
                 out.append((row[0], *shown, labels, source))
                 continue

@@ -44,6 +44,7 @@ from sqlalchemy import Connection
 from labelloop.learn import STABLE_PAIRS, advise, stability
 from labelloop.store import runs as store_runs
 from labelloop.store.runs import ModelRun
+from labelloop.store.bulklabels import bulk_train_labels
 from labelloop.store.labelsets import set_snapshot
 from labelloop.store.projects import Project
 
@@ -66,7 +67,8 @@ class RoundLabels:
 
 
 def read_labels(conn: Connection, *, project: Project) -> RoundLabels:
-    """The label snapshot, with the audit items the current order reached moved into training;
+    """The label snapshot (with the items whose final label is a bulk label in training, unless
+    the project's ``bulk_training`` is off), with the audit items the current order reached moved into training;
     in a multi-label project, final sets (bit masks) in place of tag ids
     (:func:`labelloop.store.labelsets.set_snapshot`)."""
     project_id = project.id
@@ -75,6 +77,11 @@ def read_labels(conn: Connection, *, project: Project) -> RoundLabels:
         snap["train_tags"], snap["audit_tags"] = snap["train_masks"], snap["audit_masks"]
     else:
         snap = store_runs.label_snapshot(conn, project_id=project_id)
+    human_labels = int(len(snap["train_ids"]) + len(snap["audit_ids"]))
+    if project.setting("bulk_training"):  # items whose final label is a bulk label train too
+        bulk_ids, bulk_tags = bulk_train_labels(conn, project=project)
+        snap["train_ids"] = np.concatenate([snap["train_ids"], bulk_ids])
+        snap["train_tags"] = np.concatenate([snap["train_tags"], bulk_tags])
     current = store_runs.current_run(conn, project_id=project_id)
     audited = snap["audit_all_ids"]
     before = np.asarray((current.metrics or {}).get("audit_reached") or [] if current else [], dtype=np.int64)
@@ -91,7 +98,7 @@ def read_labels(conn: Connection, *, project: Project) -> RoundLabels:
         audit_ids=held, audit_tags=snap["audit_tags"][~joins],
         # Held-out items are scored like open ones: the next round must see where the order ranks them.
         closed_ids=np.setdiff1d(snap["closed_ids"], held),
-        reached=reached, human_labels=int(len(snap["train_ids"]) + len(snap["audit_ids"])),
+        reached=reached, human_labels=human_labels,
     )
 
 

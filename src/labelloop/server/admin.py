@@ -31,6 +31,7 @@ from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
+from labelloop.store.bulklabels import bulk_ids_of
 from labelloop.store.labels import label_counts, labelled_items
 from labelloop.store.projects import Project
 from labelloop.store.stats import project_stats
@@ -145,6 +146,7 @@ def browse_page(
             )
         except LabelloopError as exc:
             error = str(exc)
+        bulk_ids = bulk_ids_of(conn, item_ids=[r.id for r in result.rows if r.label_source == "bulk"]) if result else {}
     query = {k: v for k, v in filters.items() if v not in ("", None)}
     next_url = None
     if result is not None and result.next_cursor:
@@ -154,6 +156,7 @@ def browse_page(
         "url": project_url(project),
         "filters": filters,
         "rows": result.rows if result else [],
+        "bulk_ids": bulk_ids,
         "next_url": next_url,
         "first_url": "?" + urlencode(query) if after else None,
         "page": max(page, 1),
@@ -176,10 +179,11 @@ def item_page(request: Request, project: ProjectDep, user: PageAdmin, engine: En
     """One item in full (every field, escaped) with its labels, final label and prediction."""
     with reading(engine) as conn:
         row = browse.browse_item(conn, project=project, item_id=item_id)
+        bulk_ids = bulk_ids_of(conn, item_ids=[row.id]) if row.label_source == "bulk" else {}
     keys = [c for c in project.display_columns if c in row.display] + [
         k for k in row.display if k not in project.display_columns]
     context = {"project": project, "url": project_url(project), "row": row, "keys": keys, "nav": "admin",
-               "tab": "browse"}
+               "tab": "browse", "bulk_ids": bulk_ids}
     return render(request, "admin/item.html", context, user=user)
 
 

@@ -24,6 +24,8 @@ from labelloop.config import Settings
 from labelloop.errors import LabelloopError
 from labelloop.server import admin, api, auth, dashboard, models_admin, pages, review
 from labelloop.server import formats
+from labelloop.server.bulk import api as bulk_api
+from labelloop.server.bulk import pages as bulk_pages
 from labelloop.server.caches import AuthCache, MemberCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired
 from labelloop.server.dispatch import Dispatcher
@@ -40,9 +42,11 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 API_MAX_BODY = 64 * 1024
 FORM_MAX_BODY = 16 * 1024 * 1024
+BULK_MAX_BODY = 1024 * 1024  # POST /api/projects/{p}/bulk: up to 10,000 item ids
 
 class BodyLimit:
-    """Answer 413 to request bodies over the limit (64 KiB for /api, 16 MiB elsewhere)."""
+    """Answer 413 to request bodies over the limit (64 KiB for /api but 1 MiB for a bulk
+    operation's ids, 16 MiB elsewhere)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -52,6 +56,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = API_MAX_BODY if scope["path"].startswith("/api/") else FORM_MAX_BODY
+        if limit == API_MAX_BODY and scope["path"].endswith("/bulk"):
+            limit = BULK_MAX_BODY
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > limit:
@@ -232,6 +238,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(models_admin.router)
     app.include_router(review.router)
     app.include_router(dashboard.router)
+    app.include_router(bulk_api.router)
+    app.include_router(bulk_pages.router)
     return app
 
 

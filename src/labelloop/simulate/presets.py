@@ -15,6 +15,12 @@ clusters). Names:
 ``random``, ``entropy``, ``margin``, ``least-confidence`` (or ``least_confidence``)
     the bare strategy: no exploration, no diversity. ``random`` is passive learning.
 
+``likely:TAG``, ``unsure:TAG``
+    the steered queues of issue 13 (:mod:`labelloop.orchestrator.steering`): each round trains
+    the default configuration's model and serves the pool by descending probability of TAG
+    (``likely``) or nearest TAG's decision boundary first (``unsure``), as the per-tag lists
+    of a live project do. TAG is case-sensitive.
+
 Any name may be followed by ``+explore=F`` (0 <= F <= 1), ``+diverse`` or ``+no-diverse`` to
 change a knob, e.g. ``margin+diverse`` or ``entropy+explore=0.05+diverse``.
 """
@@ -32,6 +38,7 @@ from labelloop.store.projects import PROJECT_SETTINGS_DEFAULTS
 __all__ = ["QuerySettings", "default_model", "parse_strategies", "resolve"]
 
 PRESETS = ("default", "superintendent")
+STEERED = ("likely", "unsure")
 
 
 @dataclass(frozen=True)
@@ -42,9 +49,15 @@ class QuerySettings:
     strategy: str
     exploration: float
     diversity: bool
+    steer: str | None = None  # "likely" or "unsure": serve that list of ``tag`` instead
+    tag: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The configuration for results.json (``steer`` and ``tag`` only for a steered queue)."""
+        values = asdict(self)
+        if self.steer is None:
+            del values["steer"], values["tag"]
+        return values
 
 
 def default_model() -> str:
@@ -87,7 +100,16 @@ def resolve(spec: str, *, multi_label: bool = False) -> QuerySettings:
     parts = [p.strip() for p in spec.strip().split("+")]
     if not parts[0]:
         raise InvalidInputError(f"empty strategy name in {spec!r}")
-    strategy, exploration, diversity = _base(parts[0].lower(), multi_label)
+    steer, tag = None, None
+    if ":" in parts[0]:
+        steer, _, tag = (x.strip() for x in parts[0].partition(":"))
+        steer = steer.lower()
+        if steer not in STEERED or not tag:
+            raise InvalidInputError(f"strategy {spec!r}: a steered queue is likely:TAG or unsure:TAG")
+        parts[0] = f"{steer}:{tag}"
+        strategy, exploration, diversity = _base("default", multi_label)
+    else:
+        strategy, exploration, diversity = _base(parts[0].lower(), multi_label)
     for part in parts[1:]:
         key, _, value = part.partition("=")
         key = key.strip().lower()
@@ -104,8 +126,9 @@ def resolve(spec: str, *, multi_label: bool = False) -> QuerySettings:
             diversity = False
         else:
             raise InvalidInputError(f"strategy {spec!r}: unknown modifier {part!r}; use +explore=F, +diverse or +no-diverse")
-    name = "+".join([parts[0].lower(), *parts[1:]])
-    return QuerySettings(name=name, strategy=strategy, exploration=exploration, diversity=diversity)
+    name = "+".join([parts[0] if steer else parts[0].lower(), *parts[1:]])
+    return QuerySettings(name=name, strategy=strategy, exploration=exploration, diversity=diversity, steer=steer,
+                         tag=tag)
 
 
 def parse_strategies(text: str | list[str], *, multi_label: bool = False) -> list[QuerySettings]:

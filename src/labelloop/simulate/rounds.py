@@ -23,6 +23,7 @@ import numpy as np
 
 from labelloop.learn import queue_order
 from labelloop.orchestrator import compute_round
+from labelloop.orchestrator.steering import steer_order
 from labelloop.simulate.presets import QuerySettings
 
 __all__ = ["RoundOutcome", "play_round"]
@@ -50,9 +51,13 @@ def play_round(
     seed: int,
     step: int,
     with_cv: bool,
+    tag_names: Any = None,
 ) -> RoundOutcome:
     """Round ``step`` of the run ``seed``: train on pool rows ``labelled`` (tagged ``tags``) and
-    order every other row of ``X``; with no labelled rows, the cold-start order."""
+    order every other row of ``X``; with no labelled rows, the cold-start order. A steered
+    configuration (``likely:TAG``, ``unsure:TAG``) orders the pool by the round's list of TAG
+    (:func:`labelloop.orchestrator.steering.steer_order`, what a live round stores);
+    ``tag_names``: a multi-label run's tags in the order of the columns of ``tags``."""
     out = compute_round(
         X,
         np.asarray(labelled, dtype=np.int64),
@@ -64,6 +69,11 @@ def play_round(
         seed=[seed, step],
         evaluate=with_cv,
     )
+    if query.steer is not None and query.tag is not None:
+        rows = steer_order(out, query.steer, query.tag, limit=len(out.pool_rows),
+                           columns=None if tag_names is None else list(tag_names))
+        if rows is not None:
+            return RoundOutcome(out.classifier, out.pool_rows[rows], out.cv)
     if out.state == "model" and not query.diversity:
         order = queue_order(
             out.scores, exploration=query.exploration, diversity=False, rng=np.random.default_rng([seed, step, 1])

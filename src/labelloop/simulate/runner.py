@@ -166,6 +166,7 @@ def _round(shared: Shared, job: Job, X: Any, rows: np.ndarray, *, step: int, wit
     return play_round(
         X, rows, shared.pool_tags[rows], model=job.model, query=job.query, class_weight=shared.class_weight,
         seed=job.seed, step=step, with_cv=with_cv or shared.multi_label,  # sets: CV picks the thresholds
+        tag_names=shared.tags if shared.multi_label else None,
     )
 
 

@@ -77,6 +77,10 @@ def simulate(
     _check(initial=initial, batch=batch, budget=budget, seeds=seeds, pool_size=len(dataset.pool_texts), cv_every=cv_every)
     if not queries:
         raise InvalidInputError("give at least one strategy")
+    for query in queries:
+        if query.tag is not None and query.tag not in dataset.tags:
+            raise InvalidInputError(f"strategy {query.name!r}: unknown tag {query.tag!r}; "
+                                    f"the file's tags: {', '.join(dataset.tags)}")
     started = time.perf_counter()
     class_weight = PROJECT_SETTINGS_DEFAULTS["class_weight"]
     shared = Shared(

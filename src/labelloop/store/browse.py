@@ -39,7 +39,7 @@ SORTS: dict[str, tuple[Any, Any] | None] = {
     "priority": (score_ranks.c.rank, item_scores.c.priority),  # the queue's order
     "confidence": (item_scores.c.confidence, item_scores.c.confidence),  # least confident first
 }
-SOURCES = (*ANNOTATION_SOURCES, "conflict")
+SOURCES = (*ANNOTATION_SOURCES, "conflict", "bulk")
 MAX_PAGE = 500
 SCAN_WINDOW = 20_000  # scored items examined per step when filters reject most of them
 ID_RANGE_FACTOR = 5  # ... and ids per step (a range of ids is cheaper to scan than a subquery)
@@ -108,8 +108,8 @@ def _conditions(
         # SQLite's LIKE ignores ASCII case already (lower() on every text would be slow).
         op = "like" if sqlite else "ilike"
         where.append(or_(*(getattr(c, op)(pattern, escape="\\") for c in (items.c.text, items.c.external_id))))
-    if source == "conflict":
-        where.append(items.c.label_source == "conflict")
+    if source in ("conflict", "bulk"):  # bulk: the final label is an admin's bulk label
+        where.append(items.c.label_source == source)
     elif source in ANNOTATION_SOURCES:
         where.append(exists().where(annotations.c.item_id == items.c.id, annotations.c.source == source))
     elif source:

@@ -22,7 +22,7 @@ from labelloop.store.runs import request_retrain
 _FLOATS = ("overlap_fraction", "audit_fraction", "exploration")
 _INTS = ("overlap_k", "min_new_labels", "lease_seconds")
 #: Settings of the model in the loop: changing one requests a retrain.
-MODEL_SETTINGS = frozenset({"model", "strategy", "exploration", "class_weight"})
+MODEL_SETTINGS = frozenset({"model", "strategy", "exploration", "class_weight", "bulk_training"})
 
 
 @dataclass(frozen=True)

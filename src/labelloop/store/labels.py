@@ -15,6 +15,11 @@ set if there is one, else, per active tag, *in* if more than half of the item's 
 it, *out* if fewer than half did; a tie on any active tag is a conflict (``label_source``
 'conflict', no final set). Retired tags' bits are ignored, but an annotation still counts as a
 label (in ``n_labels``) even if every bit it has was retired. ``label_tag_id`` stays null.
+
+Bulk labels (:mod:`labelloop.store.bulkstate`): an item with no human label (no annotation
+with an active tag, no adjudication: the rule's source is None) takes its bulk tag or set, with
+``label_source`` 'bulk'; human labels, conflicts and adjudications always win. Bulk labels never
+count in ``n_labels``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
+from labelloop.store.bulkstate import bulk_states
 from labelloop.store.schema import annotations, items, projects, tags, utcnow
 
 
@@ -128,6 +134,7 @@ def refresh_items(conn: Connection, *, item_ids: Iterable[int]) -> None:
         ).scalars()
     )
     active = active_masks(conn, project_ids=multi)
+    bulk = bulk_states(conn, item_ids=ids)
     now = utcnow()
     rows = []
     for item_id in ids:
@@ -135,10 +142,14 @@ def refresh_items(conn: Connection, *, item_ids: Iterable[int]) -> None:
         if project_id in multi:
             masks = masks_by_item[item_id]
             mask, source = final_set(masks, adjudicated_sets.get(item_id), active[project_id])
+            if source is None and item_id in bulk and bulk[item_id].mask is not None:
+                mask, source = bulk[item_id].mask & active[project_id], "bulk"
             rows.append({"b_id": item_id, "b_n": len(masks), "b_tag": None, "b_mask": mask, "b_source": source,
                          "b_now": now})
             continue
         tag_id, source = final_label(tags_by_item[item_id], adjudicated.get(item_id))
+        if source is None and item_id in bulk and bulk[item_id].tag_id is not None:
+            tag_id, source = bulk[item_id].tag_id, "bulk"
         rows.append(
             {"b_id": item_id, "b_n": len(tags_by_item[item_id]), "b_tag": tag_id, "b_mask": None, "b_source": source,
              "b_now": now}

@@ -28,6 +28,7 @@ PROJECT_SETTINGS_DEFAULTS: dict[str, Any] = {
     "exploration": 0.1,
     "class_weight": None,
     "show_item_ids": False,  # the labelling page shows each item's external id (ids may give answers away)
+    "bulk_training": True,  # bulk labels (store/bulklabels.py) train the model
 }
 
 
@@ -142,6 +143,8 @@ def check_settings(values: dict[str, Any]) -> dict[str, Any]:
             raise InvalidInputError(f"{key} must be a non-empty name, got {values[key]!r}")
     if "show_item_ids" in values and not isinstance(values["show_item_ids"], bool):
         raise InvalidInputError(f"show_item_ids must be true or false, got {values['show_item_ids']!r}")
+    if "bulk_training" in values and not isinstance(values["bulk_training"], bool):
+        raise InvalidInputError(f"bulk_training must be true or false, got {values['bulk_training']!r}")
     weight = values.get("class_weight")
     if weight is not None and weight != "balanced" and not isinstance(weight, dict):
         raise InvalidInputError(f"class_weight must be 'balanced' or none, got {weight!r}")

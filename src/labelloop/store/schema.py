@@ -38,6 +38,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -86,6 +88,7 @@ ROLES = ("admin", "labeller")
 ANNOTATION_SOURCES = ("human", "import", "review")
 ASSIGNMENT_STATES = ("leased", "labelled", "skipped")
 RUN_STATES = ("running", "complete", "failed")
+BULK_ACTIONS = ("add", "remove")
 
 meta = Table(
     "meta",
@@ -317,6 +320,49 @@ score_ranks = Table(
     sqlite_with_rowid=False,
 )
 
+steer_lists = Table(
+    "steer_lists",
+    metadata,
+    # A run's steering lists per tag (issue 13): kind 'likely' (items by descending probability
+    # of the tag) or 'unsure' (items nearest the tag's decision boundary), rank 0 first, at most
+    # labelloop.store.steerlists.LIST_SIZE per tag and kind. Written by the round before its
+    # switch, deleted with the run's scores. No foreign keys, as item_scores.
+    Column("run_id", Integer, primary_key=True),
+    Column("tag_id", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(10), primary_key=True),
+    Column("rank", Integer, primary_key=True, autoincrement=False),
+    Column("item_id", BigID, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+vector_sets = Table(
+    "vector_sets",
+    metadata,
+    # The reduced feature vectors of a project's items (the ``similar`` queue): one set per
+    # feature build, written by a round; ``complete`` once every chunk is in.
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("featurizer", String(200), nullable=False),
+    Column("fingerprint", String(200), nullable=False),
+    Column("dims", Integer, nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("complete", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_vector_sets_project", "project_id", "id"),
+)
+
+item_vectors = Table(
+    "item_vectors",
+    metadata,
+    # A vector set in chunks of consecutive items: ``item_ids`` int64 and ``vectors`` float16
+    # (unit length, ``dims`` per item), both little-endian, so a million items load in ~100 rows.
+    Column("set_id", Integer, primary_key=True),
+    Column("chunk", Integer, primary_key=True, autoincrement=False),
+    Column("item_ids", LargeBinary, nullable=False),
+    Column("vectors", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 orchestrator_locks = Table(
     "orchestrator_locks",
     metadata,
@@ -347,4 +393,86 @@ audit_log = Table(
     Column("details", JSONType, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_audit_log_project_created", "project_id", "created_at"),
+)
+
+# ---- Full-text search over items.text (store/search.py; migration 0006) ------------------------
+# PostgreSQL: an expression GIN index over to_tsvector('simple', text); queries must use exactly
+# this expression (search.py builds it from SEARCH_CONFIG) for the planner to pick the index.
+# 'simple' (lower-casing, no stemming, no stop words) is cheaper to build than 'english' and
+# matches as SQLite's unicode61 tokenizer does. No stored tsvector column: it would double the
+# cost of every imported row (measured in benchmarks/RESULTS.md). Not created on SQLite.
+SEARCH_CONFIG = "simple"
+ix_items_search = Index(
+    "ix_items_search",
+    func.to_tsvector(literal_column(f"'{SEARCH_CONFIG}'::regconfig"), items.c.text),
+    postgresql_using="gin",
+    _table=items,
+).ddl_if(dialect="postgresql")
+
+# SQLite: an FTS5 external-content table over items.text (rowid = items.id), kept in step by
+# triggers for single writes; a bulk import drops the insert trigger for its transaction and
+# indexes its new rows in one INSERT ... SELECT at the end (io/bulk.py, store/search_index.py).
+# SQLAlchemy cannot describe virtual tables or triggers, so they are not in this metadata; the
+# DDL is SQLITE_SEARCH_DDL below (migration 0006 holds its own frozen copy), and the schema
+# comparison (migrations/env.py, tests/store/test_migrations.py) leaves out the names in
+# SEARCH_ONLY_NAMES through comparison_filter.
+SQLITE_FTS_TABLE = "items_fts"
+SQLITE_FTS_INSERT_TRIGGER = "items_fts_ai"
+SQLITE_SEARCH_DDL = (
+    "CREATE VIRTUAL TABLE items_fts USING fts5(text, content='items', content_rowid='id', "
+    "tokenize='unicode61 remove_diacritics 0')",
+    "CREATE TRIGGER items_fts_ai AFTER INSERT ON items BEGIN "
+    "INSERT INTO items_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER items_fts_ad AFTER DELETE ON items BEGIN "
+    "INSERT INTO items_fts(items_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER items_fts_au AFTER UPDATE OF text ON items WHEN old.text IS NOT new.text BEGIN "
+    "INSERT INTO items_fts(items_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+    "INSERT INTO items_fts(rowid, text) VALUES (new.id, new.text); END",
+)
+SEARCH_ONLY_NAMES = frozenset(
+    {"items_fts", "items_fts_data", "items_fts_idx", "items_fts_docsize", "items_fts_config"})
+
+
+def comparison_filter(dialect_name: str):  # type: ignore[no-untyped-def]
+    """Alembic ``include_object`` hook: leave out of the schema comparison the search objects
+    SQLAlchemy cannot describe (SQLite's FTS5 tables) and the PostgreSQL-only search index on
+    SQLite."""
+
+    def include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+        if type_ == "table" and name in SEARCH_ONLY_NAMES:
+            return False
+        if type_ == "index" and name == "ix_items_search" and dialect_name != "postgresql":
+            return False
+        return True
+
+    return include
+
+
+bulk_ops = Table(
+    "bulk_ops",
+    metadata,
+    # An admin's bulk labelling: one tag applied to (``add``) or, in a multi-label project, taken
+    # out of (``remove``) the chosen items' sets. Its items are ``bulk_labels``. Kept apart from
+    # ``annotations``: bulk labels never count in ``n_labels``, overlap, agreement or the audit;
+    # an item's final label comes from them only when it has no human label
+    # (``store/labels.py``). Undone as a whole (``undone_at``); rows are kept for history.
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("tag_id", Integer, ForeignKey("tags.id"), nullable=False),
+    Column("action", String(10), nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("undone_at", UTCDateTime, nullable=True),
+    Column("undone_by", Integer, ForeignKey("users.id"), nullable=True),
+    CheckConstraint("action IN ('add', 'remove')", name="action"),
+    Index("ix_bulk_ops_project_id", "project_id", "id"),
+)
+
+bulk_labels = Table(
+    "bulk_labels",
+    metadata,
+    Column("bulk_id", Integer, ForeignKey("bulk_ops.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_bulk_labels_item", "item_id", "bulk_id"),
 )

@@ -40,7 +40,7 @@ from labelloop.store.browse import record_audit
 from labelloop.store.labels import refresh_items
 from labelloop.store.projects import Project, Tag, add_tags, validate_tag_names
 from labelloop.store.runs import request_retrain
-from labelloop.store.schema import annotations, items, tags, utcnow
+from labelloop.store.schema import annotations, bulk_labels, bulk_ops, items, tags, utcnow
 
 
 def _tag(conn: Connection, project: Project, name: str) -> Tag:
@@ -62,9 +62,13 @@ def _has_bit(column: Any, bit: int) -> Any:
 
 
 def _items_with_tag(conn: Connection, tag: Tag, project_id: int) -> list[int]:
-    """Items with a label or an adjudication of this tag (in a set, for a tag with a bit)."""
+    """Items with a label or an adjudication of this tag (in a set, for a tag with a bit), or
+    listed by a bulk operation of the tag."""
+    bulk = select(bulk_labels.c.item_id).join(bulk_ops, bulk_ops.c.id == bulk_labels.c.bulk_id).where(
+        bulk_ops.c.tag_id == tag.id)
     if tag.bit is not None:
         query = union(
+            bulk,
             select(annotations.c.item_id).where(
                 annotations.c.project_id == project_id, _has_bit(annotations.c.tag_mask, tag.bit)
             ),
@@ -72,6 +76,7 @@ def _items_with_tag(conn: Connection, tag: Tag, project_id: int) -> list[int]:
         )
         return sorted(conn.execute(query).scalars())
     query = union(
+        bulk,
         select(annotations.c.item_id).where(annotations.c.tag_id == tag.id),
         select(items.c.id).where(items.c.adjudicated_tag_id == tag.id),
     )
@@ -161,6 +166,7 @@ def merge_tags(conn: Connection, *, project: Project, source: str, into: str, us
         adjudications = conn.execute(
             update(items).where(items.c.adjudicated_tag_id == src.id).values(adjudicated_tag_id=dst.id)
         ).rowcount
+    conn.execute(update(bulk_ops).where(bulk_ops.c.tag_id == src.id).values(tag_id=dst.id))  # bulk labels follow
     conn.execute(update(tags).where(tags.c.id == src.id).values(retired=True))
     refresh_items(conn, item_ids=touched)
     counts = {"annotations": int(moved or 0), "adjudications": int(adjudications or 0), "items": len(touched)}
