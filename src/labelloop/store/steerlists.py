@@ -301,16 +301,16 @@ def similar_ids(conn: Connection, *, project_id: int, item_id: int, limit: int) 
     query = matrix[at]
     if not query.any():
         return []
-    scores = matrix @ query
+    scores = matrix @ query  # float32, one pass over the matrix
     scores[at] = -np.inf
     n = len(scores)
     k = min(int(limit), n - 1)
     if k <= 0:
         return []
-    keys = -scores
-    cut = np.partition(keys, k - 1)[k - 1]
-    candidates = np.flatnonzero(keys <= cut)
-    order = candidates[np.argsort(keys[candidates], kind="stable")][:k]
-    order = order[np.isfinite(scores[order]) & (scores[order] > -np.inf)]
+    top = np.argpartition(scores, n - k)[n - k:]
+    cut = scores[top].min()
+    candidates = np.flatnonzero(scores >= cut)  # the top k and every tie at the cut, by item
+    order = candidates[np.lexsort((ids[candidates], -scores[candidates]))][:k]
+    order = order[np.isfinite(scores[order])]
     zero = ~matrix[order].any(axis=1)
     return [int(i) for i in ids[order[~zero]]]
