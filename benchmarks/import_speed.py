@@ -9,6 +9,11 @@ a label. Then, per database, in a fresh database (SQLite file / PostgreSQL schem
 `labelloop init`, then the timed `labelloop import` in a subprocess (wall time and the peak RSS
 of that process from ``wait4``), a re-import (every row skipped) and `labelloop export` to
 Parquet. Prints JSON; goal: >= 50,000 rows/s and peak RSS < 1 GB.
+
+The search index (issue 13): with ``--search both`` (the default) each database is also
+imported once *without* the search index (dropped after `init`: PostgreSQL's
+``ix_items_search``, SQLite's FTS5 table and triggers), in the same run, and the report gives
+``search_index_cost``: import time with the index / without it (goal <= 1.3).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 DATASETS = HERE.parent.parent / "shared" / "datasets"
 PG_URL = os.environ.get("LABELLOOP_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-PG_SCHEMA = "bench_import"
+PG_SCHEMA = os.environ.get("LABELLOOP_BENCH_PG_SCHEMA", "bench_import")
 TAGS = ["business", "entertainment", "politics", "sports", "tech", "news", "question"]
 GOAL_ROWS_PER_S = 50_000
 GOAL_RSS_MB = 1024
@@ -125,7 +130,39 @@ def fresh_database(kind: str) -> str:
     return f"{PG_URL}?options={quote(f'-csearch_path={PG_SCHEMA}')}"
 
 
-def bench(kind: str, path: Path, rows: int) -> dict[str, object]:
+GOAL_SEARCH_COST = 1.3
+
+
+def drop_search_index(url: str) -> None:
+    """Remove the search index of migration 0006 (for the import without it)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            for trigger in ("items_fts_ai", "items_fts_ad", "items_fts_au"):
+                conn.execute(text(f"DROP TRIGGER {trigger}"))
+            conn.execute(text("DROP TABLE items_fts"))
+        else:
+            conn.execute(text("DROP INDEX ix_items_search"))
+    engine.dispose()
+
+
+def bench_without_search(kind: str, path: Path, rows: int) -> dict[str, object]:
+    url = fresh_database(kind)
+    subprocess.run(labelloop("init", "bench", "--labels", ",".join(TAGS[:5]), "--seed", "1", "--db", url),
+                   check=True, capture_output=True)
+    drop_search_index(url)
+    args = ["--id-column", "id", "--text-columns", "title,body", "--label-column", "label", "--add-labels",
+            "--db", url]
+    first = timed(labelloop("import", "bench", str(path), *args))
+    return {**first, "rows_per_s": round(rows / first["seconds"])}
+
+
+def bench(kind: str, path: Path, rows: int, *, search: str = "both") -> dict[str, object]:
+    without = bench_without_search(kind, path, rows) if search in ("both", "without") else None
+    if search == "without":
+        return {"db": kind, "import_without_search_index": without}
     url = fresh_database(kind)
     subprocess.run(labelloop("init", "bench", "--labels", ",".join(TAGS[:5]), "--seed", "1", "--db", url),
                    check=True, capture_output=True)
@@ -134,10 +171,14 @@ def bench(kind: str, path: Path, rows: int) -> dict[str, object]:
     first = timed(labelloop("import", "bench", str(path), *args))
     again = timed(labelloop("import", "bench", str(path), *args))
     out = CACHE / f"export_{kind}.parquet"
-    export = timed(labelloop("export", "bench", str(out), "--db", url))
+    export = timed(labelloop("export", "bench", str(out), "--force", "--db", url))
     size = os.path.getsize(CACHE / "bench.db") if kind == "sqlite" else None
+    cost = round(first["seconds"] / without["seconds"], 2) if without else None  # type: ignore[operator]
     return {
         "db": kind,
+        "import_without_search_index": without,
+        "search_index_cost": cost,
+        "search_index_cost_meets_goal": cost is not None and cost <= GOAL_SEARCH_COST,
         "import": {**first, "rows_per_s": round(rows / first["seconds"])},
         "reimport_all_skipped": {**again, "rows_per_s": round(rows / again["seconds"])},
         "export_parquet": {**export, "rows_per_s": round(rows / export["seconds"])},
@@ -174,6 +215,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--search", choices=["both", "with", "without"], default="both",
+                        help="import with the search index, without it, or both (the cost ratio)")
     parser.add_argument("--plot", action="store_true", help="also write benchmarks/.cache/import_speed.png")
     ns = parser.parse_args()
     if not DATASETS.is_dir():
@@ -183,7 +226,7 @@ def main() -> None:
     path = generate(ns.rows)
     generated = time.perf_counter() - started
     kinds = ["sqlite", "postgresql"] if ns.db == "both" else [ns.db]
-    results = [bench(kind, path, ns.rows) for kind in kinds]
+    results = [bench(kind, path, ns.rows, search=ns.search) for kind in kinds]
     report = {
         "benchmark": "import_speed",
         "rows": ns.rows,

@@ -24,7 +24,8 @@ TAGS = ["Business", "Sport", "Tech"]
 PASSWORD = "a long test password"
 ADMIN_PAGES = [
     ("/projects", "projects"), ("/projects/news/label", "label"), ("/admin", "admin_overview"),
-    ("/admin/projects/news/browse", "browse"), ("/admin/projects/news/tags", "tags"), ("/admin/users", "users"),
+    ("/admin/projects/news/browse", "browse"), ("/admin/projects/news/browse?q=story%20-nothing", "browse_search"),
+    ("/admin/projects/news/tags", "tags"), ("/admin/users", "users"),
     ("/admin/projects/news/models", "models"), ("/admin/projects/news/review", "review"),
     ("/admin/projects/news/dashboard", "dashboard"), ("/admin/projects/nope/browse", "error_page"),
     ("/admin/projects/news/items/9", "item"), ("/docs", "docs"),
@@ -164,4 +165,36 @@ def test_browse_cuts_the_1mb_item_and_its_page_shows_it(chromium, site, artefact
     assert page.locator(".item-facts").inner_text().startswith("external id\nbig")
     page.screenshot(path=str(artefacts / f"item_{width}_{backend}.png"))  # the top: 1 MB is very long
     assert console.take() == []
+    context.close()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_data_browser_search_box_highlights_counts_and_explains_errors(chromium, site, artefacts, db_url, width,
+                                                                        height):
+    """Type a search in the data browser's box: the matching items, their words marked, the count;
+    a bad query: the 422 message, no console error other than the 422 itself."""
+    backend = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+    context = chromium.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    console = Console(page)
+    log_in(page, site.url, "boss")
+    page.goto(site.url + "/admin/projects/news/browse")
+    box = page.get_by_role("searchbox", name="Search text")
+    box.fill("story*")
+    box.press("Enter")
+    page.wait_for_load_state()
+    assert "q=story" in page.url
+    marks = page.locator("table.browse mark")
+    assert marks.count() >= 1 and marks.first.inner_text().lower().startswith("story")
+    assert page.locator(".search-count").inner_text().startswith(
+        f"{page.locator('table.browse tbody tr').count()} items match")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(artefacts / f"browse_search_{width}_{backend}.png"), full_page=True)
+    box = page.get_by_role("searchbox", name="Search text")
+    box.fill('"unclosed')
+    box.press("Enter")
+    page.wait_for_load_state()
+    assert "unclosed quote" in page.get_by_role("alert").inner_text()
+    assert page.locator("table.browse mark").count() == 0
+    assert [m for m in console.take() if "422" not in m] == []
     context.close()

@@ -242,7 +242,7 @@ def test_data_browser_pages_through_every_item_once(client, world, engine, tools
     assert len(ids) == 62 and ids == sorted(set(ids))
     tech = client.get("/admin/projects/news/browse", params={"tag": "Tech", "labeller": "ann"})
     assert len(re.findall(r'<td class="mono small nowrap">', tech.text)) == 2
-    unlabelled = client.get("/admin/projects/news/browse", params={"labelled": "no", "q": "b1", "size": 100})
+    unlabelled = client.get("/admin/projects/news/browse", params={"labelled": "no", "ext": "b1", "size": 100})
     found = re.findall(r'<td class="mono small nowrap">([^<]+)<', unlabelled.text)
     assert found and all("b1" in f for f in found)
     bad = client.get("/admin/projects/news/browse", params={"sort": "priority", "after": "i5"})

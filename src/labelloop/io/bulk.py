@@ -32,6 +32,7 @@ from sqlalchemy import Connection, false, func, insert, literal, null, select, t
 from labelloop.store.engine import is_sqlite
 from labelloop.store.items import OVERLAP_SCALE, overlap_threshold, target_labels_for
 from labelloop.store.schema import annotations, items
+from labelloop.store.search_index import SQLITE_INDEX_NEW_ITEMS
 
 #: (external id, display JSON text, model text, rand key, label tag id or None); in a
 #: multi-label project the last field is the label's mask (0: no tag applies) or None.
@@ -80,6 +81,11 @@ class SqliteItemWriter(ItemWriter):
         self._update = update
         self._overlap = (overlap_fraction, overlap_k)
         self._columns = _label_column(multi_label)[0]
+        # Search index (store/search_index.py): while the import has paused the FTS insert
+        # trigger, each chunk's new rows are indexed here, in this writer thread, so that the
+        # indexing overlaps the parsing of the next chunk.
+        self.index_search = False
+        self.indexed_through = 0  # items with larger ids are not indexed yet
 
     def write(self, rows: list[ItemRow]) -> tuple[int, int]:
         cursor, pid, now = self._cursor, self._project_id, self._now
@@ -103,7 +109,11 @@ class SqliteItemWriter(ItemWriter):
                 for ext, display, body, rand, tag in rows
             ],
         )
-        return max(cursor.rowcount, 0), updated
+        inserted = max(cursor.rowcount, 0)
+        if self.index_search and inserted:
+            cursor.execute(SQLITE_INDEX_NEW_ITEMS, (self.indexed_through, pid))
+            self.indexed_through = cursor.execute("SELECT max(id) FROM items").fetchone()[0]
+        return inserted, updated
 
     def close(self) -> None:
         try:

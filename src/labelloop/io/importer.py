@@ -22,6 +22,7 @@ from labelloop.io.bulk import (
     ItemRow,
     add_import_annotations,
     lock_project_for_import,
+    SqliteItemWriter,
     make_writer,
     max_item_id,
 )
@@ -162,10 +163,12 @@ def import_into(conn: Connection, *, project: store_projects.Project, source: Re
     lock_project_for_import(conn, project_id=project.id)
     now = utcnow()
     after_id = max_item_id(conn)
-    search_index.begin_bulk_insert(conn)  # new rows are indexed in one pass at the end
+    paused = search_index.begin_bulk_insert(conn)  # new rows are indexed in one pass at the end
     writer = make_writer(conn, project_id=project.id, now=now, update=options.update,
                          overlap_fraction=project.setting("overlap_fraction"), overlap_k=project.setting("overlap_k"),
                          multi_label=project.multi_label)
+    if paused and isinstance(writer, SqliteItemWriter):
+        writer.index_search, writer.indexed_through = True, after_id
     try:
         background = BackgroundWriter(writer)
         labels = _TagResolver(conn, project, source, options, before_write=background.drain)
@@ -179,7 +182,8 @@ def import_into(conn: Connection, *, project: store_projects.Project, source: Re
         writer.close()
     if not n_rows:
         raise source.error("no data rows" + (" after the header" if source.header_line() == 1 else ""))
-    search_index.end_bulk_insert(conn, project_id=project.id, after_id=after_id)
+    search_index.end_bulk_insert(conn, project_id=project.id, paused=paused,
+                                 after_id=writer.indexed_through if isinstance(writer, SqliteItemWriter) else after_id)
     n_labels = 0
     if options.label_column:
         n_labels = add_import_annotations(conn, project_id=project.id, after_id=after_id, now=now,

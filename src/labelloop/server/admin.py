@@ -22,11 +22,11 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from labelloop.errors import LabelloopError
+from labelloop.errors import LabelloopError, SearchSyntaxError
 from labelloop.server import admin_users, charts
 from labelloop.server.deps import CsrfChecked, EngineDep, ItemIdPath, PageAdmin, ProjectDep
 from labelloop.server.pages import HtmlRoute, error_status, render
-from labelloop.store import browse, reading, writing
+from labelloop.store import browse, reading, search, search_syntax, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store import tags as store_tags
@@ -115,6 +115,7 @@ def browse_page(
     user: PageAdmin,
     engine: EngineDep,
     q: str = "",
+    ext: str = "",
     tag: str = "",
     source: str = "",
     labelled: str = "",
@@ -125,17 +126,24 @@ def browse_page(
     page: int = 1,
 ) -> HTMLResponse:
     """Items matching the filters, one keyset page at a time ("next" carries the cursor)."""
-    filters = {"q": q.strip(), "tag": tag, "source": source, "labelled": labelled, "labeller": labeller,
+    filters = {"q": q.strip(), "ext": ext.strip(), "tag": tag, "source": source, "labelled": labelled, "labeller": labeller,
                "sort": sort, "size": size if size in PAGE_SIZES else 50}
     error = None
+    status = 200
     result = None
+    matches = None  # (count, exact) of a full-text search
+    node = None
     with reading(engine) as conn:
         names = [u.name for u in store_users.list_users(conn)]
         try:
+            if filters["q"]:
+                node = search_syntax.parse(filters["q"])
+                matches = search.count_matches(conn, project_id=project.id, query=filters["q"])
             result = browse.browse_items(
                 conn,
                 project=project,
-                search=filters["q"],
+                search=filters["ext"],
+                text_query=filters["q"],
                 tag=tag or None,
                 source=source or None,
                 labelled={"yes": True, "no": False}.get(labelled),
@@ -144,8 +152,10 @@ def browse_page(
                 after=after or None,
                 limit=filters["size"],
             )
+        except SearchSyntaxError as exc:
+            error, status, node = str(exc), 422, None
         except LabelloopError as exc:
-            error = str(exc)
+            error, status = str(exc), 400
         bulk_ids = bulk_ids_of(conn, item_ids=[r.id for r in result.rows if r.label_source == "bulk"]) if result else {}
     query = {k: v for k, v in filters.items() if v not in ("", None)}
     next_url = None
@@ -161,6 +171,8 @@ def browse_page(
         "first_url": "?" + urlencode(query) if after else None,
         "page": max(page, 1),
         "error": error,
+        "matches": matches,
+        "highlight": lambda text: search_syntax.highlight_segments(text, node),
         "users": names,
         "sources": browse.SOURCES,
         "sorts": list(browse.SORTS),
@@ -170,7 +182,7 @@ def browse_page(
         "nav": "admin",
         "tab": "browse",
     }
-    return render(request, "admin/browse.html", context, user=user, status=400 if error else 200)
+    return render(request, "admin/browse.html", context, user=user, status=status)
 
 
 @router.get("/projects/{project}/items/{item_id}", response_class=HTMLResponse)

@@ -30,6 +30,7 @@ from labelloop.store.projects import Project
 from labelloop.store.schema import (
     ANNOTATION_SOURCES, annotations, audit_log, item_scores, items, projects, score_ranks, users, utcnow,
 )
+from labelloop.store.search import match_condition
 from labelloop.store.tagsets import names_of
 
 # name -> (key column: ascending, of a table with run_id and item_id; the item_scores column
@@ -84,7 +85,7 @@ def _tag_id_any(project: Project, name: str) -> int:
 
 def _conditions(
     conn: Connection, project: Project, *, search: str, tag: str | None, source: str | None,
-    labelled: bool | None, labeller: str | None,
+    labelled: bool | None, labeller: str | None, text_query: str = "",
 ) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
     """(conditions an index can serve in id order, the other filters)."""
     sqlite = conn.dialect.name == "sqlite"
@@ -108,6 +109,8 @@ def _conditions(
         # SQLite's LIKE ignores ASCII case already (lower() on every text would be slow).
         op = "like" if sqlite else "ilike"
         where.append(or_(*(getattr(c, op)(pattern, escape="\\") for c in (items.c.text, items.c.external_id))))
+    if text_query:  # full-text search (store/search.py): a SearchSyntaxError for a bad query
+        where.append(match_condition(conn, project_id=project.id, query=text_query))
     if source in ("conflict", "bulk"):  # bulk: the final label is an admin's bulk label
         where.append(items.c.label_source == source)
     elif source in ANNOTATION_SOURCES:
@@ -172,6 +175,7 @@ def browse_items(
     source: str | None = None,
     labelled: bool | None = None,
     labeller: str | None = None,
+    text_query: str = "",
     sort: str = "id",
     after: str | None = None,
     limit: int = 50,
@@ -183,7 +187,8 @@ def browse_items(
     ``search`` is a case-insensitive substring of the item's text or external id (wildcards are
     literal); ``tag`` the final label; ``source`` one of human/import/review (an annotation of
     that source) or conflict; ``labelled`` whether the item has any label; ``labeller`` a user
-    name who labelled it; ``sort`` one of :data:`SORTS`.
+    name who labelled it; ``text_query`` a full-text search (:mod:`labelloop.store.search`
+    syntax; ``SearchSyntaxError`` if bad); ``sort`` one of :data:`SORTS`.
 
     With filters that few items pass, the items are examined in sort order ``scan_window`` at a
     time until the page is full or ``time_budget`` seconds have passed; then the page may be
@@ -195,7 +200,7 @@ def browse_items(
         raise InvalidInputError(f"page size must be between 1 and {MAX_PAGE}, got {limit}")
     cursor = _parse_cursor(after, sort)
     base, where = _conditions(conn, project, search=search, tag=tag, source=source, labelled=labelled,
-                              labeller=labeller)
+                              labeller=labeller, text_query=text_query)
     if sort == "id":
         kind = "i"
     elif cursor is None:

@@ -123,6 +123,6 @@ def count_matches(conn: Connection, *, project_id: int, query: str, cap: int = C
     ``SearchSyntaxError`` for a bad query."""
     node = parse(query)
     cap = max(0, int(cap))
-    probe = _ids(conn, project_id, node).order_by(None).limit(cap + 1)
+    probe = _ids(conn, project_id, node).limit(cap + 1)  # SQLite: ordered by rowid, so FTS drives the join
     n = int(conn.execute(select(func.count()).select_from(probe.subquery())).scalar_one())
     return (cap, False) if n > cap else (n, True)

@@ -275,3 +275,31 @@ def positive_terms(node: Node) -> list[Term]:
     if isinstance(node, Not):
         return []
     return [t for c in node.children for t in positive_terms(c)]
+
+
+def highlight_segments(text: str, node: Node | None) -> list[tuple[str, bool]]:
+    """``text`` cut into (segment, matched) pairs: the words a search looks for are matched (a
+    prefix term's last word by its start). Plain text, to be escaped by the template."""
+    if node is None or not text:
+        return [(text, False)] if text else []
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for term in positive_terms(node):
+        *whole, last = term.tokens
+        exact.update(whole)
+        if term.prefix:
+            prefixes.append(last)
+        else:
+            exact.add(last)
+    out: list[tuple[str, bool]] = []
+    pos = 0
+    for m in _TOKEN.finditer(text):
+        word = m.group().lower()
+        if word in exact or any(word.startswith(p) for p in prefixes):
+            if m.start() > pos:
+                out.append((text[pos:m.start()], False))
+            out.append((m.group(), True))
+            pos = m.end()
+    if pos < len(text):
+        out.append((text[pos:], False))
+    return out
