@@ -28,6 +28,7 @@ PROJECT_SETTINGS_DEFAULTS: dict[str, Any] = {
     "exploration": 0.1,
     "class_weight": None,
     "show_item_ids": False,  # the labelling page shows each item's external id (ids may give answers away)
+    "steering": True,  # labellers may steer their queue (search, similar, likely, unsure, random)
 }
 
 
@@ -140,6 +141,8 @@ def check_settings(values: dict[str, Any]) -> dict[str, Any]:
     for key in ("model", "strategy"):
         if key in values and (not isinstance(values[key], str) or not values[key].strip()):
             raise InvalidInputError(f"{key} must be a non-empty name, got {values[key]!r}")
+    if "steering" in values and not isinstance(values["steering"], bool):
+        raise InvalidInputError(f"steering must be on or off, got {values['steering']!r}")
     if "show_item_ids" in values and not isinstance(values["show_item_ids"], bool):
         raise InvalidInputError(f"show_item_ids must be true or false, got {values['show_item_ids']!r}")
     weight = values.get("class_weight")
