@@ -46,7 +46,6 @@ from labelloop.store.schema import utcnow
 from labelloop.store.users import User
 
 CACHE_SECONDS = 5.0  # a list older than this is built again (new labels, expired leases, new matches)
-REBUILD_AFTER = 1.0  # an exhausted list younger than this is not built again at once
 SOURCE_LIMIT = 500  # ids per list (search, similar, likely, unsure)
 RANDOM_LIMIT = 256
 PARAMS = ("queue", "q", "item", "tag")
@@ -146,11 +145,11 @@ def build_order(conn: Connection, *, project: Project, wanted: Steer) -> list[in
         return steer.random_order(conn, project=project, limit=RANDOM_LIMIT)
     if wanted.queue == "search":
         return steer.search_order(conn, project=project, query=wanted.value, limit=SOURCE_LIMIT)
+    if wanted.queue == "similar" and not steer.item_in_project(conn, project=project, item_id=wanted.value):
+        raise HTTPException(422, f"item {wanted.value} is not an item of project {project.name!r}")
     from labelloop.store import steerlists
 
     if wanted.queue == "similar":
-        if not steer.item_in_project(conn, project=project, item_id=wanted.value):
-            raise HTTPException(422, f"item {wanted.value} is not an item of project {project.name!r}")
         return steerlists.similar_ids(conn, project_id=project.id, item_id=wanted.value, limit=SOURCE_LIMIT)
     if wanted.queue == "likely":
         return steerlists.likely_ids(conn, project_id=project.id, tag=wanted.value, limit=SOURCE_LIMIT)
@@ -245,7 +244,7 @@ async def steered_next(state: Any, *, project: Project, user: User, lease_second
     entry = await _the_list(state, project, wanted)
     lease = await dispatcher.run(lambda conn: claim_in_list(
         conn, project=project, user_id=user.id, lease_seconds=lease_seconds, entry=entry))
-    if lease is None and time.monotonic() - entry.built_at > REBUILD_AFTER:
+    if lease is None:  # what the list held was taken or not for this user: look again before saying empty
         entry = await _the_list(state, project, wanted, fresh=True)
         lease = await dispatcher.run(lambda conn: claim_in_list(
             conn, project=project, user_id=user.id, lease_seconds=lease_seconds, entry=entry))
