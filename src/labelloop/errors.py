@@ -13,7 +13,8 @@ the HTTP layer) can turn it into a clear message with one ``except``::
     │   ├── AlreadyExistsError   a project, user or tag of that name exists already
     │   └── ConflictError        the request clashes with current state (lease held by another, ...)
     ├── InvalidInputError        a value given by a user is not acceptable (unknown tag, bad role, ...)
-    │   └── InputFileError       a file to import is malformed; names file, line and field
+    │   ├── InputFileError       a file to import is malformed; names file, line and field
+    │   └── SearchSyntaxError    a search query cannot be parsed (unclosed quote, dangling AND, ...)
     ├── AuthError                missing or bad credentials
     ├── NotEnoughLabelsError     the model cannot be trained or evaluated yet
     └── LockedError              another orchestrator holds the project's lock
@@ -84,6 +85,10 @@ class InputFileError(InvalidInputError):
         if field is not None:
             where += f", field {field!r}"
         super().__init__(f"{where}: {problem}")
+
+
+class SearchSyntaxError(InvalidInputError):
+    """A search query cannot be parsed; the message names the problem and the fix (HTTP 422)."""
 
 
 class AuthError(LabelloopError):

@@ -8,12 +8,14 @@ import pytest
 from labelloop.errors import SchemaTooNewError
 from labelloop.store import ensure_schema, open_engine, writing
 from labelloop.store.migrate import alembic_config, current_revision, head_revision
-from labelloop.store.schema import metadata
+from labelloop.store.schema import comparison_filter, metadata
 
 
 def test_migrations_produce_exactly_the_model_schema(engine):
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        # Leaves out the search objects SQLAlchemy cannot describe (schema.py, comparison_filter).
+        opts = {"compare_type": True, "include_object": comparison_filter(conn.dialect.name)}
+        diff = compare_metadata(MigrationContext.configure(conn, opts=opts), metadata)
     assert diff == []
 
 

@@ -29,6 +29,7 @@ from labelloop.io.progress import ProgressBar
 from labelloop.io.readers import open_file
 from labelloop.io.records import ListCell, RecordSource
 from labelloop.store import projects as store_projects
+from labelloop.store import search_index
 from labelloop.store import writing
 from labelloop.store.items import rand_key
 from labelloop.store.schema import items, tags, utcnow
@@ -161,6 +162,7 @@ def import_into(conn: Connection, *, project: store_projects.Project, source: Re
     lock_project_for_import(conn, project_id=project.id)
     now = utcnow()
     after_id = max_item_id(conn)
+    search_index.begin_bulk_insert(conn)  # new rows are indexed in one pass at the end
     writer = make_writer(conn, project_id=project.id, now=now, update=options.update,
                          overlap_fraction=project.setting("overlap_fraction"), overlap_k=project.setting("overlap_k"),
                          multi_label=project.multi_label)
@@ -177,6 +179,7 @@ def import_into(conn: Connection, *, project: store_projects.Project, source: Re
         writer.close()
     if not n_rows:
         raise source.error("no data rows" + (" after the header" if source.header_line() == 1 else ""))
+    search_index.end_bulk_insert(conn, project_id=project.id, after_id=after_id)
     n_labels = 0
     if options.label_column:
         n_labels = add_import_annotations(conn, project_id=project.id, after_id=after_id, now=now,

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from labelloop.store.schema import metadata
+from labelloop.store.schema import comparison_filter, metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only when someone runs the alembic CLI by hand
@@ -13,6 +13,7 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_object=comparison_filter(connection.dialect.name),  # search objects SQLAlchemy cannot describe
 )
 with context.begin_transaction():
     context.run_migrations()
