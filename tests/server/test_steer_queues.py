@@ -227,3 +227,55 @@ def run_concurrent(engine, settings, tools, query: str, n_items: int = 300, n_cl
     assert Counter(r.item_id for r in history).most_common(1)[0][1] == 1
     assert all(r.steered and not r.is_audit and r.state == "labelled" for r in history)
     return every
+
+
+def test_16_labellers_in_one_search_queue_never_share_an_item(engine, settings, tools):
+    every = run_concurrent(engine, settings, tools, "queue=search&q=body", n_items=300)
+    assert len(every) == 300  # every match served once (all 300 items match "body")
+
+
+def add_texts(engine, project, texts: list[str]) -> list[int]:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from labelloop.store.items import rand_key
+
+    now = datetime.now(UTC)
+    with writing(engine) as conn:
+        for i, text in enumerate(texts):
+            conn.execute(insert(items).values(
+                project_id=project.id, external_id=f"t{i}", display={"text": text}, text=text,
+                rand=rand_key(project.seed, f"t{i}"), target_labels=1, created_at=now, updated_at=now))
+        return conn.execute(select(items.c.id).where(items.c.project_id == project.id)
+                            .order_by(items.c.id)).scalars().all()
+
+
+def test_search_queue_serves_only_matches_and_says_so(engine, settings, tools):
+    with writing(engine) as conn:
+        project = store_projects.create_project(conn, name="s", labels=tools.TAGS, seed=2,
+                                                settings={"audit_fraction": 1.0})
+    texts = ["refund my money", "the weather today", "refund refund please", "cats and dogs", "a refund?"]
+    ids = add_texts(engine, project, texts)
+    tokens, _ = tools.make_users(engine, [("lab", "labeller")])
+    tools.add_members(engine, project, ["lab"])
+    auth = {"Authorization": f"Bearer {tokens['lab']}"}
+    matches = {ids[0], ids[2], ids[4]}
+    got = []
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        assert client.post("/api/projects/s/next?queue=search&q=%22refund", headers=auth).status_code == 422
+        while True:
+            answer = client.post("/api/projects/s/next?queue=search&q=refund", headers=auth)
+            if answer.status_code == 204:
+                assert answer.headers["X-Labelloop-Queue"] == "search"
+                break
+            assert answer.json()["queue"] == {"name": "search", "label": 'search "refund"'}
+            got.append(answer.json()["item"]["id"])
+            assert client.post(f"/api/projects/s/items/{got[-1]}/labels", json={"label": "Tech"},
+                               headers=auth).status_code == 201
+        assert set(got) == matches and len(got) == 3
+        # The default queue still serves the rest, as audit draws (fraction 1): untouched by steering.
+        rest = client.post("/api/projects/s/next", headers=auth).json()["item"]["id"]
+        assert rest not in matches
+    flags = {r.item_id: (r.steered, r.is_audit) for r in rows(engine)}
+    assert all(flags[i] == (True, False) for i in matches) and flags[rest] == (False, True)
