@@ -279,3 +279,34 @@ def test_search_queue_serves_only_matches_and_says_so(engine, settings, tools):
         assert rest not in matches
     flags = {r.item_id: (r.steered, r.is_audit) for r in rows(engine)}
     assert all(flags[i] == (True, False) for i in matches) and flags[rest] == (False, True)
+
+
+def test_steered_leases_expire_back_to_the_queue_and_renew(world, engine):
+    from datetime import timedelta
+
+    from labelloop.store import labelling as store_labelling
+    from labelloop.store import steerqueue as steer
+    from labelloop.store.schema import utcnow
+
+    project, ann, bob = world.project, world.ids["ann"], world.ids["bob"]
+    t0 = utcnow()
+    with writing(engine) as conn:
+        order = steer.random_order(conn, project=project, limit=10, now=t0)
+        first = steer.claim_steered(conn, project=project, user_id=ann, item_ids=order, lease_seconds=30, now=t0)
+    assert first.lease is not None and first.lease.item_id == order[0]
+    with writing(engine) as conn:  # held: bob gets the next one
+        other = steer.claim_steered(conn, project=project, user_id=bob, item_ids=order, lease_seconds=30,
+                                    now=t0 + timedelta(seconds=10))
+    assert other.lease.item_id == order[1]
+    with writing(engine) as conn:  # ann renews hers: still held past its first expiry
+        store_labelling.renew_lease(conn, project=project, user_id=ann, item_id=order[0], lease_seconds=30,
+                                    now=t0 + timedelta(seconds=20))
+        held = steer.claim_steered(conn, project=project, user_id=bob, item_ids=[order[0]], lease_seconds=30,
+                                   now=t0 + timedelta(seconds=40))
+    assert held.lease is None
+    with writing(engine) as conn:  # expired: the item goes to someone else, steered, not audit
+        boss = world.ids["boss"]
+        late = steer.claim_steered(conn, project=project, user_id=boss, item_ids=[order[0]], lease_seconds=30,
+                                   now=t0 + timedelta(seconds=60))
+    assert late.lease is not None and late.lease.item_id == order[0]
+    assert {(r.item_id, r.user_id): (r.steered, r.is_audit) for r in rows(engine)}[(order[0], boss)] == (True, False)
