@@ -71,6 +71,7 @@ class RoundOutput:
     stop_predicted: np.ndarray | None = None  # the predicted tag of each of stop_rows
     proba: np.ndarray | None = None  # multi-label: each pool row's probability per tag (float32)
     thresholds: np.ndarray | None = None  # multi-label: each tag's decision threshold
+    class_proba: np.ndarray | None = None  # single-label: each pool row's probability per class (float32)
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds: fit, cv, predict
     cpu: dict[str, float] = field(default_factory=dict)  # the same phases in process CPU seconds
 
@@ -174,7 +175,7 @@ def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str,
     del X_train
     check()
 
-    scores, predicted, confidence = _predict(source, pool_rows, classifier, score_fn, rng)
+    scores, predicted, confidence, class_proba = _predict(source, pool_rows, classifier, score_fn, rng)
     check()
     head = head_features(source, pool_rows, scores)
     order = queue_order(scores, features=head, exploration=exploration, diversity=True,
@@ -190,7 +191,8 @@ def _compute(features: Any, train_rows: Any, y: Any, pool_rows: Any, model: str,
     return RoundOutput(
         "model", pool_rows, priorities, classes=np.asarray(classifier.classes_), predicted_index=predicted,
         confidence=confidence, scores=scores, classifier=classifier, cv=cv, cv_message=cv_message,
-        top=top_positions(order, scores), audit=audit, stop_predicted=stop_predicted, timings=clock.wall, cpu=clock.cpu,
+        top=top_positions(order, scores), audit=audit, stop_predicted=stop_predicted, class_proba=class_proba,
+        timings=clock.wall, cpu=clock.cpu,
     )
 
 
@@ -228,9 +230,11 @@ class _Clock:
 
 
 def _predict(source: FeatureSource, pool_rows: np.ndarray, classifier: Any, score_fn: Any,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Strategy scores, predicted class index and its probability per pool row, chunk by chunk."""
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Strategy scores, predicted class index and its probability per pool row, and every
+    class's probability (float32, for the steering lists), chunk by chunk."""
     n = len(pool_rows)
+    class_proba = np.empty((n, len(classifier.classes_)), dtype=np.float32)
     scores = np.empty(n, dtype=np.float64)
     predicted = np.empty(n, dtype=np.int32)
     confidence = np.empty(n, dtype=np.float64)
@@ -242,8 +246,9 @@ def _predict(source: FeatureSource, pool_rows: np.ndarray, classifier: Any, scor
             best = proba.argmax(axis=1)
             predicted[lo:hi] = best
             confidence[lo:hi] = proba[np.arange(hi - lo), best]
+            class_proba[lo:hi] = proba
         del block
-    return scores, predicted, confidence
+    return scores, predicted, confidence, class_proba
 
 
 def head_features(source: FeatureSource, pool_rows: np.ndarray, scores: np.ndarray) -> Any:

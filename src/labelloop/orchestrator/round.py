@@ -47,16 +47,18 @@ from labelloop.orchestrator.round_sets import (
     tag_order,
     targets,
 )
+from labelloop.orchestrator.steering import ensure_vectors, write_tag_lists
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store import scores as store_scores
+from labelloop.store import steerlists as store_lists
 from labelloop.store.projects import Project
 from labelloop.store.schema import utcnow
 from labelloop.store.setscores import write_set_scores
 
 log = logging.getLogger("labelloop.orchestrator")
-PHASES = ("snapshot", "features", "fit", "cv", "predict", "save", "write", "switch", "cleanup")
+PHASES = ("snapshot", "features", "fit", "cv", "predict", "save", "write", "steer", "switch", "cleanup", "vectors")
 
 
 class Abandoned(Exception):
@@ -236,6 +238,9 @@ def run_round(
                 predicted_tag_ids=_tag_ids(proj, out), confidences=out.confidence, after_chunk=after_chunk,
             )
         lap("write")
+        write_tag_lists(engine, proj, run.id, out, ids)  # the likely / unsure lists (issue 13)
+        check()
+        lap("steer")
         with writing(engine) as conn:
             if lock is not None and not lock.still_mine(conn):
                 raise Abandoned(f"lost the orchestrator lock of project {proj.name!r}")
@@ -260,6 +265,11 @@ def run_round(
     except Exception:  # the new version serves already; the next round or restart cleans up
         log.exception("%s: cleaning up older versions failed; will retry next round", proj.name)
     lap("cleanup")
+    try:  # the similar queue's vectors, when the features changed (not needed by the switch)
+        ensure_vectors(engine, proj, features, ids, spec.featurizer)
+    except Exception:
+        log.exception("%s: writing the item vectors failed; the similar queue keeps the older ones", proj.name)
+    lap("vectors")
     timings["total"] = time.perf_counter() - t0
     result.status, result.state, result.message = "complete", out.state, out.message
     result.scored, result.cv, result.path = len(out.pool_rows), metrics["cv"], None if path is None else str(path)
@@ -319,6 +329,7 @@ def _abandon(engine: Engine, run_id: int, path: Path | None, error: str) -> None
         with writing(engine) as conn:
             store_runs.fail_run(conn, run_id=run_id, error=error)
         store_scores.delete_scores(engine, run_ids=[run_id])
+        store_lists.delete_lists(engine, run_ids=[run_id])
     except Exception:  # the next orchestrator's recovery finishes the job
         log.exception("could not clean up run %s; it will be recovered later", run_id)
     if path is not None:
@@ -336,6 +347,7 @@ def recover(engine: Engine, *, project_id: int) -> list[int]:
     with reading(engine) as conn:
         stale = store_runs.runs_with_stale_scores(conn, project_id=project_id)
     store_scores.delete_scores(engine, run_ids=sorted(set(interrupted) | set(stale)))
+    store_lists.delete_stale_lists(engine, project_id=project_id)
     for p in paths:
         if p:
             Path(p).unlink(missing_ok=True)
@@ -349,5 +361,6 @@ def cleanup(engine: Engine, settings: Settings, *, project: Project) -> None:
         stale = store_runs.runs_with_stale_scores(conn, project_id=project.id)
         in_use = store_runs.paths_in_use(conn, project_id=project.id)
     store_scores.delete_scores(engine, run_ids=stale)
+    store_lists.delete_stale_lists(engine, project_id=project.id)
     prune_models(project_dir(settings.models_dir, project_name=project.name, project_id=project.id),
                  keep=settings.keep_models, in_use=in_use)

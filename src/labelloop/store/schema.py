@@ -333,6 +333,49 @@ score_ranks = Table(
     sqlite_with_rowid=False,
 )
 
+steer_lists = Table(
+    "steer_lists",
+    metadata,
+    # A run's steering lists per tag (issue 13): kind 'likely' (items by descending probability
+    # of the tag) or 'unsure' (items nearest the tag's decision boundary), rank 0 first, at most
+    # labelloop.store.steerlists.LIST_SIZE per tag and kind. Written by the round before its
+    # switch, deleted with the run's scores. No foreign keys, as item_scores.
+    Column("run_id", Integer, primary_key=True),
+    Column("tag_id", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(10), primary_key=True),
+    Column("rank", Integer, primary_key=True, autoincrement=False),
+    Column("item_id", BigID, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+vector_sets = Table(
+    "vector_sets",
+    metadata,
+    # The reduced feature vectors of a project's items (the ``similar`` queue): one set per
+    # feature build, written by a round; ``complete`` once every chunk is in.
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("featurizer", String(200), nullable=False),
+    Column("fingerprint", String(200), nullable=False),
+    Column("dims", Integer, nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("complete", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_vector_sets_project", "project_id", "id"),
+)
+
+item_vectors = Table(
+    "item_vectors",
+    metadata,
+    # A vector set in chunks of consecutive items: ``item_ids`` int64 and ``vectors`` float16
+    # (unit length, ``dims`` per item), both little-endian, so a million items load in ~100 rows.
+    Column("set_id", Integer, primary_key=True),
+    Column("chunk", Integer, primary_key=True, autoincrement=False),
+    Column("item_ids", LargeBinary, nullable=False),
+    Column("vectors", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 orchestrator_locks = Table(
     "orchestrator_locks",
     metadata,
