@@ -9,7 +9,7 @@
 New tables only.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-05 14:30:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 import labelloop.store.schema
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,7 @@
   it served in that queue's list): they count as reached, as if that queue had picked them.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-05 14:20:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import labelloop.store.schema
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
