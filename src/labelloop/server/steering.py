@@ -8,8 +8,8 @@ FastAPI). With them:
 - ``search`` (``q``), ``similar`` (``item``), ``likely`` / ``unsure`` (``tag``), ``random``: the
   first item of that queue's list (:mod:`labelloop.store.steerqueue`) available to the user,
   leased through the default queue's checks (overlap, leases, never the same item twice), never
-  an audit draw, marked ``steered``. A lease the user holds on an item of the same list is
-  renewed (the same item again); a lease from another queue is given back first.
+  an audit draw, marked ``steered``. Asking the same queue again while the lease it gave lives
+  renews it (the same item again); a lease from another queue is given back first.
 
 Each (project, run, queue, key) list is kept for :data:`CACHE_SECONDS` in this process, its
 open ids in a deque that claims take from (as the dispatcher's buffers), so that a steered
@@ -124,6 +124,9 @@ class SteerLists:
     def __init__(self) -> None:
         self._lists: dict[tuple[Any, ...], _List] = {}
         self._lock = threading.Lock()
+        # (project id, user id) -> (queue, value, item id): what each user was last handed here,
+        # so that asking the same queue again gives the same item while its lease lives.
+        self.handed: dict[tuple[int, int], tuple[str, Any, int]] = {}
 
     def get(self, key: tuple[Any, ...]) -> _List | None:
         found = self._lists.get(key)
@@ -182,14 +185,15 @@ async def _the_list(state: Any, project: Project, wanted: Steer, *, fresh: bool 
 
 
 def claim_in_list(conn: Connection, *, project: Project, user_id: int, lease_seconds: int,
-                  entry: _List) -> store_queue.Lease | None:
-    """On the writer: the user's lease on an item of the list renewed, else (a lease from another
-    queue given back) the first open item of the list available to them, leased and marked
-    steered; the audit items the list ranked before it are stored as reached."""
+                  entry: _List, last_item: int | None = None) -> store_queue.Lease | None:
+    """On the writer: the user's lease renewed if this queue served it (``last_item``: the item
+    this process last handed the user from this queue), else (a lease from another queue given
+    back) the first open item of the list available to them, leased and marked steered; the
+    audit items the list ranked before it are stored as reached."""
     now = utcnow()
     held = steer.held_lease(conn, project=project, user_id=user_id, now=now)
     if held is not None:
-        if held.steered and entry.source.position(held.item_id) is not None:
+        if held.steered and held.item_id == last_item:
             return store_queue.renew_current(conn, project=project, user_id=user_id, lease_seconds=lease_seconds,
                                              now=now)
         steer.release_lease(conn, project=project, user_id=user_id, item_id=held.item_id)
@@ -241,11 +245,16 @@ async def steered_next(state: Any, *, project: Project, user: User, lease_second
         lease = await dispatcher.run(lambda conn: default_after_steering(
             conn, dispatcher=dispatcher, project=project, user_id=user.id, lease_seconds=lease_seconds))
         return steered_answer(lease, project, wanted)
+    handed = _lists_of(state).handed
+    last = handed.get((project.id, user.id))
+    last_item = last[2] if last is not None and last[:2] == (wanted.queue, wanted.value) else None
     entry = await _the_list(state, project, wanted)
     lease = await dispatcher.run(lambda conn: claim_in_list(
-        conn, project=project, user_id=user.id, lease_seconds=lease_seconds, entry=entry))
+        conn, project=project, user_id=user.id, lease_seconds=lease_seconds, entry=entry, last_item=last_item))
     if lease is None:  # what the list held was taken or not for this user: look again before saying empty
         entry = await _the_list(state, project, wanted, fresh=True)
         lease = await dispatcher.run(lambda conn: claim_in_list(
-            conn, project=project, user_id=user.id, lease_seconds=lease_seconds, entry=entry))
+            conn, project=project, user_id=user.id, lease_seconds=lease_seconds, entry=entry, last_item=last_item))
+    if lease is not None:
+        handed[(project.id, user.id)] = (wanted.queue, wanted.value, lease.item_id)
     return steered_answer(lease, project, wanted)
