@@ -51,7 +51,7 @@ def one(seed: int, rule: bool, args: argparse.Namespace, workdir: Path) -> dict:
     url = f"sqlite:///{workdir / f'sim_{seed}_{int(rule)}.db'}"
     settings = Settings(database_url=url, models_dir=workdir / f"models_{seed}_{int(rule)}")
     engine = open_engine(url)
-    rows = read_articles()
+    rows = list(read_articles())
     with writing(engine) as conn:
         store_projects.create_project(conn, name="bbc", labels=TAGS, seed=seed, settings={"audit_fraction": 0.1})
         users = [store_users.create_user(conn, name=f"u{i}", role="labeller", password="a long password").id
@@ -61,7 +61,7 @@ def one(seed: int, rule: bool, args: argparse.Namespace, workdir: Path) -> dict:
                   options=ImportOptions(id_column="id", text_columns=["title", "body"]), settings=settings)
     topic = {r["id"]: r["topic"] for r in rows}
     with reading(engine) as conn:
-        truth = {i: topic[e] for i, e in conn.execute(select(items.c.id, items.c.external_id))}
+        truth = {i: topic[e] for i, e in conn.execute(select(items.c.id, items.c.external_id)).all()}
     rng = random.Random(seed)  # the same choices in both arms
     audit_rng = random.Random(seed + 1000)
     recorded = steerqueue.record_reached
@@ -108,7 +108,7 @@ def one(seed: int, rule: bool, args: argparse.Namespace, workdir: Path) -> dict:
     with reading(engine) as conn:
         project = store_projects.get_project(conn, name="bbc")
         run = store_runs.current_run(conn, project_id=project.id)
-        names = dict(conn.execute(select(tags.c.id, tags.c.name)))
+        names = dict(conn.execute(select(tags.c.id, tags.c.name)).all())
         predicted = conn.execute(select(item_scores.c.item_id, item_scores.c.predicted_tag_id).join(
             items, items.c.id == item_scores.c.item_id).where(item_scores.c.run_id == run.id, items.c.n_labels == 0)).all()
     audit = result.audit or {}

@@ -24,6 +24,7 @@ a lease answer carries ``"queue": {"name", "label"}``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -127,6 +128,7 @@ class SteerLists:
         # (project id, user id) -> (queue, value, item id): what each user was last handed here,
         # so that asking the same queue again gives the same item while its lease lives.
         self.handed: dict[tuple[int, int], tuple[str, Any, int]] = {}
+        self.building: dict[tuple[Any, ...], asyncio.Future[_List]] = {}  # builds in flight (event loop only)
 
     def get(self, key: tuple[Any, ...]) -> _List | None:
         found = self._lists.get(key)
@@ -179,8 +181,23 @@ async def _the_list(state: Any, project: Project, wanted: Steer, *, fresh: bool 
             source = steer.source(conn, project=project, order=order, audit_rule=wanted.queue != "random")
         return _List(source, project.current_run_id, deque(source.open_ids))
 
-    built = await run_in_threadpool(build)
+    # One build per list at a time: the requests that miss it meanwhile wait for that build
+    # (hundreds of labellers entering one queue at once must not each search, nor empty the pool).
+    pending = lists.building.get(key)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[_List] = asyncio.get_running_loop().create_future()
+    lists.building[key] = future
+    try:
+        built = await run_in_threadpool(build)
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+        raise
+    finally:
+        lists.building.pop(key, None)
     lists.put(key, built)
+    future.set_result(built)
     return built
 
 
