@@ -38,6 +38,9 @@ _SETTING_OPTIONS = [
                  help="Show labellers each item's external id (default: hidden; an id may give the answer away)."),
     click.option("--bulk-training/--no-bulk-training", "bulk_training", default=None,
                  help="Train the model on bulk labels too (default: on)."),
+    click.option("--steering", type=click.Choice(["on", "off"]), default=None,
+                 help="Whether labellers may steer their queue: search, similar, likely, unsure, random "
+                      "(default on; admins always may)."),
 ]
 
 
@@ -51,6 +54,8 @@ def _settings_given(options: dict[str, Any], *, multi_label: bool = False) -> di
     """The project settings given on the command line (``--class-weight none`` is None). A
     multi-label project's strategy is one of the set strategies."""
     given = {key: value for key, value in options.items() if value is not None}
+    if "steering" in given:
+        given["steering"] = given["steering"] == "on"
     if "class_weight" in given:
         given["class_weight"] = None if given["class_weight"] == "none" else given["class_weight"]
     if {"model", "strategy", "class_weight"} & set(given):
@@ -134,6 +139,8 @@ def configure(project: str, db_url: str | None, **options: Any) -> None:
 
 def _show(key: str, value: Any, settings: Settings) -> str:
     """A setting's value for people; one left to the environment shows its effective value."""
+    if key == "steering":
+        return "on" if value else "off"
     if value is None:
         return f"{settings.lease_seconds} (from LABELLOOP_LEASE_SECONDS)" if key == "lease_seconds" else "none"
     return str(value)

@@ -12,7 +12,10 @@ non-audit item, k being the items the queue served under that order:
 :func:`labelloop.store.runs.audit_items_reached`) it is treated as if the queue had picked it:
 its label joins the training set. The audit items still held out are then the ones no model
 would have picked, a uniformly random sample of everything the models left alone, i.e. of
-the unlabelled rest. The reached ids are carried from run to run in ``metrics["audit_reached"]``:
+the unlabelled rest. Steered queues (issue 13) reach audit items the same way: an audit item
+that ranked before the item a steered claim leased, in that queue's list, is reached as if that
+queue had picked it (:mod:`labelloop.store.steerqueue`), so the items still held out are those
+no queue, default or steered, would have served. The reached ids are carried from run to run in ``metrics["audit_reached"]``:
 every run gets the whole set when it is made, and the switch to its successor drops its copy
 (only the current run's is read), so the list is stored once, not once per version.
 
@@ -43,6 +46,7 @@ from sqlalchemy import Connection
 
 from labelloop.learn import STABLE_PAIRS, advise, stability
 from labelloop.store import runs as store_runs
+from labelloop.store import steerqueue as store_steerqueue
 from labelloop.store.runs import ModelRun
 from labelloop.store.bulklabels import bulk_train_labels
 from labelloop.store.labelsets import set_snapshot
@@ -87,7 +91,8 @@ def read_labels(conn: Connection, *, project: Project) -> RoundLabels:
     before = np.asarray((current.metrics or {}).get("audit_reached") or [] if current else [], dtype=np.int64)
     pending = np.setdiff1d(audited, before)
     newly = store_runs.audit_items_reached(conn, project_id=project_id, run=current, audit_ids=pending)
-    reached = np.intersect1d(np.union1d(before, newly), audited)  # an undone audit label leaves the set
+    steered = store_steerqueue.reached_ids(conn, project_id=project_id)  # walked past by steered queues
+    reached = np.intersect1d(np.union1d(np.union1d(before, newly), steered), audited)  # an undone audit label leaves the set
     joins = np.isin(snap["audit_ids"], reached)
     train_ids = np.concatenate([snap["train_ids"], snap["audit_ids"][joins]])
     train_tags = np.concatenate([snap["train_tags"], snap["audit_tags"][joins]])

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from labelloop.server.deps import (
@@ -25,6 +25,7 @@ from labelloop.server.deps import (
     current_user,
     open_project,
 )
+from labelloop.server import steering
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.responses import SafeJSONResponse, next_response
 from labelloop.server.sets.bodies import label_answer, label_request
@@ -139,8 +140,22 @@ LabellingJsonDep = Annotated[Labelling, Depends(_labelling_json)]
     response_model=NextPublic,
     responses={204: {"description": "Nothing is left for you to label in this project."}},
 )
-async def next_item(ctx: LabellingDep) -> Any:
-    """The item to label next, leased to you (the same one again while your lease lives)."""
+async def next_item(
+    ctx: LabellingDep, request: Request,
+    queue: Annotated[str | None, Query(description="default, search, similar, likely, unsure or random")] = None,
+    q: Annotated[str | None, Query(description="queue=search: the search query")] = None,
+    item: Annotated[str | None, Query(description="queue=similar: an item's id")] = None,
+    tag: Annotated[str | None, Query(description="queue=likely or unsure: a tag")] = None,
+) -> Any:
+    """The item to label next, leased to you (the same one again while your lease lives).
+
+    Steering (issue 13, :mod:`labelloop.server.steering`): ``queue=search&q=...``,
+    ``queue=similar&item=ID``, ``queue=likely&tag=T``, ``queue=unsure&tag=T``, ``queue=random``,
+    or ``queue=default``; never audit draws. 422: a missing or unknown parameter or a bad search
+    query; 403: steering is off in the project (labellers). Without them: today's queue."""
+    if request.query_params and steering.wants_steering(request.query_params):
+        return await steering.steered_next(request.app.state, project=ctx.project, user=ctx.user,
+                                           lease_seconds=ctx.lease_seconds, params=request.query_params)
     lease = await ctx.dispatcher.claim(project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
     if lease is None:
         return Response(status_code=204)

@@ -73,7 +73,8 @@ class FastLabelling:
         path = scope["path"]
         next_match = _NEXT.fullmatch(path)
         label_match = None if next_match else _LABEL.fullmatch(path)
-        token = _bearer(scope) if (next_match or label_match) else None
+        # A ``next`` with a query string (a steered queue, issue 13) goes to the FastAPI route.
+        token = _bearer(scope) if (label_match or (next_match and not scope.get("query_string"))) else None
         if token is None:
             await self.app(scope, receive, send)
             return

@@ -124,6 +124,8 @@ def label_page(
         "lease_seconds": lease,
         "show_ids": bool(project.setting("show_item_ids")),  # off: the page never shows external ids
         "multi_label": project.multi_label,  # number keys toggle tags, Enter submits, 0: none of these
+        # The queue picker (issue 13): hidden for labellers when the project's steering is off.
+        "steering": bool(project.setting("steering")) or user.is_admin,
         "stats": {k: stats[k] for k in ("items", "labelled", "yours_today", "yours_total")},
     }
     pct = 100.0 * stats["labelled"] / stats["items"] if stats["items"] else 0.0

@@ -29,6 +29,7 @@ PROJECT_SETTINGS_DEFAULTS: dict[str, Any] = {
     "class_weight": None,
     "show_item_ids": False,  # the labelling page shows each item's external id (ids may give answers away)
     "bulk_training": True,  # bulk labels (store/bulklabels.py) train the model
+    "steering": True,  # labellers may steer their queue (search, similar, likely, unsure, random)
 }
 
 
@@ -141,6 +142,8 @@ def check_settings(values: dict[str, Any]) -> dict[str, Any]:
     for key in ("model", "strategy"):
         if key in values and (not isinstance(values[key], str) or not values[key].strip()):
             raise InvalidInputError(f"{key} must be a non-empty name, got {values[key]!r}")
+    if "steering" in values and not isinstance(values["steering"], bool):
+        raise InvalidInputError(f"steering must be on or off, got {values['steering']!r}")
     if "show_item_ids" in values and not isinstance(values["show_item_ids"], bool):
         raise InvalidInputError(f"show_item_ids must be true or false, got {values['show_item_ids']!r}")
     if "bulk_training" in values and not isinstance(values["bulk_training"], bool):

@@ -337,7 +337,8 @@ def audit_items_reached(conn: Connection, *, project_id: int, run: ModelRun | No
     """Which of the audit items ``audit_ids`` the serving order of ``run`` reached while it was
     the current run: those it ranked at or above the k-th best item that was not an audit item,
     where k is the number of items served by the queue (non-audit claims) since the run became
-    current. Those items the priority queue would have served itself; the rest were passed
+    current (claims from steered queues not counted: they reach audit items by their own
+    lists, :mod:`labelloop.store.steerqueue`). Those items the priority queue would have served itself; the rest were passed
     over by the model. With no run yet every audit item counts as reached (the serving order
     was the seeded random order, which the audit draws follow too)."""
     wanted = np.asarray(audit_ids, dtype=np.int64)
@@ -347,6 +348,7 @@ def audit_items_reached(conn: Connection, *, project_id: int, run: ModelRun | No
     k = conn.execute(
         select(func.count(func.distinct(assignments.c.item_id))).where(
             assignments.c.project_id == project_id, assignments.c.is_audit.is_(False),
+            assignments.c.steered.is_(False),  # steered queues walk their own lists (store/steerqueue.py)
             assignments.c.leased_at >= since,
         )
     ).scalar_one()

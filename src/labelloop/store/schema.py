@@ -264,10 +264,24 @@ assignments = Table(
     Column("leased_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    # Served from a steered queue (search, similar, likely, unsure, random; issue 13): never an
+    # audit draw, and not counted as served by the model's order (store.runs.audit_items_reached).
+    Column("steered", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("item_id", "user_id"),
     CheckConstraint("state IN ('leased', 'labelled', 'skipped')", name="state"),
     Index("ix_assignments_user_state", "project_id", "user_id", "state"),
     Index("ix_assignments_item_state", "item_id", "state", "expires_at"),
+)
+
+# Held-out audit items a steered queue walked past (ranked before the item it served): they count
+# as reached, as if that queue had picked them (orchestrator/heldout.py; server/steering.py).
+steer_reached = Table(
+    "steer_reached",
+    metadata,
+    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("reached_at", UTCDateTime, nullable=False),
+    Index("ix_steer_reached_project", "project_id"),
 )
 
 model_runs = Table(

@@ -256,17 +256,36 @@
     }
   }
 
+  // ---- the queue (issue 13): "" is the default queue; else "?queue=...&..." (static/queues.js) --
+  let queueQuery = "";
+  function nextPath() {
+    return "/next" + queueQuery;
+  }
+  // Switch queues: the next item comes from the new one (the server gives the held lease back).
+  async function setQueue(query) {
+    if (busy) return;
+    queueQuery = query;
+    await loadNext();
+    if (query === "?queue=default") queueQuery = ""; // then exactly today's /next
+  }
+  window.labelloopQueues = {
+    set: setQueue,
+    current: () => (current ? current.item.id : null),
+    onShow: null, // queues.js: told which queue served the item shown
+  };
+
   // ---- actions ------------------------------------------------------------------------------
   function handleNext(data) {
     if (data === null) showDone();
     else show(data);
+    if (window.labelloopQueues.onShow) window.labelloopQueues.onShow(data);
   }
 
   async function loadNext() {
     busy = true;
     setLoading(true);
     try {
-      handleNext(await api("POST", "/next"));
+      handleNext(await api("POST", nextPath()));
     } catch (err) {
       say("Could not load the next item: " + err.message, "error");
       setLoading(false);
@@ -283,14 +302,14 @@
     const item = current.item;
     setLoading(true);
     const finished = finish(item).then(() => null, (err) => err);
-    const next = api("POST", "/next").then((data) => ({ data }), (error) => ({ error }));
+    const next = api("POST", nextPath()).then((data) => ({ data }), (error) => ({ error }));
     const finishError = await finished;
     try {
       const answer = await next;
       if (answer.error) throw answer.error;
       let data = answer.data;
       if (!finishError && data !== null && data.item.id === item.id) {
-        data = await api("POST", "/next"); // the /next request overtook the finishing one
+        data = await api("POST", nextPath()); // the /next request overtook the finishing one
       }
       if (finishError) say("Not saved: " + finishError.message, "error");
       else say(doneText(item), "ok");

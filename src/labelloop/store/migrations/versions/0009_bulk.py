@@ -6,7 +6,7 @@ are: the final-label rule (``store/labels.py``) gives an item with no human labe
 (``items.label_source = 'bulk'``).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-05 14:30:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import labelloop.store.schema
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
