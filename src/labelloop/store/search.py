@@ -67,15 +67,18 @@ def match_condition(conn: Connection, *, project_id: int, query: str,
     return column.in_(select(items.c.id).where(cond))
 
 
-def _ids(conn: Connection, project_id: int, node: Node) -> Any:
+def _ids(conn: Connection, project_id: int, node: Node, *, ordered: bool = True) -> Any:
     """A select of the matching ids in id order (SQLite: driven by the FTS table, which yields
-    rowids in order, so that LIMIT stops early instead of collecting every match first)."""
+    rowids in order, so that LIMIT stops early instead of collecting every match first).
+    PostgreSQL with ``ordered=False``: no ORDER BY, so that the planner takes the GIN index
+    instead of walking the primary key and computing every row's tsvector."""
     if _is_sqlite(conn):
         return (select(items.c.id).join_from(_fts, items, items.c.id == _fts.c.rowid)
                 .where(_fts.c.items_fts.op("MATCH")(bindparam(None, to_fts5(node), type_=String)),
                        items.c.project_id == project_id)
                 .order_by(_fts.c.rowid))
-    return select(items.c.id).where(items.c.project_id == project_id, _match(conn, node)).order_by(items.c.id)
+    q = select(items.c.id).where(items.c.project_id == project_id, _match(conn, node))
+    return q.order_by(items.c.id) if ordered else q
 
 
 def _window(conn: Connection, project_id: int, node: Node) -> Any:
@@ -123,6 +126,6 @@ def count_matches(conn: Connection, *, project_id: int, query: str, cap: int = C
     ``SearchSyntaxError`` for a bad query."""
     node = parse(query)
     cap = max(0, int(cap))
-    probe = _ids(conn, project_id, node).limit(cap + 1)  # SQLite: ordered by rowid, so FTS drives the join
+    probe = _ids(conn, project_id, node, ordered=False).limit(cap + 1)  # SQLite: by rowid, so FTS drives the join
     n = int(conn.execute(select(func.count()).select_from(probe.subquery())).scalar_one())
     return (cap, False) if n > cap else (n, True)
