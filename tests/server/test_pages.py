@@ -115,12 +115,18 @@ def test_hostile_names_and_texts_are_escaped(client, world, engine, tools):
     blob = re.search(r'id="label-config">(.*?)</script>', label.text, re.S).group(1)
     assert "<" not in blob and json.loads(blob)["project"] == "<script>p"
     # the data browser shows the hostile item's text escaped, paragraphs kept as text
-    page = client.get("/admin/projects/news/browse", params={"q": "alert"})
+    page = client.get("/admin/projects/news/browse", params={"ext": "alert"})  # "id or text contains"
     assert page.status_code == 200
     assert "<script>alert" not in page.text and "<img src=x" not in page.text
     assert "&lt;script&gt;alert(&#34;t&#34;)&lt;/script&gt;" in page.text
     assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
     assert "evil&lt;1&gt;" in page.text
+    # a full-text search marks the matches in the escaped text, and only there
+    page = client.get("/admin/projects/news/browse", params={"q": "alert"})
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text and "<img src=x" not in page.text
+    assert "&lt;script&gt;<mark>alert</mark>(&#34;t&#34;)&lt;/script&gt;" in page.text
+    assert "&lt;img src=x onerror=<mark>alert</mark>(1)&gt;" in page.text
 
 
 def test_login_page_renders_the_form(client, world):
