@@ -336,11 +336,10 @@ def label_snapshot(conn: Connection, *, project_id: int) -> dict[str, np.ndarray
 def audit_items_reached(conn: Connection, *, project_id: int, run: ModelRun | None, audit_ids: Any) -> np.ndarray:
     """Which of the audit items ``audit_ids`` the serving order of ``run`` reached while it was
     the current run: those it ranked at or above the k-th best item that was not an audit item,
-    where k is the number of items served by the queue (non-audit claims) since the run became
-    current (claims from steered queues not counted: they reach audit items by their own
-    lists, :mod:`labelloop.store.steerqueue`). Those items the priority queue would have served itself; the rest were passed
-    over by the model. With no run yet every audit item counts as reached (the serving order
-    was the seeded random order, which the audit draws follow too)."""
+    k being the items served by the default queue (non-audit, non-steered claims; steered
+    queues reach audit items by their own lists, :mod:`labelloop.store.steerqueue`) since the run
+    became current: the rest were passed over by the model. With no run yet every audit item
+    counts as reached (the serving order was the seeded random order the audit draws follow)."""
     wanted = np.asarray(audit_ids, dtype=np.int64)
     if run is None or len(wanted) == 0:
         return wanted
