@@ -94,3 +94,22 @@ def test_due_rules():
     assert not low.due(7)
     fresh.built_at -= steering.CACHE_SECONDS + 1
     assert fresh.due(7)
+
+
+def test_a_list_whose_head_is_all_labelled_reads_further(engine, settings, tools, monkeypatch):
+    """The list keeps labelled items (the audit rule needs every rank): when its first
+    SOURCE_LIMIT ids are all done, the queue reads further instead of saying it is empty."""
+    monkeypatch.setattr(steering, "SOURCE_LIMIT", 2)
+    with writing(engine) as conn:
+        project = store_projects.create_project(conn, name="e", labels=tools.TAGS, seed=3)
+    ids = add(engine, project, [f"refund {i}" for i in range(7)], "a")
+    tokens, _ = tools.make_users(engine, [("lab", "labeller")])
+    tools.add_members(engine, project, ["lab"])
+    auth = {"Authorization": f"Bearer {tokens['lab']}"}
+    got = []
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        while (answer := client.post("/api/projects/e/next?queue=search&q=refund", headers=auth)).status_code == 200:
+            got.append(answer.json()["item"]["id"])
+            assert client.post(f"/api/projects/e/items/{got[-1]}/labels", json={"label": "Tech"},
+                               headers=auth).status_code == 201
+    assert answer.status_code == 204 and sorted(got) == ids

@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 5.0  # a list older than this is built again, in the background (new labels, expired leases)
 LOW_WATER = 64  # fewer open ids left than this: build it again, in the background
-SOURCE_LIMIT = 500  # ids per list (search, similar, likely, unsure)
+SOURCE_LIMIT = 500  # open ids a list aims for (search, similar, likely, unsure)
+SOURCE_MAX = 32_000  # ids read at most per list (its labelled and held ones included)
 RANDOM_LIMIT = 1000
 PARAMS = ("queue", "q", "item", "tag")
 _NEEDS = {"search": "q", "similar": "item", "likely": "tag", "unsure": "tag"}
@@ -167,21 +168,36 @@ class SteerLists:
             self._lists[key] = value
 
 
-def build_order(conn: Connection, *, project: Project, wanted: Steer) -> list[int]:
-    """The queue's list of ids, in its order (read on a pool thread)."""
+def build_order(conn: Connection, *, project: Project, wanted: Steer, limit: int = SOURCE_LIMIT) -> list[int]:
+    """The first ``limit`` ids of the queue's list, in its order (read on a pool thread)."""
     if wanted.queue == "random":
         return steer.random_order(conn, project=project, limit=RANDOM_LIMIT)
     if wanted.queue == "search":
-        return steer.search_order(conn, project=project, query=wanted.value, limit=SOURCE_LIMIT)
+        return steer.search_order(conn, project=project, query=wanted.value, limit=limit)
     if wanted.queue == "similar" and not steer.item_in_project(conn, project=project, item_id=wanted.value):
         raise HTTPException(422, f"item {wanted.value} is not an item of project {project.name!r}")
     from labelloop.store import steerlists
 
     if wanted.queue == "similar":
-        return steerlists.similar_ids(conn, project_id=project.id, item_id=wanted.value, limit=SOURCE_LIMIT)
+        return steerlists.similar_ids(conn, project_id=project.id, item_id=wanted.value, limit=limit)
     if wanted.queue == "likely":
-        return steerlists.likely_ids(conn, project_id=project.id, tag=wanted.value, limit=SOURCE_LIMIT)
-    return steerlists.unsure_ids(conn, project_id=project.id, tag=wanted.value, limit=SOURCE_LIMIT)
+        return steerlists.likely_ids(conn, project_id=project.id, tag=wanted.value, limit=limit)
+    return steerlists.unsure_ids(conn, project_id=project.id, tag=wanted.value, limit=limit)
+
+
+def build_source(conn: Connection, *, project: Project, wanted: Steer) -> tuple[steer.Source, bool]:
+    """The queue's :class:`~labelloop.store.steerqueue.Source` and whether more ids lie past it.
+    The list keeps labelled and held items (the audit rule needs every rank), so its head may be
+    all done: it is read again four times as long until it has :data:`SOURCE_LIMIT` open ids,
+    ends, or reaches :data:`SOURCE_MAX` ids."""
+    limit = RANDOM_LIMIT if wanted.queue == "random" else SOURCE_LIMIT
+    while True:
+        order = build_order(conn, project=project, wanted=wanted, limit=limit)
+        source = steer.source(conn, project=project, order=order, audit_rule=wanted.queue != "random")
+        more = len(order) >= limit
+        if wanted.queue == "random" or not more or len(source.open_ids) >= SOURCE_LIMIT or limit >= SOURCE_MAX:
+            return source, more
+        limit *= 4
 
 
 def _lists_of(state: Any) -> SteerLists:
@@ -201,10 +217,8 @@ async def _build(state: Any, lists: SteerLists, key: tuple[Any, ...], project: P
 
     def build() -> _List:
         with reading(state.engine) as conn:
-            order = build_order(conn, project=project, wanted=wanted)
-            source = steer.source(conn, project=project, order=order, audit_rule=wanted.queue != "random")
-        limit = RANDOM_LIMIT if wanted.queue == "random" else SOURCE_LIMIT
-        return _List(source, project.current_run_id, deque(source.open_ids), more=len(order) >= limit)
+            source, more = build_source(conn, project=project, wanted=wanted)
+        return _List(source, project.current_run_id, deque(source.open_ids), more=more)
 
     future: asyncio.Future[_List] = asyncio.get_running_loop().create_future()
     lists.building[key] = future
