@@ -87,7 +87,7 @@ def test_due_rules():
     assert not fresh.due(7)
     assert fresh.due(8)  # a newer run
     low = steering._List(source, 7, deque([1]), more=True)
-    assert not low.due(7)  # low, but built less than a second ago
+    assert not low.due(7)  # low, but built less than half a second ago
     low.built_at -= 2
     assert low.due(7)
     low.more = False  # nothing more to find: no rebuild for running low

@@ -8,7 +8,8 @@ import pytest
 from labelloop.errors import SchemaTooNewError
 from labelloop.store import ensure_schema, open_engine, writing
 from labelloop.store.migrate import alembic_config, current_revision, head_revision
-from labelloop.store.schema import comparison_filter, metadata
+from labelloop.store.schema import metadata
+from labelloop.store.search_schema import comparison_filter
 
 
 def test_migrations_produce_exactly_the_model_schema(engine):

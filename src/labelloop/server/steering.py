@@ -53,7 +53,7 @@ from labelloop.store.users import User
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 5.0  # a list older than this is built again, in the background (new labels, expired leases)
-LOW_WATER = 64  # fewer open ids left than this: build it again, in the background
+LOW_WATER = 250  # fewer open ids left than this: build it again, in the background (at 200 labels/s, 1 s ahead)
 SOURCE_LIMIT = 500  # open ids a list aims for (search, similar, likely, unsure)
 SOURCE_MAX = 32_000  # ids read at most per list (its labelled and held ones included)
 RANDOM_LIMIT = 1000
@@ -130,9 +130,9 @@ class _List:
 
     def due(self, run_id: int | None) -> bool:
         """Time to build it again: older than CACHE_SECONDS, another run, or running low (and
-        more to find; not twice within a second)."""
+        more to find; not twice within half a second)."""
         age = time.monotonic() - self.built_at
-        return age > CACHE_SECONDS or run_id != self.run_id or (self.more and len(self.ids) < LOW_WATER and age > 1.0)
+        return age > CACHE_SECONDS or run_id != self.run_id or (self.more and len(self.ids) < LOW_WATER and age > 0.5)
 
 
 class SteerLists:
