@@ -41,6 +41,10 @@ _SETTING_OPTIONS = [
     click.option("--steering", type=click.Choice(["on", "off"]), default=None,
                  help="Whether labellers may steer their queue: search, similar, likely, unsure, random "
                       "(default on; admins always may)."),
+    click.option("--gold-fraction", type=float, default=None,
+                 help="Share of served items (0-0.5) that are gold items the labeller has not seen (default 0)."),
+    click.option("--gold-min-accuracy", type=float, default=None,
+                 help="Gold accuracy (0-1) below which a labeller is flagged to admins (default 0.8)."),
 ]
 
 
