@@ -31,6 +31,7 @@ from labelloop.server.deps import CurrentUser, LoginRequired
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.fastpath import FastLabelling
 from labelloop.server.gold import Gold, GoldCache
+from labelloop.server import gold_pages
 from labelloop.server.logins import LoginGate, Logins, ProxyHeaders, SecureCookies
 from labelloop.server.requestlog import RequestLog
 from labelloop.server.responses import SafeJSONResponse, status_of, unstorable_message
@@ -239,6 +240,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(admin.router)
+    app.include_router(gold_pages.router)
     app.include_router(models_admin.router)
     app.include_router(review.router)
     app.include_router(dashboard.router)
