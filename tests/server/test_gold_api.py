@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from labelloop.store import gold as store_gold
+from labelloop.store.browse import label_totals_of_user
 from labelloop.store import reading, writing
 from labelloop.store import projects as store_projects
 from labelloop.store.configure import configure_project
@@ -20,8 +21,8 @@ API = "/api/projects/news"
 
 @pytest.fixture
 def gold_world(world, engine, tools):
-    """"news" with 120 more items, 30 of them gold (answer "Tech"), ``gold_fraction`` 0.25."""
-    tools.add_items(engine, world.project, 120, prefix="g")
+    """"news" with 200 more items, 30 of them gold (answer "Tech"), ``gold_fraction`` 0.25."""
+    tools.add_items(engine, world.project, 200, prefix="g")
     with writing(engine) as conn:
         project = store_projects.get_project(conn, name="news")
         ids = list(conn.execute(select(items.c.id).where(items.c.project_id == project.id).order_by(items.c.id))
@@ -73,6 +74,12 @@ def test_gold_is_served_at_about_the_fraction_never_twice_and_looks_like_any_ite
         answers = conn.execute(select(func.count()).select_from(gold_answers)
                                .where(gold_answers.c.correct.is_(False))).scalar_one()
         assert answers == len(gold_served & set(served["ann"])) + len(gold_served & set(served["bob"]))
+    # a labeller's own counts include their gold answers: nothing tells them which were gold
+    mine = client.get(f"{API}/stats", headers=world.auth("ann")).json()
+    assert (mine["yours_total"], mine["yours_today"]) == (60, 60)
+    assert mine["per_labeller"] == {"ann": 60, "bob": 60}
+    with reading(engine) as conn:
+        assert label_totals_of_user(conn, user_id=world.ids["bob"]) == {"news": 60}
 
 
 def test_with_no_gold_fraction_no_gold_item_is_served(world, engine, tools):
