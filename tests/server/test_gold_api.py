@@ -134,3 +134,61 @@ def test_skip_undo_and_renew_of_a_gold_item(world, engine, tools):
     with reading(engine) as conn:
         assert [(c.answered, c.correct) for c in store_gold.answer_counts(conn, project_id=project.id)] == [(1, 0)]
         assert conn.execute(select(func.count()).select_from(annotations)).scalar_one() == 0
+
+
+def test_without_gold_a_plain_next_and_label_do_not_query_for_it(world, engine, tools):
+    """gold_fraction 0: ``next`` never looks at gold; a label looks up the per-process cache,
+    which the app re-reads about once a second (not once per request)."""
+    import time
+
+    from sqlalchemy import event
+
+    from fastapi.testclient import TestClient
+
+    from labelloop.server import create_app
+
+    tools.add_items(engine, world.project, 40, prefix="x")
+    client = TestClient(create_app(world.settings), base_url="http://127.0.0.1").__enter__()
+    app_engine = client.app.state.engine
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if "gold_items" in statement:
+            seen.append(statement)
+
+    ann = world.auth("ann")
+    first = client.post(f"{API}/next", headers=ann).json()["item"]["id"]
+    client.post(f"{API}/items/{first}/labels", json={"label": "Tech"}, headers=ann)  # warm
+    event.listen(app_engine, "before_cursor_execute", count)
+    try:
+        started = time.monotonic()
+        for _ in range(30):
+            item = client.post(f"{API}/next", headers=ann).json()["item"]["id"]
+            assert client.post(f"{API}/items/{item}/labels", json={"label": "Tech"}, headers=ann).status_code == 201
+        ticks = time.monotonic() - started
+    finally:
+        event.remove(app_engine, "before_cursor_execute", count)
+        client.__exit__(None, None, None)
+    assert len(seen) <= ticks / client.app.state.gold.cache.refresh_every + 1 < 30, (seen, ticks)
+
+
+def test_an_item_marked_gold_elsewhere_is_known_within_about_a_second(client, world, engine):
+    """Marked by the CLI (another process) while ann holds it: once the cache has caught up, her
+    label on it is a gold answer, not a label."""
+    import time
+
+    ann = world.auth("ann")
+    first = client.post(f"{API}/next", headers=ann).json()["item"]["id"]
+    client.post(f"{API}/items/{first}/labels", json={"label": "Tech"}, headers=ann)  # the cache has the project
+    item = client.post(f"{API}/next", headers=ann).json()["item"]["id"]
+    with writing(engine) as conn:
+        project = store_projects.get_project(conn, name="news")
+        store_gold.mark_gold(conn, project=project, values={item: project.tag_id("Sport")}, user_id=None)
+    marked = time.monotonic()
+    while item not in client.app.state.gold.cache._projects.get(project.id, [frozenset()])[0]:
+        assert time.monotonic() - marked < 3.0, "the mark did not reach the server's cache"
+        time.sleep(0.05)
+    assert client.post(f"{API}/items/{item}/labels", json={"label": "Sport"}, headers=ann).status_code == 201
+    with reading(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(annotations)).scalar_one() == 1  # the first only
+        assert [(c.answered, c.correct) for c in store_gold.answer_counts(conn, project_id=project.id)] == [(1, 1)]
