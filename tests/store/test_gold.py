@@ -216,3 +216,40 @@ def test_unmarking_gives_the_item_back_to_the_queue(engine):
         assert (row.target_labels, row.label_tag_id, row.adjudicated_tag_id) == (1, None, None)
         assert ids[0] in queue.candidates(conn, project=project, now=T0, limit=100)
         assert gold.answer_counts(conn, project_id=project.id) == []
+
+
+def test_tag_merge_and_retire_keep_gold_consistent(engine):
+    from labelloop.store.tags import merge_tags, retire_tag
+
+    project, users, ids = _setup(engine)
+    with writing(engine) as conn:
+        gold.mark_gold(conn, project=project, values={ids[0]: project.tag_id("A"), ids[1]: project.tag_id("C")},
+                       user_id=None)
+    for item_id in ids[:2]:
+        lease = _serve_gold(engine, project, users["ann"], seed=item_id)
+        with writing(engine) as conn:
+            gold.answer_gold(conn, project=project, user_id=users["ann"], item_id=lease.item_id, tag="B")
+    with writing(engine) as conn:  # B into A: ann's B on the A item is now right
+        merge_tags(conn, project=project, source="B", into="A", user_id=None)
+        assert [(c.answered, c.correct) for c in gold.answer_counts(conn, project_id=project.id)] == [(2, 1)]
+        project = store_projects.get_project(conn, name="p")
+        retire_tag(conn, project=project, name="C", user_id=None)  # the C item is gold no more
+    with reading(engine) as conn:
+        assert gold.gold_ids(conn, project_ids=[project.id])[project.id] == frozenset({ids[0]})
+        assert _item(conn, ids[1]).target_labels == 1 and _item(conn, ids[0]).label_tag_id == project.tag_id("A")
+        assert [(c.answered, c.correct) for c in gold.answer_counts(conn, project_id=project.id)] == [(1, 1)]
+
+
+def test_multi_label_tag_merge_moves_gold_bits(engine):
+    from labelloop.store.tags import merge_tags
+
+    project, users, ids = _setup(engine, multi=True)
+    with writing(engine) as conn:
+        gold.mark_item(conn, project=project, item_id=ids[0], tags=["A", "C"], user_id=None)
+    _serve_gold(engine, project, users["ann"])
+    with writing(engine) as conn:
+        gold.answer_gold(conn, project=project, user_id=users["ann"], item_id=ids[0], tags=["A", "B"])
+        assert gold.answer_counts(conn, project_id=project.id)[0].correct == 0
+        merge_tags(conn, project=project, source="C", into="B", user_id=None)  # the gold set is now A, B
+        assert gold.gold_answer_of(conn, project=project, item_id=ids[0]) == A | B
+        assert gold.answer_counts(conn, project_id=project.id)[0].correct == 1

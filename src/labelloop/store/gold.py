@@ -327,3 +327,39 @@ def values_by_external_id(conn: Connection, *, project: Project, answers: Mappin
     if len(out) != len(keys):
         raise InvalidInputError(f"{len(keys) - len(out)} gold rows name items the project does not have")
     return out
+
+
+def tag_merged(conn: Connection, *, project: Project, src_id: int, dst_id: int, src_bit: int | None = None,
+               dst_bit: int | None = None) -> None:
+    """A tag merge (``store/tags.py``): gold answers and labellers' answers follow the labels from
+    ``src`` to ``dst`` (the tag id, or in a multi-label project the bit), then are judged again."""
+    for table in (gold_items, gold_answers):
+        if src_bit is not None and dst_bit is not None:
+            conn.execute(update(table).where(table.c.project_id == project.id,
+                                             table.c.tag_mask.op("&")(1 << src_bit) != 0)
+                         .values(tag_mask=table.c.tag_mask.op("|")(1 << dst_bit) - (1 << src_bit)))
+        else:
+            conn.execute(update(table).where(table.c.tag_id == src_id).values(tag_id=dst_id))
+    active = _active(conn, project)
+    gold = {item_id: (mask if project.multi_label else tag_id) for item_id, tag_id, mask in conn.execute(
+        select(gold_items.c.item_id, gold_items.c.tag_id, gold_items.c.tag_mask)
+        .where(gold_items.c.project_id == project.id))}
+    for answer_id, item_id, tag_id, mask, correct in conn.execute(
+        select(gold_answers.c.id, gold_answers.c.item_id, gold_answers.c.tag_id, gold_answers.c.tag_mask,
+               gold_answers.c.correct).where(gold_answers.c.project_id == project.id)
+    ).all():
+        judged = item_id in gold and _is_correct(mask if project.multi_label else tag_id, gold[item_id], active)
+        if judged != bool(correct):
+            conn.execute(update(gold_answers).where(gold_answers.c.id == answer_id).values(correct=judged))
+
+
+def tag_retired(conn: Connection, *, project: Project, tag_id: int, user_id: int | None) -> int:
+    """A single-label tag retired (``store/tags.py``): gold items whose answer it was can no longer
+    be answered right, so they become ordinary items again (:func:`unmark_gold`: answers deleted,
+    back in the queue). Returns how many. (Multi-label gold sets keep the bit; judging ignores
+    retired bits.)"""
+    ids = list(conn.execute(select(gold_items.c.item_id).where(gold_items.c.project_id == project.id,
+                                                               gold_items.c.tag_id == tag_id)).scalars())
+    for item_id in ids:
+        unmark_gold(conn, project=project, item_id=item_id, user_id=user_id)
+    return len(ids)
