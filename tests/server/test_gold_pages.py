@@ -119,3 +119,25 @@ def test_status_json_without_gold(world):
     assert result.exit_code == 0, result.output
     status = json.loads(result.stdout)
     assert status["gold"] == {} and status["gold_items"] == 0
+
+
+def test_multi_label_gold_from_the_item_page(client, world, engine, tools):
+    with writing(engine) as conn:
+        ml = store_projects.create_project(conn, name="ml", labels=["Video", "Audio", "Text"], seed=2,
+                                           multi_label=True)
+    tools.add_items(engine, ml, 2, prefix="m")
+    with reading(engine) as conn:
+        first, second = conn.execute(select(items.c.id).where(items.c.project_id == ml.id)
+                                     .order_by(items.c.id)).scalars()
+    csrf = _login(client, "boss")
+    assert 'name="tags" value="Audio"' in client.get(f"/admin/projects/ml/items/{first}").text
+    done = client.post(f"/admin/projects/ml/items/{first}/gold",
+                       data={"csrf_token": csrf, "tags": ["Video", "Text"]}, follow_redirects=False)
+    assert done.status_code == 303
+    none = client.post(f"/admin/projects/ml/items/{second}/gold", data={"csrf_token": csrf}, follow_redirects=False)
+    assert none.status_code == 303  # nothing checked: "no tag applies" is a gold answer too
+    with reading(engine) as conn:
+        assert store_gold.gold_answer_of(conn, project=ml, item_id=first) == 1 | 4
+        assert store_gold.gold_answer_of(conn, project=ml, item_id=second) == 0
+    page = client.get(f"/admin/projects/ml/items/{second}").text
+    assert 'id="gold-answer">Gold answer: <span class="badge">no tag applies</span>' in page
