@@ -6,8 +6,8 @@ dependency resolution (which cost more than the database work of a label). A lab
 ``{"label": ...}`` or ``{"labels": [...]}``, is checked against the project's kind by
 :func:`labelloop.server.sets.bodies.label_request`, as in the routes. They use the very same
 parts as the FastAPI routes in ``api.py`` (the user cache, the project and membership check of
-``deps.open_project``, the dispatcher behind :mod:`labelloop.server.gold` and the store functions) and give the same answers,
-status codes and messages.
+``deps.open_project``, the dispatcher behind :mod:`labelloop.server.gold` and the store
+functions) and give the same answers, status codes and messages.
 Every other request, including these calls from a browser session (cookie + CSRF token), goes
 on to FastAPI unchanged; the FastAPI routes also document both calls in OpenAPI.
 """
