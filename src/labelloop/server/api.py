@@ -27,6 +27,7 @@ from labelloop.server.deps import (
 )
 from labelloop.server import steering
 from labelloop.server.dispatch import Dispatcher
+from labelloop.server.gold import Gold
 from labelloop.server.responses import SafeJSONResponse, next_response
 from labelloop.server.sets.bodies import label_answer, label_request
 from labelloop.server.schemas import (
@@ -40,7 +41,6 @@ from labelloop.server.schemas import (
     UndonePublic,
     UserPublic,
 )
-from labelloop.store import labelling as store_labelling
 from labelloop.store import members as store_members
 from labelloop.store import queue as store_queue
 from labelloop.store import reading
@@ -117,13 +117,15 @@ class Labelling:
     project: Project
     lease_seconds: int
     dispatcher: Dispatcher
+    gold: Gold
 
 
 async def _labelling(request: Request, project: str, user: CurrentUser) -> Labelling:
     await check_csrf(request)
     proj = await open_project(request.app.state, project, user)
     state = request.app.state
-    return Labelling(user, proj, store_queue.lease_seconds_for(proj, state.settings.lease_seconds), state.dispatcher)
+    return Labelling(user, proj, store_queue.lease_seconds_for(proj, state.settings.lease_seconds), state.dispatcher,
+                     state.gold)
 
 
 async def _labelling_json(request: Request, project: str, user: CurrentUser) -> Labelling:
@@ -156,7 +158,7 @@ async def next_item(
     if request.query_params and steering.wants_steering(request.query_params):
         return await steering.steered_next(request.app.state, project=ctx.project, user=ctx.user,
                                            lease_seconds=ctx.lease_seconds, params=request.query_params)
-    lease = await ctx.dispatcher.claim(project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
+    lease = await ctx.gold.claim(project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
     if lease is None:
         return Response(status_code=204)
     return next_response(lease, multi_label=ctx.project.multi_label)
@@ -169,27 +171,22 @@ async def label_item(ctx: LabellingJsonDep, item_id: ItemIdPath, body: LabelCrea
     multi-label project ``{"labels": ["A", "B"]}`` with the tags that apply (an empty list:
     none applies). The other shape is a 422 naming the right one."""
     request = label_request(ctx.project, ctx.user.id, item_id, body)
-    await ctx.dispatcher.label(request)
+    await ctx.gold.label(request)  # on a gold item: a gold answer (server/gold.py)
     return SafeJSONResponse(label_answer(item_id, body), status_code=201)
 
 
 @router.post("/projects/{project}/items/{item_id}/skip", status_code=204)
 async def skip_item(ctx: LabellingDep, item_id: ItemIdPath) -> Response:
     """Pass on an item leased to you: it goes to others, never back to you."""
-    await ctx.dispatcher.run(
-        lambda conn: ctx.dispatcher.skip(conn, project=ctx.project, user_id=ctx.user.id, item_id=item_id)
-    )
+    await ctx.gold.skip(project=ctx.project, user_id=ctx.user.id, item_id=item_id)
     return Response(status_code=204)
 
 
 @router.post("/projects/{project}/items/{item_id}/renew", response_model=LeasePublic)
 async def renew(ctx: LabellingDep, item_id: ItemIdPath) -> dict[str, Any]:
     """Extend your lease on an item (the page calls this while it is open)."""
-    expires = await ctx.dispatcher.run(
-        lambda conn: store_labelling.renew_lease(
-            conn, project=ctx.project, user_id=ctx.user.id, item_id=item_id, lease_seconds=ctx.lease_seconds
-        )
-    )
+    expires = await ctx.gold.renew(project=ctx.project, user_id=ctx.user.id, item_id=item_id,
+                                   lease_seconds=ctx.lease_seconds)
     return {"expires_at": expires}
 
 
@@ -198,9 +195,7 @@ async def undo(ctx: LabellingDep) -> Any:
     """Undo your last label or skip in the project (a stack: each undo takes the latest one
     left): the item comes back to you, leased, and ``undone`` says which it was. 404: nothing
     to undo; 409: the item you skipped went to others meanwhile (the skip is forgotten)."""
-    undone = await ctx.dispatcher.run(
-        lambda conn: ctx.dispatcher.undo(conn, project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
-    )
+    undone = await ctx.gold.undo(project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
     if undone.lease is None:
         raise HTTPException(409, "the item you skipped went to another labeller meanwhile and cannot come back now "
                                  "(your skip is undone: it may come back to you later)")

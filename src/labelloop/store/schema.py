@@ -439,3 +439,40 @@ bulk_labels = Table(
     Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
     Index("ix_bulk_labels_item", "item_id", "bulk_id"),
 )
+
+# ---- Gold items (issue 14; store/gold.py, migration 0013) ---------------------------------------
+# An admin's known answer for an item (a tag, or in a multi-label project a set as a bit mask):
+# the item's final label (``items.adjudicated_*`` is set to it, so every recompute keeps it) and
+# out of the normal queue (``items.target_labels`` 0). A share ``gold_fraction`` of served items
+# are gold items the labeller has not seen; their answers go to ``gold_answers``, never to
+# ``annotations`` (n_labels, agreement, the audit and training never see them).
+gold_items = Table(
+    "gold_items",
+    metadata,
+    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("tag_id", Integer, ForeignKey("tags.id"), nullable=True),
+    Column("tag_mask", BigInteger, nullable=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("(tag_id IS NULL) <> (tag_mask IS NULL)", name="tag_or_mask"),
+    Index("ix_gold_items_project", "project_id", "item_id"),
+)
+
+gold_answers = Table(
+    "gold_answers",
+    metadata,
+    # A labeller's answer to a gold item served to them, judged against the gold answer at the
+    # time (``correct`` is judged again if an admin changes the gold answer).
+    Column("id", BigID, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("tag_id", Integer, ForeignKey("tags.id"), nullable=True),
+    Column("tag_mask", BigInteger, nullable=True),
+    Column("correct", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("item_id", "user_id"),
+    CheckConstraint("(tag_id IS NULL) <> (tag_mask IS NULL)", name="tag_or_mask"),
+    Index("ix_gold_answers_project_user", "project_id", "user_id", "created_at"),
+)
