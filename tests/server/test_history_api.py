@@ -86,6 +86,13 @@ def test_change_a_label_keeps_the_leases_and_the_history(client, world, engine):
     assert [(r["item_id"], r["label"], r["changes"]) for r in top] == [(second, "Politics", 0), (first, "Tech", 1)]
     assert top[1]["changed_at"] is not None
 
+    # the data browser's item page shows admins the label's history
+    login(client, "boss")
+    item_page = unescape(client.get(f"/admin/projects/news/items/{first}").text)
+    assert re.search(r"<h2>Changes</h2>\s*<ol class=\"item-labels item-changes\">\s*<li><span>ann</span>:\s*"
+                     r"<span class=\"badge tag\">Sport</span> → <span class=\"badge tag\">Tech</span>", item_page)
+    assert "<h2>Changes</h2>" not in client.get(f"/admin/projects/news/items/{second}").text
+
 
 def test_refusals_are_one_line_4xx_and_change_nothing(client, world, engine, tools):
     ann, bob = world.auth("ann"), world.auth("bob")
