@@ -42,7 +42,8 @@ def make_site(db_url, tmp_path, live_server_class, *, multi: bool):
     with writing(engine) as conn:
         project = store_projects.create_project(conn, name="news", labels=tags, seed=4, multi_label=multi,
                                                 settings={"audit_fraction": 0.0})
-        store_projects.set_import_columns(conn, project_id=project.id, id_column="id", display_columns=["title", "body"])
+        store_projects.set_import_columns(conn, project_id=project.id, id_column="id",
+                                          display_columns=["title", "body"])
         ann = store_users.create_user(conn, name="ann", role="labeller", password=PASSWORD).id
         store_members.add_member(conn, project="news", user="ann", actor_id=None)
         conn.execute(insert(items), [

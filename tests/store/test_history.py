@@ -262,3 +262,20 @@ def test_sets_refused_after_an_adjudicated_set(multi):
     with pytest.raises(ConflictError, match="an admin has decided"):
         change(engine, project, u0, item, tags=["B"])
     assert state(engine, item) == (2, None, C, "human") and rows(engine) == []
+
+
+def test_undo_after_a_change_still_works_and_the_history_stays(single):
+    engine, project, (u0, _, _) = single
+    add_items(engine, project, 2)
+    item = label(engine, project, u0, tag="Sport")
+    change(engine, project, u0, item, tag="Politics")
+    with writing(engine) as conn:  # the undo stack still holds the (changed) label
+        undone = labelling.undo_last(conn, project=project, user_id=u0, lease_seconds=LEASE,
+                                     now=T0 + timedelta(minutes=10))
+    assert (undone.what, undone.item_id) == ("label", item) and undone.lease is not None
+    assert state(engine, item) == (0, None, None, None)
+    assert len(rows(engine)) == 1  # what the label was, and became, is kept
+    with reading(engine) as conn:
+        assert history.my_labels(conn, project=project, user_id=u0) == []
+    with pytest.raises(ConflictError, match="no label"):
+        change(engine, project, u0, item, tag="Tech")
