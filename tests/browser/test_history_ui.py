@@ -172,7 +172,13 @@ def test_change_a_label_from_history_and_come_back_to_the_same_item(chromium, si
 def test_change_a_set_on_a_phone(chromium, multi_site, artefacts, db_url):
     site = multi_site
     context, page, errors = open_page(chromium, site, 390)
-    page.goto(site.url + "/projects/news/history")
+    page.goto(site.url + "/projects/news/label")
+    page.wait_for_function("() => document.getElementById('item-title').textContent.startsWith('Story')")
+    box = page.locator("#history-link").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390 and box["y"] + box["height"] <= 844  # in reach
+    shoot(page, artefacts, f"label_sets_history_link_390_{backend(db_url)}")
+    page.click("#history-link")
+    page.wait_for_url("**/projects/news/history")
     newest = site.labelled[-1]
     row = page.locator(f"#row-{newest}")
     assert [b.inner_text() for b in row.locator(".hist-yours .badge").all()] == ["Politics", "Tech"]
