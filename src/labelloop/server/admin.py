@@ -33,6 +33,7 @@ from labelloop.store import runs as store_runs
 from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
 from labelloop.store.bulklabels import bulk_ids_of
+from labelloop.store.history import label_changes
 from labelloop.store.labels import label_counts, labelled_items
 from labelloop.store.projects import Project
 from labelloop.store.stats import project_stats
@@ -203,12 +204,13 @@ def render_item(request: Request, engine: Any, project: Project, user: User, ite
         row = browse.browse_item(conn, project=project, item_id=item_id)
         bulk_ids = bulk_ids_of(conn, item_ids=[row.id]) if row.label_source == "bulk" else {}
         gold = store_gold.gold_answer_of(conn, project=project, item_id=item_id)
+        changes = label_changes(conn, project=project, item_id=row.id)  # labellers' changes (My history)
     keys = [c for c in project.display_columns if c in row.display] + [
         k for k in row.display if k not in project.display_columns]
     gold_names = None if gold is None else (names_of(project, gold) if project.multi_label
                                             else [project.tag_name(gold)])
     context = {"project": project, "url": project_url(project), "row": row, "keys": keys, "nav": "admin",
-               "tab": "browse", "bulk_ids": bulk_ids, "gold": gold_names, "error": error,
+               "tab": "browse", "bulk_ids": bulk_ids, "gold": gold_names, "changes": changes, "error": error,
                "notice": NOTICES.get(request.query_params.get("done", ""))}
     return render(request, "admin/item.html", context, user=user, status=status)
 

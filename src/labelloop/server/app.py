@@ -26,6 +26,8 @@ from labelloop.server import admin, api, auth, dashboard, models_admin, pages, r
 from labelloop.server import formats
 from labelloop.server.bulk import api as bulk_api
 from labelloop.server.bulk import pages as bulk_pages
+from labelloop.server.history import api as history_api
+from labelloop.server.history import pages as history_pages
 from labelloop.server.caches import AuthCache, MemberCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired
 from labelloop.server.dispatch import Dispatcher
@@ -246,6 +248,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(bulk_api.router)
     app.include_router(bulk_pages.router)
+    app.include_router(history_api.router)
+    app.include_router(history_pages.router)
     return app
 
 

@@ -475,4 +475,27 @@ gold_answers = Table(
     UniqueConstraint("item_id", "user_id"),
     CheckConstraint("(tag_id IS NULL) <> (tag_mask IS NULL)", name="tag_or_mask"),
     Index("ix_gold_answers_project_user", "project_id", "user_id", "created_at"),
+
+# ---- My history: changes of a labeller's own labels (store/history.py; migration 0015) --------
+label_history = Table(
+    "label_history",
+    metadata,
+    # One row per change of a label after it was made (the labeller's "My history" page): the
+    # annotation's value before and after (tag_id single-label, tag_mask multi-label), when and
+    # by whom. ``annotation_id`` is no foreign key: an undo deletes the annotation, and the
+    # history of what it was stays. Written only by store/history.py ``change_label``; the
+    # labelling hot path never reads or writes it.
+    Column("id", BigID, primary_key=True),
+    Column("annotation_id", BigID, nullable=False),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),  # whose label it is
+    Column("old_tag_id", Integer, ForeignKey("tags.id"), nullable=True),
+    Column("old_mask", BigInteger, nullable=True),
+    Column("new_tag_id", Integer, ForeignKey("tags.id"), nullable=True),
+    Column("new_mask", BigInteger, nullable=True),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("changed_by", Integer, ForeignKey("users.id"), nullable=True),
+    Index("ix_label_history_item", "item_id", "id"),
+    Index("ix_label_history_annotation", "annotation_id"),
 )

@@ -9,14 +9,14 @@ items on 2 cores): plan the upgrade of a large database. SQLite: nothing changes
 Frozen copy of the DDL at this revision.
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-05 19:50:00
 """
 
 from alembic import op
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
