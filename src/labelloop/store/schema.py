@@ -440,62 +440,6 @@ bulk_labels = Table(
     Index("ix_bulk_labels_item", "item_id", "bulk_id"),
 )
 
-# ---- Gold items (issue 14; store/gold.py, migration 0013) ---------------------------------------
-# An admin's known answer for an item (a tag, or in a multi-label project a set as a bit mask):
-# the item's final label (``items.adjudicated_*`` is set to it, so every recompute keeps it) and
-# out of the normal queue (``items.target_labels`` 0). A share ``gold_fraction`` of served items
-# are gold items the labeller has not seen; their answers go to ``gold_answers``, never to
-# ``annotations`` (n_labels, agreement, the audit and training never see them).
-gold_items = Table(
-    "gold_items",
-    metadata,
-    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
-    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
-    Column("tag_id", Integer, ForeignKey("tags.id"), nullable=True),
-    Column("tag_mask", BigInteger, nullable=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    CheckConstraint("(tag_id IS NULL) <> (tag_mask IS NULL)", name="tag_or_mask"),
-    Index("ix_gold_items_project", "project_id", "item_id"),
-)
-
-gold_answers = Table(
-    "gold_answers",
-    metadata,
-    # A labeller's answer to a gold item served to them, judged against the gold answer at the
-    # time (``correct`` is judged again if an admin changes the gold answer).
-    Column("id", BigID, primary_key=True),
-    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
-    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("tag_id", Integer, ForeignKey("tags.id"), nullable=True),
-    Column("tag_mask", BigInteger, nullable=True),
-    Column("correct", Boolean, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    UniqueConstraint("item_id", "user_id"),
-    CheckConstraint("(tag_id IS NULL) <> (tag_mask IS NULL)", name="tag_or_mask"),
-    Index("ix_gold_answers_project_user", "project_id", "user_id", "created_at"),
-
-# ---- My history: changes of a labeller's own labels (store/history.py; migration 0015) --------
-label_history = Table(
-    "label_history",
-    metadata,
-    # One row per change of a label after it was made (the labeller's "My history" page): the
-    # annotation's value before and after (tag_id single-label, tag_mask multi-label), when and
-    # by whom. ``annotation_id`` is no foreign key: an undo deletes the annotation, and the
-    # history of what it was stays. Written only by store/history.py ``change_label``; the
-    # labelling hot path never reads or writes it.
-    Column("id", BigID, primary_key=True),
-    Column("annotation_id", BigID, nullable=False),
-    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
-    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
-    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),  # whose label it is
-    Column("old_tag_id", Integer, ForeignKey("tags.id"), nullable=True),
-    Column("old_mask", BigInteger, nullable=True),
-    Column("new_tag_id", Integer, ForeignKey("tags.id"), nullable=True),
-    Column("new_mask", BigInteger, nullable=True),
-    Column("changed_at", UTCDateTime, nullable=False),
-    Column("changed_by", Integer, ForeignKey("users.id"), nullable=True),
-    Index("ix_label_history_item", "item_id", "id"),
-    Index("ix_label_history_annotation", "annotation_id"),
-)
+# ---- Issue 14's tables (gold items, label history, ...): store/schema_guidance.py, imported here
+# so that ``metadata`` holds every table (the module imports this one's names; kept last).
+from labelloop.store.schema_guidance import gold_answers, gold_items, label_history  # noqa: E402,F401
