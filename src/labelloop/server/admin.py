@@ -32,6 +32,7 @@ from labelloop.store import runs as store_runs
 from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
 from labelloop.store.bulklabels import bulk_ids_of
+from labelloop.store.codebook import pinned_tags
 from labelloop.store.labels import label_counts, labelled_items
 from labelloop.store.projects import Project
 from labelloop.store.stats import project_stats
@@ -192,10 +193,12 @@ def item_page(request: Request, project: ProjectDep, user: PageAdmin, engine: En
     with reading(engine) as conn:
         row = browse.browse_item(conn, project=project, item_id=item_id)
         bulk_ids = bulk_ids_of(conn, item_ids=[row.id]) if row.label_source == "bulk" else {}
+        pinned = pinned_tags(conn, project=project, item_id=row.id)
     keys = [c for c in project.display_columns if c in row.display] + [
         k for k in row.display if k not in project.display_columns]
     context = {"project": project, "url": project_url(project), "row": row, "keys": keys, "nav": "admin",
-               "tab": "browse", "bulk_ids": bulk_ids}
+               "tab": "browse", "bulk_ids": bulk_ids, "pinned": pinned,
+               "notice": {"pinned": "Pinned as an example.", "unpinned": "Unpinned."}.get(request.query_params.get("done", ""))}
     return render(request, "admin/item.html", context, user=user)
 
 

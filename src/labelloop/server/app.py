@@ -26,6 +26,8 @@ from labelloop.server import admin, api, auth, dashboard, models_admin, pages, r
 from labelloop.server import formats
 from labelloop.server.bulk import api as bulk_api
 from labelloop.server.bulk import pages as bulk_pages
+from labelloop.server.codebook import api as codebook_api
+from labelloop.server.codebook import pages as codebook_pages
 from labelloop.server.caches import AuthCache, MemberCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired
 from labelloop.server.dispatch import Dispatcher
@@ -240,6 +242,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(bulk_api.router)
     app.include_router(bulk_pages.router)
+    app.include_router(codebook_api.router)
+    app.include_router(codebook_pages.router)
     return app
 
 
