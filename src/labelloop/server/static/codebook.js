@@ -74,6 +74,7 @@
 
   function open() {
     panel.hidden = false;
+    document.body.classList.add("cb-open");
     openBtn.setAttribute("aria-expanded", "true");
     panel.focus({ preventScroll: true });
     load();
@@ -81,6 +82,7 @@
 
   function close() {
     panel.hidden = true;
+    document.body.classList.remove("cb-open");
     openBtn.setAttribute("aria-expanded", "false");
     if (panel.contains(document.activeElement)) document.activeElement.blur(); // keys go back to labelling
   }
