@@ -193,3 +193,26 @@ def test_the_review_page_shows_the_codebook_and_pins(client, world, engine):
                          follow_redirects=False)
     assert pinned.status_code == 303 and pinned.headers["location"] == f"/admin/projects/news/review#item-{item}"
     assert [x["item_id"] for x in client.get(f"{API}/codebook", headers=boss).json()["tags"][2]["examples"]] == [int(item)]
+
+
+def test_the_dashboard_shows_agreement_per_codebook_version(client, world, engine):
+    ids = item_ids(engine)
+    with writing(engine) as conn:
+        conn.execute(items.update().where(items.c.project_id == world.project.id).values(target_labels=2))
+
+    def give(who, item, tag):
+        with writing(engine) as conn:
+            assert isinstance(queue.try_claim(conn, project=world.project, user_id=world.ids[who], item_id=item,
+                                              lease_seconds=600), queue.Lease)
+            labelling.label_item(conn, project=world.project, user_id=world.ids[who], item_id=item, tag=tag)
+
+    login(client, "boss")
+    give("ann", ids[0], "Sport"), give("bob", ids[0], "Tech")
+    assert 'id="agreement-by-version"' not in client.get("/admin/projects/news/dashboard").text  # no codebook yet
+    client.put(f"{API}/codebook/Sport", json={"definition": "games"}, headers=world.auth("boss"))
+    give("ann", ids[1], "Sport"), give("bob", ids[1], "Sport")
+    page = client.get("/admin/projects/news/dashboard").text
+    table = page[page.index('id="agreement-by-version"'):]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", table[: table.index("</table>")])
+    assert cells[:3] == ["none (before the codebook)", "2", "1"] and cells[6:9] == ["1", "2", "1"]
+    assert cells[4] == "0.0%" and cells[10] == "100.0%"

@@ -27,7 +27,9 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from labelloop.errors import ConflictError, InvalidInputError, NotFoundError
 from labelloop.store.browse import record_audit
 from labelloop.store.projects import Project
-from labelloop.store.schema import codebook_entries, codebook_examples, items, projects, tags, users, utcnow
+from labelloop.store.quality import AGREEMENT_SOURCES, IMPORT_LABELLER
+from labelloop.store.schema import (
+    annotations, codebook_entries, codebook_examples, items, projects, tags, users, utcnow)
 
 #: Longest definition (characters of Markdown source).
 MAX_DEFINITION = 20_000
@@ -257,3 +259,46 @@ def decision_version() -> Any:
         .where(projects.c.id == items.c.project_id)
         .scalar_subquery()
     )
+
+
+def overlap_by_version(conn: Connection, *, project: Project) -> list[tuple[int, int, str, int]]:
+    """``(codebook version, item id, labeller name, tag id or mask)`` of the human and imported
+    labels on items that at least two labellers labelled *under the same codebook version*
+    (version 0: no codebook), by version and item: agreement among people who read the same
+    guidelines. Single-label projects leave out retired tags' labels, as
+    :func:`labelloop.store.quality.overlap_labels` does; multi-label masks are as stored."""
+    version = func.coalesce(annotations.c.codebook_version, 0)
+    who = func.coalesce(annotations.c.user_id, 0)
+    if project.multi_label:
+        base: Any = annotations
+        value = annotations.c.tag_mask
+        active = [annotations.c.tag_mask.is_not(None)]
+    else:
+        base = annotations.join(tags, tags.c.id == annotations.c.tag_id)
+        value = annotations.c.tag_id
+        active = [tags.c.retired.is_(False)]
+    active += [annotations.c.project_id == project.id, annotations.c.source.in_(AGREEMENT_SOURCES)]
+    overlap = (
+        select(annotations.c.item_id, version.label("v")).select_from(base).where(*active)
+        .group_by(annotations.c.item_id, version)
+        .having(func.count(func.distinct(who)) >= 2)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(version, annotations.c.item_id, users.c.name, value)
+        .select_from(base.outerjoin(users, users.c.id == annotations.c.user_id)
+                     .join(overlap, (overlap.c.item_id == annotations.c.item_id) & (overlap.c.v == version)))
+        .where(*active)
+        .order_by(version, annotations.c.item_id, annotations.c.id)
+    )
+    return [(int(v), int(item), name if name is not None else IMPORT_LABELLER, int(val)) for v, item, name, val in rows]
+
+
+def labels_by_version(conn: Connection, *, project_id: int) -> dict[int, int]:
+    """Human and imported labels of the project per codebook version they were made under (0:
+    no codebook)."""
+    version = func.coalesce(annotations.c.codebook_version, 0)
+    return {int(v): int(n) for v, n in conn.execute(
+        select(version, func.count()).where(annotations.c.project_id == project_id,
+                                            annotations.c.source.in_(("human", "import")))
+        .group_by(version))}
