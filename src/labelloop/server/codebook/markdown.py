@@ -31,8 +31,11 @@ def _parser() -> MarkdownIt:
     return md
 
 
+@lru_cache(maxsize=1024)
 def render(source: str) -> str:
-    """The sanitised HTML of a definition's Markdown ``source`` ("" for an empty one)."""
+    """The sanitised HTML of a definition's Markdown ``source`` ("" for an empty one). Cached:
+    the panel asks for the whole codebook each time a labeller opens it, and definitions change
+    seldom."""
     if not source.strip():
         return ""
     return sanitise(_parser().render(source))
