@@ -12,7 +12,9 @@ items, one transaction per batch, in three fresh databases per backend:
 - ``no_codebook``: the trigger, on a project without a codebook (version 0);
 - ``codebook``: the trigger, on a project with a codebook (version 3).
 
-Prints JSON: labels per second and microseconds per label for each, and the overhead against
+First, the trigger alone (``*_trigger_alone``): ``--labels`` rows in one INSERT ... SELECT with
+and without it, and on PostgreSQL the time EXPLAIN ANALYZE reports inside the trigger. Then
+prints labels per second and microseconds per label for each, and the overhead against
 ``no_trigger``. Every configuration is run ``--repeat`` times and the best run kept (the machine
 is shared). Goal: the overhead stays within the noise of the label path (< 10 % per label).
 """
@@ -103,17 +105,77 @@ def run_once(kind: str, config: str, n_labels: int, batch: int, tmp: Path) -> di
         _drop(handle)
 
 
+def trigger_alone(kind: str, n_rows: int, tmp: Path, rounds: int = 5) -> dict[str, float]:
+    """The trigger's own cost, apart from the rest of the label path: ``n_rows`` annotations
+    inserted in one INSERT ... SELECT, with and without the trigger, on a project with a
+    codebook. PostgreSQL also reports the trigger's time from EXPLAIN ANALYZE (time spent in
+    the trigger function itself, per row). Best of ``rounds``, interleaved."""
+    url, handle = _database(kind, tmp)
+    engine = open_engine(url)
+    try:
+        now = datetime.now(UTC)
+        with writing(engine) as conn:
+            project = store_projects.create_project(conn, name="bench", labels=["A"], seed=1)
+            uid = store_users.create_user(conn, name="u", role="labeller", password="bench password ok").id
+            conn.execute(insert(items), [
+                {"project_id": project.id, "external_id": f"e{i}", "display": {}, "text": "t",
+                 "rand": i, "created_at": now, "updated_at": now} for i in range(n_rows)])
+            store_codebook.set_definition(conn, project=project, tag="A", definition="x", user_id=None)
+        tag = project.tag_id("A")
+        sql = (f"INSERT INTO annotations (project_id, item_id, user_id, tag_id, source, is_audit, created_at, "
+               f"updated_at) SELECT project_id, id, {uid}, {tag}, 'human', false, created_at, updated_at FROM items")
+        trigger = store_codebook_ddl(kind)
+        best = {"with": float("inf"), "without": float("inf")}
+        in_trigger_us = float("inf")
+        for _ in range(rounds):
+            for mode in ("with", "without"):
+                with writing(engine) as conn:
+                    conn.execute(text("DELETE FROM annotations"))
+                    conn.execute(text("DROP TRIGGER IF EXISTS annotations_codebook_version"
+                                      + ("" if kind == "sqlite" else " ON annotations")))
+                    if mode == "with":
+                        conn.execute(text(trigger))
+                with writing(engine) as conn:
+                    started = time.perf_counter()
+                    if kind == "postgresql" and mode == "with":
+                        plan = conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)).scalar_one()
+                        trig = [t for t in plan[0].get("Triggers", []) if t["Trigger Name"] == "annotations_codebook_version"]
+                        in_trigger_us = min(in_trigger_us, 1000 * trig[0]["Time"] / trig[0]["Calls"])
+                    else:
+                        conn.execute(text(sql))
+                    best[mode] = min(best[mode], time.perf_counter() - started)
+        out = {"rows": n_rows, "us_per_row_without": round(1e6 * best["without"] / n_rows, 2),
+               "us_per_row_with": round(1e6 * best["with"] / n_rows, 2),
+               "trigger_us_per_row": round(1e6 * (best["with"] - best["without"]) / n_rows, 2)}
+        if kind == "postgresql":
+            out["in_trigger_function_us_per_row"] = round(in_trigger_us, 2)
+        return out
+    finally:
+        engine.dispose()
+        _drop(handle)
+
+
+def store_codebook_ddl(kind: str) -> str:
+    from labelloop.store.schema import CODEBOOK_TRIGGER_DDL
+
+    return CODEBOOK_TRIGGER_DDL[kind][-1]  # the trigger (PostgreSQL: its function stays)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, default=10_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--trigger-only", action="store_true", help="only the trigger's own cost (INSERT ... SELECT)")
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     out: dict[str, object] = {"labels": args.labels, "machine": f"{platform.machine()} {os.cpu_count()} cores",
                               "when": datetime.now(UTC).isoformat(timespec="seconds")}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
+            out[f"{kind}_trigger_alone"] = trigger_alone(kind, args.labels, Path(tmp))
+            if args.trigger_only:
+                continue
             batch = 256 if kind == "sqlite" else 8
             results: dict[str, dict[str, float]] = {}
             for _ in range(args.repeat):  # interleaved, so that a slow moment hits every configuration
