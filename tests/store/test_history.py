@@ -279,3 +279,24 @@ def test_undo_after_a_change_still_works_and_the_history_stays(single):
         assert history.my_labels(conn, project=project, user_id=u0) == []
     with pytest.raises(ConflictError, match="no label"):
         change(engine, project, u0, item, tag="Tech")
+
+
+def test_a_changed_label_records_the_codebook_version_of_the_change(single):
+    """Labels record the codebook version they were made under (the insert trigger); a change
+    makes the label again, under the codebook of that moment."""
+    from labelloop.store import codebook
+
+    engine, project, (u0, _u1, _u2) = single
+    add_items(engine, project, 1)
+    item = label(engine, project, u0, tag="Sport")
+
+    def version():
+        with reading(engine) as conn:
+            return conn.execute(select(annotations.c.codebook_version).where(annotations.c.item_id == item)).scalar_one()
+
+    assert version() is None  # no codebook yet
+    with writing(engine) as conn:
+        codebook.set_definition(conn, project=project, tag="Sport", definition="Games and athletes.", user_id=u0)
+        codebook.set_definition(conn, project=project, tag="Tech", definition="Computers.", user_id=u0)
+    change(engine, project, u0, item, tag="Tech")
+    assert version() == 2

@@ -34,6 +34,7 @@ from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
 from labelloop.store.bulklabels import bulk_ids_of
 from labelloop.store.history import label_changes
+from labelloop.store.codebook import pinned_tags
 from labelloop.store.labels import label_counts, labelled_items
 from labelloop.store.projects import Project
 from labelloop.store.stats import project_stats
@@ -54,6 +55,8 @@ NOTICES = {
     "tag-retired": "Tag retired: labellers no longer see it; its labels are kept but no longer count.",
     "gold-marked": "Gold answer saved: the item is a gold item.",
     "gold-removed": "The item is no longer a gold item; its gold answers were deleted.",
+    "pinned": "Pinned as an example.",
+    "unpinned": "Unpinned.",
 }
 
 
@@ -205,12 +208,14 @@ def render_item(request: Request, engine: Any, project: Project, user: User, ite
         bulk_ids = bulk_ids_of(conn, item_ids=[row.id]) if row.label_source == "bulk" else {}
         gold = store_gold.gold_answer_of(conn, project=project, item_id=item_id)
         changes = label_changes(conn, project=project, item_id=row.id)  # labellers' changes (My history)
+        pinned = pinned_tags(conn, project=project, item_id=row.id)
     keys = [c for c in project.display_columns if c in row.display] + [
         k for k in row.display if k not in project.display_columns]
     gold_names = None if gold is None else (names_of(project, gold) if project.multi_label
                                             else [project.tag_name(gold)])
     context = {"project": project, "url": project_url(project), "row": row, "keys": keys, "nav": "admin",
-               "tab": "browse", "bulk_ids": bulk_ids, "gold": gold_names, "changes": changes, "error": error,
+               "tab": "browse", "bulk_ids": bulk_ids, "gold": gold_names, "changes": changes, "pinned": pinned,
+               "error": error,
                "notice": NOTICES.get(request.query_params.get("done", ""))}
     return render(request, "admin/item.html", context, user=user, status=status)
 

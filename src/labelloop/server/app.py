@@ -28,6 +28,8 @@ from labelloop.server.bulk import api as bulk_api
 from labelloop.server.bulk import pages as bulk_pages
 from labelloop.server.history import api as history_api
 from labelloop.server.history import pages as history_pages
+from labelloop.server.codebook import api as codebook_api
+from labelloop.server.codebook import pages as codebook_pages
 from labelloop.server.caches import AuthCache, MemberCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired
 from labelloop.server.dispatch import Dispatcher
@@ -250,6 +252,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(bulk_pages.router)
     app.include_router(history_api.router)
     app.include_router(history_pages.router)
+    app.include_router(codebook_api.router)
+    app.include_router(codebook_pages.router)
     return app
 
 

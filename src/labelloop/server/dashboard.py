@@ -101,6 +101,14 @@ def _gold(conn: Any, project: Project) -> dict[str, Any]:
     return gold_report(conn, project=project)
 
 
+def _by_version(conn: Any, project: Project) -> list[dict[str, Any]]:
+    """Agreement per codebook version (empty for a project that never had a codebook)."""
+    from labelloop.orchestrator.quality import agreement_by_version  # scikit-learn: on first use
+
+    rows = agreement_by_version(conn, project=project)
+    return rows if any(r["version"] is not None for r in rows) else []
+
+
 @router.get("", response_class=HTMLResponse)
 def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> HTMLResponse:
     """Progress, label balance, model quality (CV beside the audit estimate), stopping advice,
@@ -111,6 +119,7 @@ def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: En
         model = model_view(store_runs.current_run(conn, project_id=project.id))
         to_review = store_review.review_queue(conn, project=project, limit=1)
         gold = _gold(conn, project)
+        by_version = _by_version(conn, project)
     kappas = [(pair, kappa, report["kappa_items"].get(pair, 0)) for pair, kappa in report["cohen_kappa"].items()]
     context = {
         "project": project,
@@ -122,6 +131,7 @@ def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: En
         "explanation": CV_VERSUS_AUDIT,
         "to_review": to_review.total,
         "gold": gold,
+        "by_version": by_version,
         "nav": "admin",
         "tab": "dashboard",
     }

@@ -36,7 +36,7 @@ from labelloop.errors import ConflictError, NotFoundError
 from labelloop.store.labelling import label_value
 from labelloop.store.labels import refresh_items
 from labelloop.store.projects import Project
-from labelloop.store.schema import annotations, items, label_history, users, utcnow
+from labelloop.store.schema import annotations, items, label_history, projects, users, utcnow
 
 HISTORY_LIMIT = 50  # the page's and the API's default
 MAX_HISTORY = 200
@@ -201,7 +201,10 @@ def change_label(
     changed = old != value
     if changed:
         column = "tag_mask" if project.multi_label else "tag_id"
-        conn.execute(update(annotations).where(annotations.c.id == mine.id).values({column: value, "updated_at": now}))
+        # A changed label is made under the codebook of the moment (the insert trigger's rule).
+        version = select(func.nullif(projects.c.codebook_version, 0)).where(projects.c.id == project.id).scalar_subquery()
+        conn.execute(update(annotations).where(annotations.c.id == mine.id).values(
+            {column: value, "updated_at": now, "codebook_version": version}))
         conn.execute(insert(label_history).values(
             annotation_id=mine.id, project_id=project.id, item_id=item_id, user_id=user_id,
             old_tag_id=mine.tag_id, old_mask=mine.tag_mask,

@@ -440,6 +440,8 @@ bulk_labels = Table(
     Index("ix_bulk_labels_item", "item_id", "bulk_id"),
 )
 
-# ---- Issue 14's tables (gold items, label history, ...): store/schema_guidance.py, imported here
+# ---- Issue 14's tables (codebook, gold items, label history, ...): store/schema_guidance.py, imported here
 # so that ``metadata`` holds every table (the module imports this one's names; kept last).
-from labelloop.store.schema_guidance import gold_answers, gold_items, label_history  # noqa: E402,F401
+from labelloop.store.schema_guidance import (  # noqa: E402,F401
+    CODEBOOK_TRIGGER_DDL, codebook_entries, codebook_examples, gold_answers, gold_items, label_history,
+)

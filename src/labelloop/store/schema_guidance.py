@@ -3,9 +3,68 @@ table (store/schema.py imports this module at its end; migrations produce exactl
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, Table, UniqueConstraint
+from sqlalchemy import (
+    BigInteger, Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, Table, Text, UniqueConstraint, text,
+)
 
-from labelloop.store.schema import BigID, UTCDateTime, metadata
+from labelloop.store.schema import BigID, UTCDateTime, annotations, items, metadata, projects
+
+# ---- Codebook (issue 14; store/codebook.py, migration 0011) -------------------------------------
+# Per tag a Markdown definition, kept in every version, and pinned example items. A project's
+# ``codebook_version`` goes up by one on every change of a definition; ``codebook_entries`` keeps
+# each version's text (one row per change: the tag and its new definition). Every annotation
+# records the version it was made under (null: the project had no codebook yet), written by the
+# database itself (CODEBOOK_TRIGGER_DDL), so that no insert path changes and the hot path gains
+# no query; a review decision records it in ``items.adjudicated_codebook_version``.
+projects.append_column(Column("codebook_version", Integer, nullable=False, server_default=text("0")))
+annotations.append_column(Column("codebook_version", Integer, nullable=True))
+items.append_column(Column("adjudicated_codebook_version", Integer, nullable=True))
+
+codebook_entries = Table(
+    "codebook_entries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("tag_id", Integer, ForeignKey("tags.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("project_id", "version"),
+    Index("ix_codebook_entries_tag", "tag_id", "version"),
+)
+
+codebook_examples = Table(
+    "codebook_examples",
+    metadata,
+    Column("tag_id", Integer, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_codebook_examples_item", "item_id"),
+)
+
+# PostgreSQL sets NEW.codebook_version before the row is written (one primary-key look-up inside
+# the statement); SQLite cannot change NEW, so it updates the new row after the insert, and only
+# when the project has a codebook (the WHEN clause), so projects without one pay nothing.
+# Migration 0011 holds its own frozen copy. Triggers are outside SQLAlchemy's metadata (and the
+# migration comparison); tests/store/test_codebook.py checks them on both databases.
+CODEBOOK_TRIGGER_DDL = {
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION labelloop_codebook_version() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN SELECT NULLIF(p.codebook_version, 0) INTO NEW.codebook_version FROM projects p "
+        "WHERE p.id = NEW.project_id; RETURN NEW; END $$",
+        "CREATE TRIGGER annotations_codebook_version BEFORE INSERT ON annotations "
+        "FOR EACH ROW EXECUTE FUNCTION labelloop_codebook_version()",
+    ),
+    "sqlite": (
+        "CREATE TRIGGER annotations_codebook_version AFTER INSERT ON annotations "
+        "WHEN (SELECT codebook_version FROM projects WHERE id = new.project_id) > 0 BEGIN "
+        "UPDATE annotations SET codebook_version = "
+        "(SELECT codebook_version FROM projects WHERE id = new.project_id) WHERE id = new.id; END",
+    ),
+}
 
 # ---- Gold items (issue 14; store/gold.py, migration 0013) ---------------------------------------
 # An admin's known answer for an item (a tag, or in a multi-label project a set as a bit mask):

@@ -5,7 +5,7 @@ queue's rules (``store/labelling.py``, the PostgreSQL functions) stay as they ar
 is kept out of the queue by ``items.target_labels`` 0 (store/gold.py).
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-05 19:30:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import labelloop.store.schema
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
