@@ -89,24 +89,31 @@ def test_0006_to_head_keep_a_live_project_working(db_url):
         command.upgrade(alembic_config(conn), "0005")
     now = datetime.now(UTC)
     with writing(engine) as conn:
-        project = projects.create_project(conn, name="old", labels=["Pos", "Neg"], seed=5)
+        # Raw SQL: today's store functions know columns later migrations add (0011's codebook_version).
+        conn.execute(text("INSERT INTO projects (name, id_column, display_columns, settings, seed, created_at)"
+                          " VALUES ('old', 'id', '[\"text\"]', '{}', 5, :now)"), {"now": now})
+        pid = conn.execute(text("SELECT id FROM projects WHERE name = 'old'")).scalar_one()
+        for pos, tag in enumerate(["Pos", "Neg"]):
+            conn.execute(text("INSERT INTO tags (project_id, name, position, retired, created_at)"
+                              " VALUES (:p, :n, :pos, false, :now)"), {"p": pid, "n": tag, "pos": pos, "now": now})
+        pos_tag = conn.execute(text("SELECT id FROM tags WHERE name = 'Pos'")).scalar_one()
         user = users.create_user(conn, name="ann", role="labeller", password="correct horse battery")
         texts = ["a refund please", "the weather is fine", "refund refund", "nothing here"]
         for i, body in enumerate(texts):
             conn.execute(text("INSERT INTO items (project_id, external_id, display, text, rand, n_labels, target_labels,"
                               " created_at, updated_at) VALUES (:p, :e, :d, :t, :r, 0, 1, :now, :now)"),
-                         {"p": project.id, "e": f"x{i}", "d": '{"text": "%s"}' % body, "t": body,
+                         {"p": pid, "e": f"x{i}", "d": '{"text": "%s"}' % body, "t": body,
                           "r": rand_key(5, f"x{i}"), "now": now})
         ids = conn.execute(text("SELECT id FROM items ORDER BY id")).scalars().all()
         for item_id, state, expires in ((ids[0], "labelled", now), (ids[1], "leased", now + timedelta(minutes=10))):
             conn.execute(text("INSERT INTO assignments (project_id, item_id, user_id, state, is_audit, leased_at,"
                               " expires_at) VALUES (:p, :i, :u, :s, false, :now, :x)"),
-                         {"p": project.id, "i": item_id, "u": user.id, "s": state, "now": now, "x": expires})
+                         {"p": pid, "i": item_id, "u": user.id, "s": state, "now": now, "x": expires})
         conn.execute(text("INSERT INTO annotations (project_id, item_id, user_id, tag_id, source, is_audit, created_at,"
                           " updated_at) VALUES (:p, :i, :u, :t, 'human', false, :now, :now)"),
-                     {"p": project.id, "i": ids[0], "u": user.id, "t": project.tags[0].id, "now": now})
+                     {"p": pid, "i": ids[0], "u": user.id, "t": pos_tag, "now": now})
         conn.execute(text("UPDATE items SET n_labels = 1, label_tag_id = :t, label_source = 'human' WHERE id = :i"),
-                     {"t": project.tags[0].id, "i": ids[0]})
+                     {"t": pos_tag, "i": ids[0]})
     ensure_schema(engine)
     with writing(engine) as conn:
         assert current_revision(conn) == head_revision()
