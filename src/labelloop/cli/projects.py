@@ -41,6 +41,9 @@ _SETTING_OPTIONS = [
     click.option("--steering", type=click.Choice(["on", "off"]), default=None,
                  help="Whether labellers may steer their queue: search, similar, likely, unsure, random "
                       "(default on; admins always may)."),
+    click.option("--suggestions", type=click.Choice(["off", "order", "preselect"]), default=None,
+                 help="Show labellers the model's suggestion: order (tag buttons by the model's probability) or "
+                      "preselect (its tag marked, Enter accepts); never on audit or overlap items (default off)."),
 ]
 
 
