@@ -29,6 +29,7 @@ from labelloop.server import steering
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.responses import SafeJSONResponse, next_response
 from labelloop.server.sets.bodies import label_answer, label_request
+from labelloop.server.suggest import serve as suggest
 from labelloop.server.schemas import (
     ErrorPublic,
     LabelCreate,
@@ -152,11 +153,16 @@ async def next_item(
     Steering (issue 13, :mod:`labelloop.server.steering`): ``queue=search&q=...``,
     ``queue=similar&item=ID``, ``queue=likely&tag=T``, ``queue=unsure&tag=T``, ``queue=random``,
     or ``queue=default``; never audit draws. 422: a missing or unknown parameter or a bad search
-    query; 403: steering is off in the project (labellers). Without them: today's queue."""
+    query; 403: steering is off in the project (labellers). Without them: today's queue.
+
+    With the project's ``suggestions`` setting on, the answer may carry ``suggestion``: the
+    model's ``top`` tag, the ``tags`` in the order to show them, and ``confidence`` (multi-label:
+    the predicted ``set`` and ``proba`` aligned with ``tags``); never on audit or overlap items."""
     if request.query_params and steering.wants_steering(request.query_params):
         return await steering.steered_next(request.app.state, project=ctx.project, user=ctx.user,
                                            lease_seconds=ctx.lease_seconds, params=request.query_params)
-    lease = await ctx.dispatcher.claim(project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
+    lease = await suggest.claim(ctx.dispatcher, project=ctx.project, user_id=ctx.user.id,
+                                lease_seconds=ctx.lease_seconds)
     if lease is None:
         return Response(status_code=204)
     return next_response(lease, multi_label=ctx.project.multi_label)
@@ -198,9 +204,10 @@ async def undo(ctx: LabellingDep) -> Any:
     """Undo your last label or skip in the project (a stack: each undo takes the latest one
     left): the item comes back to you, leased, and ``undone`` says which it was. 404: nothing
     to undo; 409: the item you skipped went to others meanwhile (the skip is forgotten)."""
-    undone = await ctx.dispatcher.run(
-        lambda conn: ctx.dispatcher.undo(conn, project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
-    )
+    undone = await ctx.dispatcher.run(suggest.suggesting(
+        ctx.project, ctx.user.id,
+        lambda conn: ctx.dispatcher.undo(conn, project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds),
+    ))
     if undone.lease is None:
         raise HTTPException(409, "the item you skipped went to another labeller meanwhile and cannot come back now "
                                  "(your skip is undone: it may come back to you later)")

@@ -33,6 +33,7 @@ from labelloop.store import runs as store_runs
 from labelloop.store.projects import Project
 from labelloop.store.runs import metric_number
 from labelloop.store.stats import project_stats
+from labelloop.store.suggestions import suggestion_figures
 
 CV_VERSUS_AUDIT = (
     "Cross-validation is computed on the labelled items, which active learning chose because the model was "
@@ -95,12 +96,14 @@ def _agreement(conn: Any, project: Project, *, full: bool = True) -> dict[str, A
 @router.get("", response_class=HTMLResponse)
 def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> HTMLResponse:
     """Progress, label balance, model quality (CV beside the audit estimate), stopping advice,
-    agreement between labellers and the per-labeller table."""
+    agreement between labellers, the per-labeller table and the model suggestions' figures
+    (acceptance and the anchoring check, :func:`labelloop.store.suggestions.suggestion_figures`)."""
     with reading(engine) as conn:
         stats = project_stats(conn, project=project)
         report = _agreement(conn, project)
         model = model_view(store_runs.current_run(conn, project_id=project.id))
         to_review = store_review.review_queue(conn, project=project, limit=1)
+        suggest = suggestion_figures(conn, project=project)  # issue 14
     kappas = [(pair, kappa, report["kappa_items"].get(pair, 0)) for pair, kappa in report["cohen_kappa"].items()]
     context = {
         "project": project,
@@ -111,6 +114,7 @@ def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: En
         "model": model,
         "explanation": CV_VERSUS_AUDIT,
         "to_review": to_review.total,
+        "suggest": suggest,
         "nav": "admin",
         "tab": "dashboard",
     }

@@ -27,6 +27,7 @@ from labelloop.server.deps import open_project
 from labelloop.server.responses import SafeJSONResponse, next_response, status_of
 from labelloop.server.schemas import LabelCreate
 from labelloop.server.sets.bodies import label_answer, label_request
+from labelloop.server.suggest import serve as suggest
 from labelloop.store import queue as store_queue
 
 _NEXT = re.compile(r"/api/projects/([^/]+)/next")
@@ -98,7 +99,7 @@ class FastLabelling:
             dispatcher = state.dispatcher
             if label_match is None:
                 seconds = store_queue.lease_seconds_for(project, state.settings.lease_seconds)
-                lease = await dispatcher.claim(project=project, user_id=user.id, lease_seconds=seconds)
+                lease = await suggest.claim(dispatcher, project=project, user_id=user.id, lease_seconds=seconds)
                 if lease is None:
                     return Response(status_code=204)
                 return next_response(lease, multi_label=project.multi_label)
