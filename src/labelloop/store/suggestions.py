@@ -58,9 +58,16 @@ SELECT i.target_labels, s.predicted_tag_id, s.predicted_mask, s.confidence, s.pr
 FROM items i LEFT JOIN item_scores s ON s.run_id = :run AND s.item_id = i.id
 WHERE i.id = :item"""
 
+# Only a change is written. A renewed lease (the page's next while the label is in flight, a
+# steered queue's own item) has its record already; updating its row again in the transaction
+# that renewed it would fire PostgreSQL's foreign-key check on items (a row version made by the
+# current transaction is always checked), a KEY SHARE lock on the item, which the concurrent label
+# of that item holds FOR UPDATE while it waits for this very assignment row: a deadlock. (A renewal
+# whose prediction changed, a new run in between, can still meet it: rare, and the writer retries.)
 _RECORD = """
 UPDATE assignments SET predicted_tag_id = :tag, predicted_mask = :mask, suggest_mode = :mode
-WHERE item_id = :item AND user_id = :user AND state = 'leased'"""
+WHERE item_id = :item AND user_id = :user AND state = 'leased'
+ AND (predicted_tag_id {ne} :tag OR predicted_mask {ne} :mask OR suggest_mode {ne} :mode)"""
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,8 @@ def record_suggestion(
     if withheld is None and tag_id is not None and tag_id not in active:
         withheld = "retired"
     shown = None if withheld is not None else mode
-    raw.run(conn, _RECORD, {"tag": tag_id, "mask": mask, "mode": shown, "item": item_id, "user": user_id})
+    record = _RECORD.format(ne="IS NOT" if raw.is_sqlite(conn) else "IS DISTINCT FROM")
+    raw.run(conn, record, {"tag": tag_id, "mask": mask, "mode": shown, "item": item_id, "user": user_id})
     if shown is None:
         return None
     if tag_id is not None:
