@@ -231,3 +231,56 @@ def test_dashboard_shows_the_figures(world, engine):
     section = page[page.index('id="suggestions"'):]
     assert "order" in section[:400]
     assert re.search(r"Accepted.*?0 of 1", section, re.S)
+
+
+def test_label_and_next_in_flight_together_never_deadlock(world, engine, tools):
+    """The page sends the label and the next ``next`` back to back: the claim then often renews the
+    lease being labelled. Recording the suggestion again on that renewed row made PostgreSQL
+    check the item's foreign key (a KEY SHARE lock the label holds FOR UPDATE): a deadlock, a
+    second's wait each time. Counted from the dispatcher's retry warnings."""
+    import logging
+    import socket
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    import uvicorn
+
+    configure(engine, world.project, suggestions="preselect", audit_fraction=0.0)
+    tools.add_items(engine, world.project, 60, prefix="more")
+    scored_run(engine, world.project)
+    warnings: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            warnings.append(record.getMessage())
+
+    catch = Catch(logging.WARNING)
+    logging.getLogger("labelloop.server.dispatch").addHandler(catch)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(world.settings), log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}{API}"
+        with httpx.Client(headers=world.auth("ann"), timeout=30) as http, ThreadPoolExecutor(2) as pool:
+            current = http.post(f"{base}/next").json()
+            for _ in range(40):
+                label = pool.submit(http.post, f"{base}/items/{current['item']['id']}/labels", json={"label": "Sport"})
+                following = pool.submit(http.post, f"{base}/next")
+                assert label.result().status_code == 201
+                answer = following.result().json()
+                if answer["item"]["id"] == current["item"]["id"]:  # the next overtook the label: ask again
+                    answer = http.post(f"{base}/next").json()
+                assert "suggestion" in answer
+                current = answer
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+        logging.getLogger("labelloop.server.dispatch").removeHandler(catch)
+    assert not [w for w in warnings if "deadlock" in w]
