@@ -492,15 +492,8 @@ bulk_labels = Table(
 )
 
 # ---- Model suggestions (issue 14; store/suggestions.py; migration 0014) ------------------------
-# On ``assignments``, written at serve time only while the project's ``suggestions`` setting is on
-# (off: no write at all): the serving model's prediction for the item (single-label a tag,
-# multi-label a set) and how it was shown, ``suggest_mode`` 'order' or 'preselect', null when it
-# was not shown (audit, overlap and gold items get the prediction recorded but never shown: the
-# anchoring check of the dashboard compares the two groups). No foreign key, as item_scores.
-SUGGESTION_COLUMNS = (
-    Column("predicted_tag_id", Integer, nullable=True),
-    Column("predicted_mask", BigInteger, nullable=True),
-    Column("suggest_mode", String(10), nullable=True),
-)
-for _column in SUGGESTION_COLUMNS:
+# assignments: the serving model's prediction at serve time (written only while the `suggestions`
+# setting is on) and how it was shown ('order'/'preselect'; null: not shown: audit, overlap, gold).
+for _column in (Column("predicted_tag_id", Integer, nullable=True), Column("predicted_mask", BigInteger, nullable=True),
+                Column("suggest_mode", String(10), nullable=True)):
     assignments.append_column(_column)
