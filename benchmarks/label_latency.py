@@ -100,7 +100,8 @@ def _model_run(conn, project) -> None:
         project_id=project.id, version=1, status="complete", model_name="tfidf-logreg", strategy="margin",
         labels_used=10, created_at=utcnow(), metrics={"state": "model"})).inserted_primary_key[0]
     tags = [t.id for t in project.tags]
-    store_scores.insert_scores(conn, run_id=run_id, item_ids=ids, priorities=[1.0 - k / len(ids) for k in range(len(ids))],
+    store_scores.insert_scores(conn, run_id=run_id, item_ids=ids,
+                               priorities=[1.0 - k / len(ids) for k in range(len(ids))],
                                predicted_tag_ids=[tags[k % 3] for k in range(len(ids))],
                                confidences=[0.5 + (k % 50) / 100 for k in range(len(ids))])
     conn.execute(update(projects).where(projects.c.id == project.id).values(current_run_id=run_id))
