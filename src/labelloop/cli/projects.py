@@ -45,6 +45,9 @@ _SETTING_OPTIONS = [
                  help="Share of served items (0-0.5) that are gold items the labeller has not seen (default 0)."),
     click.option("--gold-min-accuracy", type=float, default=None,
                  help="Gold accuracy (0-1) below which a labeller is flagged to admins (default 0.8)."),
+    click.option("--suggestions", type=click.Choice(["off", "order", "preselect"]), default=None,
+                 help="Show labellers the model's suggestion: order (tag buttons by the model's probability) or "
+                      "preselect (its tag marked, Enter accepts); never on audit or overlap items (default off)."),
 ]
 
 

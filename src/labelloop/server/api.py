@@ -154,7 +154,11 @@ async def next_item(
     Steering (issue 13, :mod:`labelloop.server.steering`): ``queue=search&q=...``,
     ``queue=similar&item=ID``, ``queue=likely&tag=T``, ``queue=unsure&tag=T``, ``queue=random``,
     or ``queue=default``; never audit draws. 422: a missing or unknown parameter or a bad search
-    query; 403: steering is off in the project (labellers). Without them: today's queue."""
+    query; 403: steering is off in the project (labellers). Without them: today's queue.
+
+    With the project's ``suggestions`` setting on, the answer may carry ``suggestion``: the
+    model's ``top`` tag, the ``tags`` in the order to show them, and ``confidence`` (multi-label:
+    the predicted ``set`` and ``proba`` aligned with ``tags``); never on audit or overlap items."""
     if request.query_params and steering.wants_steering(request.query_params):
         return await steering.steered_next(request.app.state, project=ctx.project, user=ctx.user,
                                            lease_seconds=ctx.lease_seconds, params=request.query_params)

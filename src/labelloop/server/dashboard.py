@@ -35,6 +35,7 @@ from labelloop.store import runs as store_runs
 from labelloop.store.projects import Project
 from labelloop.store.runs import metric_number
 from labelloop.store.stats import project_stats
+from labelloop.store.suggestions import suggestion_figures
 
 CV_VERSUS_AUDIT = (
     "Cross-validation is computed on the labelled items, which active learning chose because the model was "
@@ -112,7 +113,8 @@ def _by_version(conn: Any, project: Project) -> list[dict[str, Any]]:
 @router.get("", response_class=HTMLResponse)
 def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> HTMLResponse:
     """Progress, label balance, model quality (CV beside the audit estimate), stopping advice,
-    agreement between labellers and the per-labeller table."""
+    agreement between labellers, the per-labeller table and the model suggestions' figures
+    (acceptance and the anchoring check, :func:`labelloop.store.suggestions.suggestion_figures`)."""
     with reading(engine) as conn:
         stats = project_stats(conn, project=project)
         report = _agreement(conn, project)
@@ -120,6 +122,7 @@ def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: En
         to_review = store_review.review_queue(conn, project=project, limit=1)
         gold = _gold(conn, project)
         by_version = _by_version(conn, project)
+        suggest = suggestion_figures(conn, project=project)  # issue 14
     kappas = [(pair, kappa, report["kappa_items"].get(pair, 0)) for pair, kappa in report["cohen_kappa"].items()]
     context = {
         "project": project,
@@ -132,6 +135,7 @@ def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: En
         "to_review": to_review.total,
         "gold": gold,
         "by_version": by_version,
+        "suggest": suggest,
         "nav": "admin",
         "tab": "dashboard",
     }

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from labelloop.server.dispatch import Dispatcher
+from labelloop.server.suggest import serve as suggest
 from labelloop.store import gold as store_gold
 from labelloop.store import labelling as store_labelling
 from labelloop.store import reading
@@ -99,9 +100,13 @@ class Gold:
         self.rng = rng or random.Random()  # gold draws: seeded from the OS per process
 
     async def claim(self, *, project: Project, user_id: int, lease_seconds: int) -> Lease | None:
-        """The default queue's next item: a gold draw with probability ``gold_fraction``."""
+        """The default queue's next item: a gold draw with probability ``gold_fraction``; else the
+        dispatcher's claim, with the model's suggestion when the project shows them (never on a
+        gold item, e.g. a gold lease renewed)."""
         fraction = float(project.setting("gold_fraction"))
-        if fraction > 0.0 and self.rng.random() < fraction and await self.cache.ids(project.id):
+        gold_ids = await self.cache.ids(project.id) if fraction > 0.0 or suggest.suggestion_mode(project) != "off" \
+            else suggest.NO_GOLD
+        if fraction > 0.0 and self.rng.random() < fraction and gold_ids:
             dispatcher, rng = self.dispatcher, self.rng
 
             def op(conn: Connection) -> Lease | None:
@@ -113,7 +118,8 @@ class Gold:
                                              audit=False)
 
             return await self.dispatcher.run(op)  # type: ignore[no-any-return]
-        return await self.dispatcher.claim(project=project, user_id=user_id, lease_seconds=lease_seconds)
+        return await suggest.claim(self.dispatcher, project=project, user_id=user_id, lease_seconds=lease_seconds,
+                                   gold_ids=gold_ids)
 
     async def label(self, request: store_labelling.LabelRequest) -> None:
         """A label; on a gold item, a gold answer instead."""
@@ -152,12 +158,15 @@ class Gold:
         return await self.dispatcher.run(op)
 
     async def undo(self, *, project: Project, user_id: int, lease_seconds: int) -> store_labelling.Undone:
+        """Undo (a gold answer or skip first, when it is the user's latest act), with the model's
+        suggestion on the lease given back when the project shows them (never on gold items)."""
         dispatcher = self.dispatcher
-        gold = bool(await self.cache.ids(project.id))
+        gold_ids = await self.cache.ids(project.id)
+        gold = bool(gold_ids)
 
         def op(conn: Connection) -> store_labelling.Undone:
             undone = (store_gold.undo_gold(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
                       if gold else None)
             return undone or dispatcher.undo(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
 
-        return await dispatcher.run(op)  # type: ignore[no-any-return]
+        return await dispatcher.run(suggest.suggesting(project, user_id, op, gold_ids))  # type: ignore[no-any-return]

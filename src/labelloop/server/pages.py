@@ -27,6 +27,7 @@ from labelloop.store.browse import label_totals_of_user
 from labelloop.store.members import visible_project_names
 from labelloop.store.queue import lease_seconds_for
 from labelloop.store.stats import project_stats, projects_overview
+from labelloop.store.suggestions import suggestion_mode
 from labelloop.store.users import User
 
 ERROR_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
@@ -126,6 +127,8 @@ def label_page(
         "multi_label": project.multi_label,  # number keys toggle tags, Enter submits, 0: none of these
         # The queue picker (issue 13): hidden for labellers when the project's steering is off.
         "steering": bool(project.setting("steering")) or user.is_admin,
+        # Model suggestions (issue 14): "order" or "preselect" loads static/suggest.js; off: None.
+        "suggestions": None if suggestion_mode(project) == "off" else suggestion_mode(project),
         "stats": {k: stats[k] for k in ("items", "labelled", "yours_today", "yours_total")},
     }
     pct = 100.0 * stats["labelled"] / stats["items"] if stats["items"] else 0.0

@@ -58,11 +58,14 @@ class SafeJSONResponse(JSONResponse):
 def next_response(lease: Lease, *, undone: str | None = None, multi_label: bool = False) -> SafeJSONResponse:
     """The ``NextPublic`` answer for a lease, rendered directly (no response-model validation);
     with ``undone`` (``UndonePublic``), what an undo undid: "label" or "skip"; ``multi_label``
-    (a multi-label project) adds ``"multi_label": true`` (single-label answers are unchanged)."""
+    (a multi-label project) adds ``"multi_label": true`` (single-label answers are unchanged); a
+    lease with a suggestion adds ``"suggestion"``."""
     content: dict[str, Any] = {
         "item": {"id": lease.item_id, "external_id": lease.external_id, "display": lease.display},
         "lease": {"expires_at": lease.expires_at.isoformat().replace("+00:00", "Z")},
     }
+    if lease.suggestion is not None:  # issue 14: the model's suggestion (server/suggest/)
+        content["suggestion"] = lease.suggestion
     if undone is not None:
         content["undone"] = undone
     if multi_label:

@@ -43,6 +43,7 @@ from starlette.concurrency import run_in_threadpool
 
 from labelloop.server.dispatch import CLAIM_CHUNK, _take
 from labelloop.server.responses import SafeJSONResponse, next_response
+from labelloop.server.suggest.serve import suggesting
 from labelloop.store import reading
 from labelloop.store import queue as store_queue
 from labelloop.store import steerqueue as steer
@@ -323,19 +324,19 @@ async def steered_next(state: Any, *, project: Project, user: User, lease_second
     check_allowed(project, user)
     dispatcher = state.dispatcher
     if wanted.queue == "default":
-        lease = await dispatcher.run(lambda conn: default_after_steering(
-            conn, dispatcher=dispatcher, project=project, user_id=user.id, lease_seconds=lease_seconds))
+        lease = await dispatcher.run(suggesting(project, user.id, lambda conn: default_after_steering(
+            conn, dispatcher=dispatcher, project=project, user_id=user.id, lease_seconds=lease_seconds)))
         return steered_answer(lease, project, wanted)
     handed = _lists_of(state).handed
     last = handed.get((project.id, user.id))
     last_item = last[2] if last is not None and last[:2] == (wanted.queue, wanted.value) else None
     entry = await _the_list(state, project, wanted)
-    lease = await dispatcher.run(lambda conn: claim_in_list(
-        conn, project=project, user_id=user.id, lease_seconds=lease_seconds, entry=entry, last_item=last_item))
+    lease = await dispatcher.run(suggesting(project, user.id, lambda conn: claim_in_list(
+        conn, project=project, user_id=user.id, lease_seconds=lease_seconds, entry=entry, last_item=last_item)))
     if lease is None:  # what the list held was taken or not for this user: look again before saying empty
         entry = await _the_list(state, project, wanted, fresh=True)
-        lease = await dispatcher.run(lambda conn: claim_in_list(
-            conn, project=project, user_id=user.id, lease_seconds=lease_seconds, entry=entry, last_item=last_item))
+        lease = await dispatcher.run(suggesting(project, user.id, lambda conn: claim_in_list(
+            conn, project=project, user_id=user.id, lease_seconds=lease_seconds, entry=entry, last_item=last_item)))
     if lease is not None:
         handed[(project.id, user.id)] = (wanted.queue, wanted.value, lease.item_id)
     return steered_answer(lease, project, wanted)

@@ -32,8 +32,12 @@ PROJECT_SETTINGS_DEFAULTS: dict[str, Any] = {
     "steering": True,  # labellers may steer their queue (search, similar, likely, unsure, random)
     "gold_fraction": 0.0,  # share of served items that are gold items (store/gold.py); at most MAX_GOLD_FRACTION
     "gold_min_accuracy": 0.8,  # a labeller whose gold accuracy is surely below this is flagged
+    "suggestions": "off",  # the model's suggestion on the labelling page: off, order or preselect (issue 14)
 }
 MAX_GOLD_FRACTION = 0.5
+
+#: Values of the ``suggestions`` setting (:mod:`labelloop.store.suggestions`).
+SUGGESTION_MODES = ("off", "order", "preselect")
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,8 @@ def check_settings(values: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInputError(f"show_item_ids must be true or false, got {values['show_item_ids']!r}")
     if "bulk_training" in values and not isinstance(values["bulk_training"], bool):
         raise InvalidInputError(f"bulk_training must be true or false, got {values['bulk_training']!r}")
+    if "suggestions" in values and values["suggestions"] not in SUGGESTION_MODES:
+        raise InvalidInputError(f"suggestions must be off, order or preselect, got {values['suggestions']!r}")
     weight = values.get("class_weight")
     if weight is not None and weight != "balanced" and not isinstance(weight, dict):
         raise InvalidInputError(f"class_weight must be 'balanced' or none, got {weight!r}")

@@ -59,6 +59,9 @@ class Lease:
     display: dict[str, Any]
     expires_at: datetime
     is_audit: bool = False
+    # The model's suggestion shown with the item, as the API gives it (issue 14,
+    # :mod:`labelloop.store.suggestions`); None when suggestions are off or none is shown.
+    suggestion: dict[str, Any] | None = None
 
 
 def lease_seconds_for(project: Project, default: int) -> int:

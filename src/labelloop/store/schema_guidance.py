@@ -4,10 +4,11 @@ table (store/schema.py imports this module at its end; migrations produce exactl
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, Table, Text, UniqueConstraint, text,
+    BigInteger, Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint,
+    text,
 )
 
-from labelloop.store.schema import BigID, UTCDateTime, annotations, items, metadata, projects
+from labelloop.store.schema import BigID, UTCDateTime, annotations, assignments, items, metadata, projects
 
 # ---- Codebook (issue 14; store/codebook.py, migration 0011) -------------------------------------
 # Per tag a Markdown definition, kept in every version, and pinned example items. A project's
@@ -126,3 +127,10 @@ label_history = Table(
     Index("ix_label_history_item", "item_id", "id"),
     Index("ix_label_history_annotation", "annotation_id"),
 )
+
+# ---- Model suggestions (issue 14; store/suggestions.py; migration 0014) ------------------------
+# assignments: the serving model's prediction at serve time (written only while the `suggestions`
+# setting is on) and how it was shown ('order'/'preselect'; null: not shown: audit, overlap, gold).
+for _column in (Column("predicted_tag_id", Integer, nullable=True), Column("predicted_mask", BigInteger, nullable=True),
+                Column("suggest_mode", String(10), nullable=True)):
+    assignments.append_column(_column)

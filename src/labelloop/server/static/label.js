@@ -26,6 +26,11 @@
  * "None of these" sends the empty set ("labelled: none applies"). Submitting with nothing chosen
  * is refused here with a hint; every new item starts with nothing chosen (a set that was not
  * saved stays chosen on the same item).
+ *
+ * Model suggestions (issue 14, static/suggest.js, only when the project's setting is on): each
+ * item shown is handed to window.labelloopSuggest.onShow, which may reorder the buttons (their
+ * number keys follow them: keys are looked up by data-key on each press) or mark and preselect
+ * the model's answer.
  */
 (function () {
   "use strict";
@@ -208,6 +213,7 @@
     doneEl.hidden = true;
     setLoading(false);
     enable(true);
+    if (window.labelloopSuggest) window.labelloopSuggest.onShow(data); // issue 14: static/suggest.js
     scheduleRenew();
   }
 
@@ -220,6 +226,7 @@
     card.hidden = true;
     doneEl.hidden = false;
     enable(false);
+    if (window.labelloopSuggest) window.labelloopSuggest.onShow(null);
     say("");
   }
 
@@ -431,20 +438,21 @@
   undoBtn.addEventListener("click", () => { undoBtn.blur(); undo(); });
   $("check-again").addEventListener("click", loadNext);
 
-  const byKey = {};
-  tagButtons.forEach((b) => { if (b.dataset.key) byKey[b.dataset.key] = b; });
+  // A number key is the button showing it (suggest.js may reorder the buttons and their keys).
+  const keyed = (key) => tagButtons.find((b) => b.dataset.key === key);
 
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
     const t = e.target;
     if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
     const key = e.key;
-    if (byKey[key] && multi) {
+    const byKey = /^[1-9]$/.test(key) ? keyed(key) : undefined;
+    if (byKey && multi) {
       e.preventDefault();
-      if (!e.repeat) toggle(byKey[key]);
-    } else if (byKey[key]) {
+      if (!e.repeat) toggle(byKey);
+    } else if (byKey) {
       e.preventDefault();
-      if (!e.repeat && current && !byKey[key].disabled) label(byKey[key].dataset.tag, byKey[key]);
+      if (!e.repeat && current && !byKey.disabled) label(byKey.dataset.tag, byKey);
     } else if (multi && key === "Enter" && !(t && /^(BUTTON|A)$/.test(t.tagName))) {
       e.preventDefault(); // a focused button or link keeps Enter for itself
       if (!e.repeat) labelSet();

@@ -5,7 +5,7 @@ change keeps the value before and after here. The hot path's statements (``store
 the PostgreSQL functions) are untouched.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-05 19:10:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import labelloop.store.schema
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
