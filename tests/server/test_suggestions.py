@@ -284,3 +284,30 @@ def test_label_and_next_in_flight_together_never_deadlock(world, engine, tools):
         sock.close()
         logging.getLogger("labelloop.server.dispatch").removeHandler(catch)
     assert not [w for w in warnings if "deadlock" in w]
+
+
+def test_never_on_gold_items_served_or_renewed(world, engine):
+    from labelloop.store import gold as store_gold
+
+    configure(engine, world.project, suggestions="preselect", audit_fraction=0.0, gold_fraction=0.5)
+    scored_run(engine, world.project)
+    with writing(engine) as conn:
+        ids = list(conn.execute(select(items.c.id).where(items.c.project_id == world.project.id)
+                                .order_by(items.c.id)).scalars())
+        golden = set(ids[::2])
+        for item_id in golden:
+            store_gold.mark_item(conn, project=world.project, item_id=item_id, tag="Sport", user_id=None)
+    seen = {True: 0, False: 0}
+    with TestClient(create_app(world.settings), base_url="http://127.0.0.1") as client:
+        for _ in range(min(12, len(ids))):
+            answer = client.post(f"{API}/next", headers=world.auth("ann"))
+            if answer.status_code == 204:
+                break
+            item_id = answer.json()["item"]["id"]
+            is_gold = item_id in golden
+            seen[is_gold] += 1
+            assert ("suggestion" in answer.json()) is not is_gold, (item_id, is_gold)
+            again = client.post(f"{API}/next", headers=world.auth("ann")).json()  # the same lease, renewed
+            assert again["item"]["id"] == item_id and ("suggestion" in again) is not is_gold
+            client.post(f"{API}/items/{item_id}/labels", json={"label": "Sport"}, headers=world.auth("ann"))
+    assert seen[True] and seen[False]

@@ -117,7 +117,8 @@ class Gold:
                 return dispatcher.claim_next(conn, project=project, user_id=user_id, lease_seconds=lease_seconds,
                                              audit=False)
 
-            return await self.dispatcher.run(op)  # type: ignore[no-any-return]
+            # a renewed ordinary lease or the fallback claim get their suggestion, gold leases never
+            return await self.dispatcher.run(suggest.suggesting(project, user_id, op, gold_ids))  # type: ignore[no-any-return]
         return await suggest.claim(self.dispatcher, project=project, user_id=user_id, lease_seconds=lease_seconds,
                                    gold_ids=gold_ids)
 
