@@ -279,8 +279,10 @@ def claim_in_list(conn: Connection, *, project: Project, user_id: int, lease_sec
             return store_queue.renew_current(conn, project=project, user_id=user_id, lease_seconds=lease_seconds,
                                              now=now)
         steer.release_lease(conn, project=project, user_id=user_id, item_id=held.item_id)
-        if held.item_id in entry.source.at and held.item_id not in entry.ids:
-            entry.ids.appendleft(held.item_id)
+        rank = entry.source.position(held.item_id)
+        if rank is not None and held.item_id not in entry.ids:  # back in the list, at its rank
+            at = next((k for k, i in enumerate(entry.ids) if (entry.source.position(i) or 0) > rank), len(entry.ids))
+            entry.ids.insert(at, held.item_id)
     kept: list[int] = []
     try:
         while entry.ids:
