@@ -26,6 +26,7 @@ from labelloop.server import admin, api, auth, dashboard, models_admin, pages, r
 from labelloop.server import formats
 from labelloop.server.bulk import api as bulk_api
 from labelloop.server.bulk import pages as bulk_pages
+from labelloop.server.notes import pages as notes_pages
 from labelloop.server.caches import AuthCache, MemberCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired
 from labelloop.server.dispatch import Dispatcher
@@ -240,6 +241,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(bulk_api.router)
     app.include_router(bulk_pages.router)
+    app.include_router(notes_pages.router)
     return app
 
 
