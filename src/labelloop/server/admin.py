@@ -27,6 +27,7 @@ from labelloop.server import admin_users, charts
 from labelloop.server.deps import CsrfChecked, EngineDep, ItemIdPath, PageAdmin, ProjectDep
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.store import browse, reading, search, search_syntax, writing
+from labelloop.store import notes as store_notes
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store import tags as store_tags
@@ -120,6 +121,7 @@ def browse_page(
     source: str = "",
     labelled: str = "",
     labeller: str = "",
+    notes: str = "",
     sort: str = "id",
     after: str = "",
     size: int = 50,
@@ -127,7 +129,7 @@ def browse_page(
 ) -> HTMLResponse:
     """Items matching the filters, one keyset page at a time ("next" carries the cursor)."""
     filters = {"q": q.strip(), "ext": ext.strip(), "tag": tag, "source": source, "labelled": labelled, "labeller": labeller,
-               "sort": sort, "size": size if size in PAGE_SIZES else 50}
+               "notes": notes, "sort": sort, "size": size if size in PAGE_SIZES else 50}
     error = None
     status = 200
     result = None
@@ -148,6 +150,7 @@ def browse_page(
                 source=source or None,
                 labelled={"yes": True, "no": False}.get(labelled),
                 labeller=labeller or None,
+                notes=notes or None,
                 sort=sort,
                 after=after or None,
                 limit=filters["size"],
@@ -192,10 +195,11 @@ def item_page(request: Request, project: ProjectDep, user: PageAdmin, engine: En
     with reading(engine) as conn:
         row = browse.browse_item(conn, project=project, item_id=item_id)
         bulk_ids = bulk_ids_of(conn, item_ids=[row.id]) if row.label_source == "bulk" else {}
+        item_notes = store_notes.list_notes(conn, project=project, state="all", item_id=row.id)
     keys = [c for c in project.display_columns if c in row.display] + [
         k for k in row.display if k not in project.display_columns]
     context = {"project": project, "url": project_url(project), "row": row, "keys": keys, "nav": "admin",
-               "tab": "browse", "bulk_ids": bulk_ids}
+               "tab": "browse", "bulk_ids": bulk_ids, "notes": item_notes}
     return render(request, "admin/item.html", context, user=user)
 
 
