@@ -109,7 +109,7 @@ def test_flags_page_lists_items_newest_first_with_paging_and_counts(setup):
         assert [(n.user, n.kind, n.text) for n in first.items[1].notes] == [("ann", "unsure", "c0"),
                                                                            ("bob", "comment", "me too")]
         assert first.items[0].notes[0].reason == "unclear" and first.items[0].display == {"title": "t5"}
-        assert first.open_counts == {"comment": 1, "unsure": 5, "skip": 1}
+        assert first.open_counts == {"comment": 6, "unsure": 5, "skip": 1}  # comment: any note with one
         seen = [i.id for i in first.items]
         after = first.next_after
         while after is not None:
@@ -119,6 +119,8 @@ def test_flags_page_lists_items_newest_first_with_paging_and_counts(setup):
         assert seen == [ids[5], ids[0], ids[4], ids[3], ids[2], ids[1]]  # each once
         only_skips = notes.flagged_items(conn, project=project, kind="skip")
         assert [i.id for i in only_skips.items] == [ids[5]]
+        commented = notes.flagged_items(conn, project=project, kind="comment", limit=10)
+        assert [i.id for i in commented.items] == [ids[0], ids[4], ids[3], ids[2], ids[1]]  # not the bare skip
         with pytest.raises(InvalidInputError, match="unknown kind"):
             notes.flagged_items(conn, project=project, kind="nope")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, case, delete, exists, func, insert, select, update
 
 from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.store.projects import Project
@@ -155,7 +155,7 @@ class FlaggedItem:
 class FlaggedPage:
     items: list[FlaggedItem]
     next_after: int | None  # the cursor of the next page (a note id), None on the last page
-    open_counts: dict[str, int]  # open notes per kind in the project
+    open_counts: dict[str, int]  # open notes in the project: unsure, with a comment, skips
 
 
 def _note_filter(project: Project, *, state: str, kind: str | None) -> list[ColumnElement[bool]]:
@@ -166,7 +166,9 @@ def _note_filter(project: Project, *, state: str, kind: str | None) -> list[Colu
     where = [item_notes.c.project_id == project.id]
     if state != "all":
         where.append(item_notes.c.resolved_at.is_(None) if state == "open" else item_notes.c.resolved_at.is_not(None))
-    if kind is not None:
+    if kind == "comment":  # every note with a comment (a flag or a skip may carry one)
+        where.append(item_notes.c.text.is_not(None))
+    elif kind is not None:
         where.append(item_notes.c.kind == kind)
     return where
 
@@ -185,7 +187,8 @@ def _notes(conn: Connection, where: list[ColumnElement[bool]]) -> list[Note]:
 
 def flagged_items(conn: Connection, *, project: Project, state: str = "open", kind: str | None = None,
                   after: int | None = None, limit: int = 25) -> FlaggedPage:
-    """Items with notes matching ``state`` (open, resolved, all) and ``kind``, the item with the
+    """Items with notes matching ``state`` (open, resolved, all) and ``kind`` (``unsure``, ``skip``,
+    or ``comment``: any note with a comment), the item with the
     newest such note first; a page of ``limit`` items after cursor ``after`` (from
     :attr:`FlaggedPage.next_after`). Each item carries its matching notes, oldest first."""
     if not 1 <= limit <= MAX_PAGE:
@@ -208,10 +211,11 @@ def flagged_items(conn: Connection, *, project: Project, state: str = "open", ki
                                        items.c.label_mask, items.c.label_source).where(items.c.id.in_(ids))):
             found[row.id] = FlaggedItem(row.id, row.external_id, dict(row.display or {}), row.label_tag_id,
                                         row.label_mask, row.label_source, notes.get(row.id, []))
-    counts = dict.fromkeys(NOTE_KINDS, 0)
-    for kind_, n in conn.execute(select(item_notes.c.kind, func.count()).where(
-            item_notes.c.project_id == project.id, item_notes.c.resolved_at.is_(None)).group_by(item_notes.c.kind)):
-        counts[kind_] = int(n)
+    row = conn.execute(select(
+        func.count(case((item_notes.c.kind == "unsure", 1))), func.count(item_notes.c.text),
+        func.count(case((item_notes.c.kind == "skip", 1))),
+    ).where(item_notes.c.project_id == project.id, item_notes.c.resolved_at.is_(None))).one()
+    counts = {"unsure": int(row[0]), "comment": int(row[1]), "skip": int(row[2])}
     return FlaggedPage([found[i] for i in ids if i in found], picked[-1].newest if more else None, counts)
 
 
