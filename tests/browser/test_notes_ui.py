@@ -163,7 +163,7 @@ def test_comment_flag_skip_reason_and_the_flags_queue(chromium, site, artefacts,
     page.locator(".tag-btn", has_text="tech").tap()
     fifth = next_shown(page, fourth)
     assert notes_of(engine)[-1] == (int(fourth), "ann", "unsure", None, "Spelling: 'bnak'", False)
-    page.get_by_role("button", name="Skip…").tap()
+    page.get_by_role("button", name="Reason…").tap()
     page.wait_for_selector("#skip-menu:not([hidden])")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     shot(page, artefacts, f"notes_label_390_skipmenu_{backend}.png")

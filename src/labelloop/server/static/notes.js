@@ -8,7 +8,7 @@
  *   label (or skip) and is cleared once saved. Esc leaves the box (the text stays). While typing,
  *   label.js ignores every key, so number keys type numbers.
  * - Unsure (key f, or the button): a toggle (aria-pressed) flagging the next label.
- * - Skip with a reason (key r, or "Skip…"): a small menu; 1-4 (or a tap) skips with that reason,
+ * - Skip with a reason (key r, or the "Reason…" button): a small menu; 1-4 (or a tap) skips with that reason,
  *   Esc closes it. While it is open, number keys pick reasons, not tags (this listener runs first,
  *   in the capture phase, and keeps those keys from label.js).
  * A line under the box says what will be sent, so nothing goes out unseen.
