@@ -112,3 +112,31 @@ def test_the_data_browser_filters_flagged_and_commented_items(client, world, eng
     assert client.get("/admin/projects/news/browse?notes=bogus").status_code == 400
     item_page = client.get(f"/admin/projects/news/items/{commented}").text
     assert "see body" in item_page and "Notes" in item_page
+
+
+def test_a_multi_label_item_commented_then_decided_as_a_set(client, world, engine, tools):
+    from labelloop.store import projects as store_projects
+    from labelloop.store import writing
+
+    with writing(engine) as conn:
+        project = store_projects.create_project(conn, name="ml", labels=["A", "B", "C"], seed=5, multi_label=True,
+                                                settings={"audit_fraction": 0.0})
+    tools.add_items(engine, project, 3, prefix="m")
+    tools.add_members(engine, project, ["ann"])
+    item = client.post("/api/projects/ml/next", headers=world.auth("ann")).json()["item"]["id"]
+    answer = client.post(f"/api/projects/ml/items/{item}/labels", headers=world.auth("ann"),
+                         json={"labels": ["A", "B"], "comment": "B only if it runs on a server", "unsure": True})
+    assert answer.status_code == 201
+    assert answer.json() == {"item_id": item, "labels": ["A", "B"], "comment": "B only if it runs on a server",
+                             "unsure": True}
+    csrf = login(client, "boss")
+    page = client.get("/admin/projects/ml/flags").text
+    assert "B only if it runs on a server" in page and "label: A, B" in page
+    assert page.count('name="labels"') == 3  # the set's checkboxes
+    done = client.post(f"/admin/projects/ml/flags/{item}/decide", data={"labels": ["C"], "csrf_token": csrf},
+                       follow_redirects=False)
+    assert done.status_code == 303
+    with reading(engine) as conn:
+        row = conn.execute(select(items.c.adjudicated_mask, items.c.label_mask).where(items.c.id == item)).one()
+    assert row.adjudicated_mask == row.label_mask == 1 << 2
+    assert open_notes(engine) == []
