@@ -1,9 +1,9 @@
 """Does the audit estimate stay unbiased when labellers steer? (issue 13)
 
-    .venv/bin/python benchmarks/steer_audit.py [--seeds 4] [--rounds 8] [--per-round 60] [--likely 0.5]
+    .venv/bin/python benchmarks/steer_audit.py [--seeds 4] [--rounds 8] [--per-round 60] [--likely 0.5] [--audit-fraction 0.1]
 
 A simulation on BBC news (the demo corpus, 2,225 articles, 5 topics) through the real code
-paths: the store's queue (default claims with audit draws, ``audit_fraction`` 0.1), the
+paths: the store's queue (default claims with audit draws, ``audit_fraction`` 0.1 or ``--audit-fraction``), the
 steered claim of the server (``server.steering.claim_in_list`` over the round's ``likely``
 list of a random tag, from ``store.steerlists``) and real model rounds
 (``orchestrator.run_round``). A simulated labeller answers with the true topic; a share
@@ -53,7 +53,7 @@ def one(seed: int, rule: bool, args: argparse.Namespace, workdir: Path) -> dict:
     engine = open_engine(url)
     rows = list(read_articles())
     with writing(engine) as conn:
-        store_projects.create_project(conn, name="bbc", labels=TAGS, seed=seed, settings={"audit_fraction": 0.1})
+        store_projects.create_project(conn, name="bbc", labels=TAGS, seed=seed, settings={"audit_fraction": args.audit_fraction})
         users = [store_users.create_user(conn, name=f"u{i}", role="labeller", password="a long password").id
                  for i in range(2)]
     import_source(engine, project="bbc", source=MappingSource([{"id": r["id"], "title": r["title"], "body": r["body"]}
@@ -125,6 +125,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--per-round", type=int, default=60)
     parser.add_argument("--likely", type=float, default=0.5)
+    parser.add_argument("--audit-fraction", type=float, default=0.1,
+                        help="share of default claims drawn for the audit (more audit items: a tighter estimate)")
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -78,6 +78,7 @@ class Project:
         encoding: str = "utf-8",
         label_separator: str | None = None,
         none_value: str | None = None,
+        gold_column: str | None = None,
     ) -> ImportResult:
         """Import items from a DataFrame, an iterable of dicts or a file (.csv/.jsonl/.parquet).
 
@@ -85,7 +86,8 @@ class Project:
         updated with ``update=True``); labels in ``label_column`` become imported labels.
         Multi-label projects: a label cell is a list of tags, or the tags joined by
         ``label_separator`` (default ``|``), or ``none_value`` (default ``__none__``) for "no tag
-        applies"; an empty cell is unlabelled."""
+        applies"; an empty cell is unlabelled. ``gold_column``: known answers (gold items), read
+        as label cells are."""
         options = ImportOptions(
             id_column=id_column,
             text_columns=[text_columns] if isinstance(text_columns, str) else list(text_columns),
@@ -95,6 +97,7 @@ class Project:
             update=update,
             label_separator=label_separator,
             none_value=none_value,
+            gold_column=gold_column,
         )
         if isinstance(data, (str, os.PathLike)):
             return import_file(self.engine, project=self.name, path=Path(data), options=options,

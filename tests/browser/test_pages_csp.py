@@ -29,7 +29,8 @@ ADMIN_PAGES = [
     ("/admin/projects/news/models", "models"), ("/admin/projects/news/review", "review"),
     ("/admin/projects/news/dashboard", "dashboard"), ("/admin/projects/nope/browse", "error_page"),
     ("/admin/projects/news/items/9", "item"), ("/docs", "docs"),
-    ("/admin/projects/news/bulk?q=story", "bulk"), ("/admin/projects/news/flags?state=all", "flags"),
+    ("/admin/projects/news/bulk?q=story", "bulk"), ("/projects/news/history", "history"),
+    ("/admin/projects/news/codebook", "codebook"), ("/admin/projects/news/flags?state=all", "flags"),
 ]
 BIG = 1_000_000
 

@@ -57,7 +57,7 @@ def test_init_takes_settings_and_configure_prints_and_changes_them(db_url, tmp_p
     assert shown.stdout.splitlines() == [
         "lease_seconds: 120", "overlap_fraction: 0.3", "overlap_k: 3", "audit_fraction: 0.1", "min_new_labels: 10",
         "model: tfidf-logreg", "strategy: margin", "exploration: 0.1", "class_weight: none",
-        "show_item_ids: False", "bulk_training: True", "steering: on",
+        "show_item_ids: False", "bulk_training: True", "steering: on", "gold_fraction: 0.0", "gold_min_accuracy: 0.8",
     ]
     (tmp_path / "items.csv").write_text("id,text\n" + "".join(f"{i},text {i}\n" for i in range(200)))
     assert run("import", "p", tmp_path / "items.csv", "--id-column", "id", "--text-columns", "text",

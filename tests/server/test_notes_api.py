@@ -143,3 +143,43 @@ def test_admins_list_and_resolve_notes_labellers_cannot(client, world, engine):
     resolved = client.get(f"{API}/notes?state=resolved", headers=world.auth("boss")).json()
     assert resolved[0]["resolved_by"] == "boss"
     assert client.get(f"{API}/notes?state=nope", headers=world.auth("boss")).status_code == 422
+
+
+def test_notes_on_gold_items_keep_the_gold_answer_apart(client, world, engine):
+    """On a gold item a label with a comment is still a gold answer, never a label; the note is
+    kept; a skip with a reason is a gold skip; undo forgets the note with the answer."""
+    from sqlalchemy import func
+
+    from labelloop.store import gold as store_gold
+    from labelloop.store import projects as store_projects
+    from labelloop.store import writing
+    from labelloop.store.configure import configure_project
+    from labelloop.store.schema import gold_answers, items
+
+    with writing(engine) as conn:
+        project = store_projects.get_project(conn, name="news")
+        ids = list(conn.execute(select(items.c.id).where(items.c.project_id == project.id)).scalars())
+        store_gold.mark_gold(conn, project=project, values=dict.fromkeys(ids, project.tag_id("Tech")), user_id=None)
+        configure_project(conn, project=project, values={"gold_fraction": 0.5})
+
+    def take_gold() -> int:  # every item is gold: a draw that is not a gold draw finds nothing (204)
+        for _ in range(60):
+            response = client.post(f"{API}/next", headers=world.auth("ann"))
+            if response.status_code == 200:
+                return response.json()["item"]["id"]
+        raise AssertionError("no gold item served in 60 draws")
+
+    first = take_gold()
+    answer = client.post(f"{API}/items/{first}/labels", headers=world.auth("ann"),
+                         json={"label": "Sport", "comment": "looks like tech", "unsure": True})
+    assert answer.status_code == 201, answer.text
+    second = take_gold()
+    assert client.post(f"{API}/items/{second}/skip", headers=world.auth("ann"),
+                       json={"reason": "unclear"}).status_code == 204
+    with reading(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(annotations)).scalar_one() == 0  # never a label
+        assert conn.execute(select(func.count()).select_from(gold_answers)).scalar_one() >= 1
+    assert [(r[0], r[2], r[3], r[4]) for r in notes_rows(engine)] == [
+        (first, "unsure", None, "looks like tech"), (second, "skip", "unclear", None)]
+    assert client.post(f"{API}/undo", headers=world.auth("ann")).status_code == 200  # the skip
+    assert [r[0] for r in notes_rows(engine)] == [first]

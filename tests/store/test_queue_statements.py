@@ -155,7 +155,8 @@ def test_every_refusal_of_a_label_has_its_words_and_writes_nothing(world):
         (u0, 10**12, NotFoundError, f"no item {10**12} in project 'p'"),
         (u0, foreign, NotFoundError, f"no item {foreign} in project 'p'"),
         (u2, leased, ConflictError, f"item {leased} is not leased to you: ask for the next item first"),
-        (u0, labelled, ConflictError, f"you have labelled item {labelled} already (undo it to change the label)"),
+        (u0, labelled, ConflictError,
+         f"you have labelled item {labelled} already: change it in My history (PUT the label)"),
         (u0, skipped, ConflictError, f"you skipped item {skipped}; it is no longer leased to you"),
         (u0, taken, ConflictError,
          f"your lease on item {taken} expired and the item went to someone else; ask for the next item"),
@@ -261,7 +262,7 @@ def test_label_many_gives_each_label_the_outcome_label_item_would(world):
         None,
         ("ConflictError", f"item {refused_tag} is not leased to you: ask for the next item first"),
         None,
-        ("ConflictError", f"you have labelled item {done} already (undo it to change the label)"),
+        ("ConflictError", f"you have labelled item {done} already: change it in My history (PUT the label)"),
         ("InvalidInputError", "unknown tag 'Z'; project 'p' has: A, B, C"),
     ]
     n_before, _, _ = before

@@ -174,3 +174,27 @@ def test_rendering_quotes_every_token():
     assert to_fts5(node) == '("new york" OR (("bos" * AND ("a" AND "b")) NOT ("x")))'
     assert to_tsquery(node) == "(('new' <-> 'york') | ('bos':* & !'x' & ('a' & 'b')))"
     assert to_tsquery(parse("a:b")) == "('a' <-> 'b')"
+
+
+def test_postgresql_searches_the_stored_tsvector_through_its_gin_index(engine):
+    """The column follows the text (generated), and matches, phrases and ranking read it
+    through ix_items_search instead of parsing every row's text again."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's stored tsvector (SQLite searches its FTS5 table)")
+    from sqlalchemy import text
+
+    with writing(engine) as conn:
+        project = store_projects.create_project(conn, name="tsv", labels=["A", "B"], seed=1)
+        ids = add_items(conn, project, TEXTS)
+        conn.execute(update(items).where(items.c.id == ids[3]).values(text="a mat in the city"))
+        stored = conn.execute(text("SELECT search_tsv::text FROM items WHERE id = :i"), {"i": ids[3]}).scalar_one()
+        assert stored == "'a':1 'city':5 'in':3 'mat':2 'the':4"
+        cond = search.match_condition(conn, project_id=project.id, query='"the mat"')
+        plan = "\n".join(conn.execute(text("EXPLAIN " + str(select(items.c.id).where(cond).compile(
+            conn, compile_kwargs={"literal_binds": True}))), {}).scalars())
+        assert "search_tsv @@" in plan and "to_tsvector(" not in plan, plan  # read, never parsed again
+        indexdef = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_items_search'"
+                                         " AND schemaname = current_schema()")).scalar_one()
+        assert "gin (search_tsv)" in indexdef
+        assert search.ranked_ids(conn, project_id=project.id, query='"the mat"', limit=5) == [ids[0]]
+        assert sorted(search.ranked_ids(conn, project_id=project.id, query='mat', limit=5)) == [ids[0], ids[3]]

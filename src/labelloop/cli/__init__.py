@@ -13,7 +13,7 @@ database up (``init``, ``user add``, ``migrate``, ``demo``, ``serve``) use the d
 reported by :class:`_Cli` as ``error: cannot open database <URL without password>: <reason>``.
 """
 
-from labelloop.cli import accounts, bulk, data, projects, running  # noqa: F401  (register the commands)
+from labelloop.cli import accounts, bulk, codebook, data, projects, running  # noqa: F401  (register the commands)
 from labelloop.cli.base import _Cli, db_option, engine_for, main, settings_for
 
 __all__ = ["_Cli", "db_option", "engine_for", "main", "settings_for"]

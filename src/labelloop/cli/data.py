@@ -31,13 +31,16 @@ def _column_list(value: str | None) -> list[str] | None:
 @click.option("--none-value", default=None,
               help='Multi-label projects: the label cell meaning "labelled: no tag applies" (default __none__; '
                    "an empty cell is unlabelled).")
+@click.option("--gold-column", default=None,
+              help="Column with known answers: a non-empty cell makes the item a gold item with that answer "
+                   "(read as a --label-column cell; empty: not gold). Applies to existing ids too.")
 @click.option("--add-labels", is_flag=True, help="Add unknown tags of --label-column to the project.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of a CSV or JSONL file.")
 @click.option("--update", is_flag=True, help="Replace display and text of ids already present (else skip them).")
 @db_option
 def import_cmd(project: str, file: Path, id_column: str, text_columns: str, display_columns: str | None,
-               label_column: str | None, label_separator: str | None, none_value: str | None, add_labels: bool,
-               encoding: str, update: bool, db_url: str | None) -> None:
+               label_column: str | None, label_separator: str | None, none_value: str | None, gold_column: str | None,
+               add_labels: bool, encoding: str, update: bool, db_url: str | None) -> None:
     """Import items from FILE (.csv, .jsonl or .parquet) into PROJECT: all rows or, on any error, none."""
     from labelloop.io import ImportOptions, import_file
 
@@ -45,6 +48,7 @@ def import_cmd(project: str, file: Path, id_column: str, text_columns: str, disp
         id_column=id_column, text_columns=_column_list(text_columns) or [],
         display_columns=_column_list(display_columns), label_column=label_column,
         add_labels=add_labels, update=update, label_separator=label_separator, none_value=none_value,
+        gold_column=gold_column,
     )
     settings = settings_for(db_url)
     engine = engine_for(db_url, create=False)

@@ -41,6 +41,10 @@ _SETTING_OPTIONS = [
     click.option("--steering", type=click.Choice(["on", "off"]), default=None,
                  help="Whether labellers may steer their queue: search, similar, likely, unsure, random "
                       "(default on; admins always may)."),
+    click.option("--gold-fraction", type=float, default=None,
+                 help="Share of served items (0-0.5) that are gold items the labeller has not seen (default 0)."),
+    click.option("--gold-min-accuracy", type=float, default=None,
+                 help="Gold accuracy (0-1) below which a labeller is flagged to admins (default 0.8)."),
 ]
 
 
@@ -154,6 +158,7 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
     """Show PROJECT's progress: items, labelled items, labels per tag, the model, its audit
     estimate (accuracy on random held-out items, 95 % CI), the stopping advice and agreement
     (multi-label projects: micro/macro-F1, exactly right sets, per-tag F1 and alpha)."""
+    from labelloop.orchestrator.gold import gold_report
     from labelloop.orchestrator.quality import agreement_figures, sets_summary, status_summary
 
     engine = engine_for(db_url, create=False)
@@ -165,6 +170,8 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
         summary["agreement"] = status_summary(agreement_figures(conn, project=proj))
         if proj.multi_label:
             summary["sets"] = sets_summary(conn, project=proj)
+        gold = gold_report(conn, project=proj)
+        summary["gold_items"], summary["gold"] = gold["items"], gold["labellers"]
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -209,6 +216,19 @@ def status(project: str, as_json: bool, db_url: str | None) -> None:
                       f"{'undefined' if alpha is None else f'{alpha:.3f}'}", soft_wrap=True)
     if sets is not None or agree.get("alpha_per_tag"):
         _print_tag_figures(console, sets, agree.get("alpha_per_tag") or {})
+    if summary["gold"]:
+        _print_gold(console, gold)
+
+
+def _print_gold(console: Console, gold: dict[str, Any]) -> None:
+    """Each labeller's accuracy on gold items, with its 95 % interval; flagged ones marked."""
+    table = Table(title=f"gold items ({gold['items']:,}; flagged below {gold['min_accuracy']:.0%})")
+    for column in ("labeller", "answered", "correct", "accuracy", "95 % interval", "flagged"):
+        table.add_column(column, justify="left" if column in ("labeller", "flagged") else "right")
+    for name, g in gold["labellers"].items():
+        table.add_row(name, f"{g['answered']:,}", f"{g['correct']:,}", f"{g['accuracy']:.1%}",
+                      f"{g['ci95'][0]:.1%} – {g['ci95'][1]:.1%}", "FLAGGED" if g["flagged"] else "")
+    console.print(table)
 
 
 def _print_tag_figures(console: Console, sets: dict[str, Any] | None, alphas: dict[str, float | None]) -> None:

@@ -29,6 +29,7 @@ from labelloop.io.bulk import (
 from labelloop.io.progress import ProgressBar
 from labelloop.io.readers import open_file
 from labelloop.io.records import ListCell, RecordSource
+from labelloop.store import gold as store_gold
 from labelloop.store import projects as store_projects
 from labelloop.store import search_index
 from labelloop.store import writing
@@ -56,6 +57,9 @@ class ImportOptions:
     # empty cell is unlabelled. Giving either for a single-label project is an error.
     label_separator: str | None = None
     none_value: str | None = None
+    # Known answers: a non-empty cell makes the row's item a gold item with that answer (read as
+    # a label cell is; store/gold.py). Applies to every row of the file, new or existing items.
+    gold_column: str | None = None
 
     def checked(self) -> ImportOptions:
         text_cols = [self.text_columns] if isinstance(self.text_columns, str) else list(self.text_columns)
@@ -79,9 +83,13 @@ class ImportOptions:
             raise InvalidInputError(
                 f"--none-value {self.none_value!r} contains the separator {self.label_separator!r}; choose another"
             )
+        if self.gold_column and self.gold_column == self.label_column:
+            raise InvalidInputError(
+                f"--gold-column and --label-column both name {self.gold_column!r}: a column holds either "
+                "imported labels or gold answers")
         return ImportOptions(
             self.id_column, tuple(text_cols), tuple(display), self.label_column or None,
-            self.add_labels, self.update, self.label_separator, self.none_value,
+            self.add_labels, self.update, self.label_separator, self.none_value, self.gold_column or None,
         )
 
 
@@ -92,6 +100,7 @@ class ImportResult:
     updated: int
     labels: int
     new_tags: tuple[str, ...] = field(default=())
+    gold: int = 0  # items made gold items (--gold-column)
 
     def summary(self) -> str:
         """One line such as ``imported 3,155 items (0 skipped as already present, 0 labels)``."""
@@ -100,6 +109,8 @@ class ImportResult:
         else:
             detail = f"{self.skipped:,} skipped as already present"
         text = f"imported {self.imported:,} items ({detail}, {self.labels:,} labels)"
+        if self.gold:
+            text += f"; {self.gold:,} gold items"
         if self.new_tags:
             text += f"; new tags: {', '.join(self.new_tags)}"
         return text
@@ -137,6 +148,8 @@ def wanted_columns(source: RecordSource, options: ImportOptions) -> list[str]:
     named += [("display", c) for c in options.display_columns or ()]
     if options.label_column:
         named.append(("label", options.label_column))
+    if options.gold_column:
+        named.append(("gold", options.gold_column))
     available = source.columns()
     for role, column in named:
         if column not in available:
@@ -172,8 +185,11 @@ def import_into(conn: Connection, *, project: store_projects.Project, source: Re
     try:
         background = BackgroundWriter(writer)
         labels = _TagResolver(conn, project, source, options, before_write=background.drain)
+        gold = (_TagResolver(conn, project, source, options, before_write=background.drain,
+                             field_name=options.gold_column) if options.gold_column else None)
         try:
-            n_rows = _feed(source, wanted, options, settings, project.seed, labels, background.put, progress)
+            n_rows = _feed(source, wanted, options, settings, project.seed, labels, background.put, progress,
+                           gold=gold)
         except BaseException:
             background.close(cancel=True)
             raise
@@ -188,24 +204,32 @@ def import_into(conn: Connection, *, project: store_projects.Project, source: Re
     if options.label_column:
         n_labels = add_import_annotations(conn, project_id=project.id, after_id=after_id, now=now,
                                           multi_label=project.multi_label)
+    n_gold = 0
+    if gold is not None and gold.answers:
+        values = store_gold.values_by_external_id(conn, project=project, answers=gold.answers)
+        n_gold = store_gold.mark_gold(conn, project=project, values=values, user_id=None)
     store_projects.set_import_columns(
         conn, project_id=project.id, id_column=options.id_column, display_columns=list(options.display_columns or ())
     )
     inserted, updated = background.inserted, background.updated
-    return ImportResult(inserted, n_rows - inserted - updated, updated, n_labels, tuple(labels.added))
+    added = tuple(dict.fromkeys([*labels.added, *(gold.added if gold is not None else ())]))
+    return ImportResult(inserted, n_rows - inserted - updated, updated, n_labels, added, n_gold)
 
 
 def _feed(source: RecordSource, wanted: list[str], options: ImportOptions, settings: Settings, seed: int,
-          labels: _TagResolver, put: Callable[[list[ItemRow]], None], progress: Progress | None) -> int:
-    """Check and convert every record, handing chunks of item rows to ``put``; returns the count."""
+          labels: _TagResolver, put: Callable[[list[ItemRow]], None], progress: Progress | None,
+          gold: _TagResolver | None = None) -> int:
+    """Check and convert every record, handing chunks of item rows to ``put``; returns the count.
+    With ``gold``, each non-empty gold cell's answer goes to ``gold.answers`` by external id."""
     chunk_rows = max(1, settings.import_chunk_rows)
-    check = _FieldCheck(source, wanted, settings.max_field_bytes,
-                        lists_in=options.label_column if labels.multi_label else None)
+    lists_in = (options.label_column, options.gold_column) if labels.multi_label else ()
+    check = _FieldCheck(source, wanted, settings.max_field_bytes, lists_in=lists_in)
     quick = check.quick
     text_pos = [wanted.index(c) for c in options.text_columns]
     single_text = text_pos[0] if len(text_pos) == 1 else None
     display_fields = [(json.dumps(c, ensure_ascii=False) + ": ", wanted.index(c)) for c in options.display_columns or ()]
     label_pos = wanted.index(options.label_column) if options.label_column else None
+    gold_pos = wanted.index(options.gold_column) if gold is not None and options.gold_column else None
     encode = json.encoder.encode_basestring  # type: ignore[attr-defined]  # JSON string, UTF-8 kept
     # Multi-label: ``tag_ids`` caches cell text -> mask, and ``resolve`` parses a new cell.
     resolve, tag_ids = (labels.resolve_set, labels.sets) if labels.multi_label else (labels.resolve, labels.ids)
@@ -237,6 +261,11 @@ def _feed(source: RecordSource, wanted: list[str], options: ImportOptions, setti
             tag_id = tag_ids.get(cell)
             if tag_id is None and cell:
                 tag_id = resolve(cell, line)
+        if gold_pos is not None:
+            cell = values[gold_pos]
+            answer = (gold.resolve_set(cell, line) if gold.multi_label else gold.resolve(cell, line)) if cell else None
+            if answer is not None:
+                gold.answers[external_id] = answer
         append((external_id, display, body, rand_key(seed, external_id), tag_id))
         if len(chunk) >= chunk_rows:
             put(chunk)
@@ -254,15 +283,16 @@ def _feed(source: RecordSource, wanted: list[str], options: ImportOptions, setti
 class _FieldCheck:
     """Rejects NUL characters and fields over ``max_field_bytes`` (UTF-8), naming the field."""
 
-    def __init__(self, source: RecordSource, wanted: Sequence[str], max_bytes: int, *, lists_in: str | None = None):
+    def __init__(self, source: RecordSource, wanted: Sequence[str], max_bytes: int, *,
+                 lists_in: Sequence[str | None] = ()):
         self.source, self.wanted, self.max_bytes = source, list(wanted), max_bytes
         self.quick = max_bytes // 4  # at most 4 UTF-8 bytes per character
-        self.lists_in = lists_in  # the one column where a list of tags may stand (multi-label)
+        self.lists_in = {c for c in lists_in if c}  # where a list of tags may stand (multi-label)
 
     def slow(self, line: int, values: Sequence[str]) -> None:
         for name, value in zip(self.wanted, values):
             if isinstance(value, ListCell):
-                if name != self.lists_in:
+                if name not in self.lists_in:
                     raise self.source.error("a nested list value; expected text or a number", line=line, field=name)
                 if any("\x00" in item for item in value.items):
                     raise self.source.error("contains a NUL character (\\x00)", line=line, field=name)
@@ -281,10 +311,11 @@ class _TagResolver:
     with ``add_labels``."""
 
     def __init__(self, conn: Connection, project: store_projects.Project, source: RecordSource,
-                 options: ImportOptions, *, before_write: Callable[[], None]):
+                 options: ImportOptions, *, before_write: Callable[[], None], field_name: str | None = None):
         self.conn, self.project, self.source = conn, project, source
         self.before_write = before_write  # frees the connection from the background writer
-        self.field = options.label_column
+        self.field = field_name or options.label_column
+        self.answers: dict[str, int] = {}  # the gold column's: external id -> tag id or mask
         self.add = options.add_labels
         self.ids = {t.name: t.id for t in project.tags if not t.retired}
         self.retired = {t.name for t in project.tags if t.retired}

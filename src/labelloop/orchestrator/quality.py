@@ -48,6 +48,7 @@ from sqlalchemy import Connection
 
 from labelloop.learn.agreement import Agreement, SetAgreement, agreement, set_agreement
 from labelloop.learn.stopping import describe_audit, describe_stability
+from labelloop.store import codebook as store_codebook
 from labelloop.store import quality as store_quality
 from labelloop.store import runs as store_runs
 from labelloop.store.projects import Project
@@ -63,11 +64,16 @@ def _share(compared: int, same: int) -> float | None:
 
 def _agreement(conn: Connection, project: Project) -> Agreement | SetAgreement:
     if project.multi_label:
-        sets = overlap_sets(conn, project_id=project.id)
+        return _agreement_of(project, overlap_sets(conn, project_id=project.id))
+    return _agreement_of(project, store_quality.overlap_labels(conn, project_id=project.id))
+
+
+def _agreement_of(project: Project, rows: list[tuple[int, str, int]]) -> Agreement | SetAgreement:
+    """The figures of overlap rows ``(item id, labeller, tag id or mask)``."""
+    if project.multi_label:
         bits = project.tag_bits
-        return set_agreement([r[0] for r in sets], [r[1] for r in sets], [r[2] for r in sets],
+        return set_agreement([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
                              tags=list(bits), bits=list(bits.values()))
-    rows = store_quality.overlap_labels(conn, project_id=project.id)
     names = {t.id: t.name for t in project.tags}
     return agreement(
         [r[0] for r in rows], [r[1] for r in rows], [names.get(r[2], f"#{r[2]}") for r in rows],
@@ -123,6 +129,31 @@ def agreement_report(conn: Connection, *, project: Project) -> dict[str, Any]:
             "agreement_with_model": _share(*model.get(name, (0, 0))),
         })
     return {**_figures(figures), "per_labeller": per_labeller}
+
+
+def agreement_by_version(conn: Connection, *, project: Project) -> list[dict[str, Any]]:
+    """Agreement per codebook version (issue 14): did a new definition help people agree? Per
+    version that labels were made under (``version`` None: before any codebook), oldest first:
+    ``labels`` (human and imported), ``items_with_overlap``, ``pairs``, ``percent`` and
+    ``krippendorff_alpha`` over the items labelled by two or more people *under that version*
+    (an item whose labels span versions counts in each version where it has two labellers)."""
+    counts = store_codebook.labels_by_version(conn, project_id=project.id)
+    groups: dict[int, list[tuple[int, str, int]]] = {v: [] for v in counts}
+    for version, item, name, value in store_codebook.overlap_by_version(conn, project=project):
+        groups.setdefault(version, []).append((item, name, value))
+    out = []
+    for version in sorted(groups):
+        rows = groups[version]
+        figures = _agreement_of(project, rows) if rows else None
+        out.append({
+            "version": version or None,
+            "labels": counts.get(version, 0),
+            "items_with_overlap": figures.items_with_overlap if figures else 0,
+            "pairs": figures.pairs if figures else 0,
+            "percent": figures.percent if figures else None,
+            "krippendorff_alpha": figures.krippendorff_alpha if figures else None,
+        })
+    return out
 
 
 def status_summary(report: dict[str, Any]) -> dict[str, Any]:

@@ -28,14 +28,18 @@ from labelloop.server.deps import CsrfChecked, EngineDep, ItemIdPath, PageAdmin,
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.store import browse, reading, search, search_syntax, writing
 from labelloop.store import notes as store_notes
+from labelloop.store import gold as store_gold
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
 from labelloop.store import tags as store_tags
 from labelloop.store import users as store_users
 from labelloop.store.bulklabels import bulk_ids_of
+from labelloop.store.history import label_changes
+from labelloop.store.codebook import pinned_tags
 from labelloop.store.labels import label_counts, labelled_items
 from labelloop.store.projects import Project
 from labelloop.store.stats import project_stats
+from labelloop.store.tagsets import names_of
 from labelloop.store.users import User
 
 router = APIRouter(prefix="/admin", route_class=HtmlRoute)
@@ -50,6 +54,10 @@ NOTICES = {
     "tag-renamed": "Tag renamed; its labels follow it.",
     "tag-merged": "Tags merged: every label moved, the first tag is retired.",
     "tag-retired": "Tag retired: labellers no longer see it; its labels are kept but no longer count.",
+    "gold-marked": "Gold answer saved: the item is a gold item.",
+    "gold-removed": "The item is no longer a gold item; its gold answers were deleted.",
+    "pinned": "Pinned as an example.",
+    "unpinned": "Unpinned.",
 }
 
 
@@ -191,16 +199,30 @@ def browse_page(
 @router.get("/projects/{project}/items/{item_id}", response_class=HTMLResponse)
 def item_page(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep,
               item_id: ItemIdPath) -> HTMLResponse:
-    """One item in full (every field, escaped) with its labels, final label and prediction."""
+    """One item in full (every field, escaped) with its labels, final label and prediction,
+    and the form that makes it a gold item (:mod:`labelloop.server.gold_pages`)."""
+    return render_item(request, engine, project, user, item_id)
+
+
+def render_item(request: Request, engine: Any, project: Project, user: User, item_id: int, *,
+                error: str | None = None, status: int = 200) -> HTMLResponse:
     with reading(engine) as conn:
         row = browse.browse_item(conn, project=project, item_id=item_id)
         bulk_ids = bulk_ids_of(conn, item_ids=[row.id]) if row.label_source == "bulk" else {}
+        gold = store_gold.gold_answer_of(conn, project=project, item_id=item_id)
+        changes = label_changes(conn, project=project, item_id=row.id)  # labellers' changes (My history)
+        pinned = pinned_tags(conn, project=project, item_id=row.id)
         item_notes = store_notes.list_notes(conn, project=project, state="all", item_id=row.id)
     keys = [c for c in project.display_columns if c in row.display] + [
         k for k in row.display if k not in project.display_columns]
+    gold_names = None if gold is None else (names_of(project, gold) if project.multi_label
+                                            else [project.tag_name(gold)])
     context = {"project": project, "url": project_url(project), "row": row, "keys": keys, "nav": "admin",
-               "tab": "browse", "bulk_ids": bulk_ids, "notes": item_notes}
-    return render(request, "admin/item.html", context, user=user)
+               "tab": "browse", "bulk_ids": bulk_ids, "gold": gold_names, "changes": changes, "pinned": pinned,
+               "notes": item_notes,
+               "error": error,
+               "notice": NOTICES.get(request.query_params.get("done", ""))}
+    return render(request, "admin/item.html", context, user=user, status=status)
 
 
 # ---- tags -----------------------------------------------------------------------------------

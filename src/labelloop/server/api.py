@@ -28,6 +28,7 @@ from labelloop.server.deps import (
 from labelloop.server import steering
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.notes import labels as noted
+from labelloop.server.gold import Gold
 from labelloop.server.responses import SafeJSONResponse, next_response
 from labelloop.server.sets.bodies import label_answer, label_request
 from labelloop.server.schemas import (
@@ -42,7 +43,6 @@ from labelloop.server.schemas import (
     UndonePublic,
     UserPublic,
 )
-from labelloop.store import labelling as store_labelling
 from labelloop.store import members as store_members
 from labelloop.store import queue as store_queue
 from labelloop.store import reading
@@ -119,13 +119,15 @@ class Labelling:
     project: Project
     lease_seconds: int
     dispatcher: Dispatcher
+    gold: Gold
 
 
 async def _labelling(request: Request, project: str, user: CurrentUser) -> Labelling:
     await check_csrf(request)
     proj = await open_project(request.app.state, project, user)
     state = request.app.state
-    return Labelling(user, proj, store_queue.lease_seconds_for(proj, state.settings.lease_seconds), state.dispatcher)
+    return Labelling(user, proj, store_queue.lease_seconds_for(proj, state.settings.lease_seconds), state.dispatcher,
+                     state.gold)
 
 
 async def _labelling_json(request: Request, project: str, user: CurrentUser) -> Labelling:
@@ -158,7 +160,7 @@ async def next_item(
     if request.query_params and steering.wants_steering(request.query_params):
         return await steering.steered_next(request.app.state, project=ctx.project, user=ctx.user,
                                            lease_seconds=ctx.lease_seconds, params=request.query_params)
-    lease = await ctx.dispatcher.claim(project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
+    lease = await ctx.gold.claim(project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
     if lease is None:
         return Response(status_code=204)
     return next_response(lease, multi_label=ctx.project.multi_label)
@@ -174,7 +176,7 @@ async def label_item(ctx: LabellingJsonDep, item_id: ItemIdPath, body: LabelCrea
     Optional (issue 14): ``"comment"`` (at most 2,000 characters) and ``"unsure": true`` (flags the
     item to the admins); both are recorded with the label, in its transaction."""
     request = label_request(ctx.project, ctx.user.id, item_id, body)
-    await noted.record_label(ctx.dispatcher, request, body)
+    await noted.record_label(ctx.gold, request, body)  # a gold item: a gold answer (server/gold.py)
     return SafeJSONResponse(label_answer(item_id, body), status_code=201)
 
 
@@ -184,18 +186,15 @@ async def skip_item(ctx: LabellingDep, item_id: ItemIdPath,
     """Pass on an item leased to you: it goes to others, never back to you. An optional JSON
     body says why: ``{"reason": "unclear"}`` (unclear, off-topic, needs-context or other) and/or
     ``{"comment": "..."}``; without a body, a plain skip."""
-    await noted.record_skip(ctx.dispatcher, project=ctx.project, user_id=ctx.user.id, item_id=item_id, body=body)
+    await noted.record_skip(ctx.gold, project=ctx.project, user_id=ctx.user.id, item_id=item_id, body=body)
     return Response(status_code=204)
 
 
 @router.post("/projects/{project}/items/{item_id}/renew", response_model=LeasePublic)
 async def renew(ctx: LabellingDep, item_id: ItemIdPath) -> dict[str, Any]:
     """Extend your lease on an item (the page calls this while it is open)."""
-    expires = await ctx.dispatcher.run(
-        lambda conn: store_labelling.renew_lease(
-            conn, project=ctx.project, user_id=ctx.user.id, item_id=item_id, lease_seconds=ctx.lease_seconds
-        )
-    )
+    expires = await ctx.gold.renew(project=ctx.project, user_id=ctx.user.id, item_id=item_id,
+                                   lease_seconds=ctx.lease_seconds)
     return {"expires_at": expires}
 
 
@@ -204,7 +203,7 @@ async def undo(ctx: LabellingDep) -> Any:
     """Undo your last label or skip in the project (a stack: each undo takes the latest one
     left): the item comes back to you, leased, and ``undone`` says which it was. 404: nothing
     to undo; 409: the item you skipped went to others meanwhile (the skip is forgotten)."""
-    undone = await noted.undo(ctx.dispatcher, project=ctx.project, user_id=ctx.user.id,
+    undone = await noted.undo(ctx.gold, project=ctx.project, user_id=ctx.user.id,
                               lease_seconds=ctx.lease_seconds)  # its comments and flags go with it
     if undone.lease is None:
         raise HTTPException(409, "the item you skipped went to another labeller meanwhile and cannot come back now "

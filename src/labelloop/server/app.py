@@ -26,11 +26,17 @@ from labelloop.server import admin, api, auth, dashboard, models_admin, pages, r
 from labelloop.server import formats
 from labelloop.server.bulk import api as bulk_api
 from labelloop.server.bulk import pages as bulk_pages
+from labelloop.server.history import api as history_api
+from labelloop.server.history import pages as history_pages
+from labelloop.server.codebook import api as codebook_api
+from labelloop.server.codebook import pages as codebook_pages
 from labelloop.server.notes import pages as notes_pages
 from labelloop.server.caches import AuthCache, MemberCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired
 from labelloop.server.dispatch import Dispatcher
 from labelloop.server.fastpath import FastLabelling
+from labelloop.server.gold import Gold, GoldCache
+from labelloop.server import gold_pages
 from labelloop.server.logins import LoginGate, Logins, ProxyHeaders, SecureCookies
 from labelloop.server.requestlog import RequestLog
 from labelloop.server.responses import SafeJSONResponse, status_of, unstorable_message
@@ -126,14 +132,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.member_cache = MemberCache(engine)
     app.state.dispatcher = Dispatcher(engine)
     app.state.dispatcher.start()
+    app.state.gold = Gold(engine, app.state.dispatcher)  # gold items on the labelling routes
     app.state.logins = Logins(engine, settings)  # the failed-login limit and the password pool
     refresher = asyncio.create_task(_refresh_users(app.state.auth_cache))
     member_refresher = asyncio.create_task(_refresh_members(app.state.member_cache))
+    gold_refresher = asyncio.create_task(_refresh_members(app.state.gold.cache))
     try:
         yield
     finally:
         refresher.cancel()
         member_refresher.cancel()
+        gold_refresher.cancel()
         app.state.dispatcher.stop()
         app.state.logins.close()
         engine.dispose()
@@ -149,8 +158,8 @@ async def _refresh_users(cache: AuthCache) -> None:
             log.exception("refreshing the user cache failed")
 
 
-async def _refresh_members(cache: MemberCache) -> None:
-    """Re-read the cached memberships every ``cache.refresh_every`` seconds."""
+async def _refresh_members(cache: MemberCache | GoldCache) -> None:
+    """Re-read the cached memberships (or gold sets) every ``cache.refresh_every`` seconds."""
     while True:
         await asyncio.sleep(cache.refresh_every)
         try:
@@ -236,11 +245,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(admin.router)
+    app.include_router(gold_pages.router)
     app.include_router(models_admin.router)
     app.include_router(review.router)
     app.include_router(dashboard.router)
     app.include_router(bulk_api.router)
     app.include_router(bulk_pages.router)
+    app.include_router(history_api.router)
+    app.include_router(history_pages.router)
+    app.include_router(codebook_api.router)
+    app.include_router(codebook_pages.router)
     app.include_router(notes_pages.router)
     return app
 

@@ -1,4 +1,6 @@
-"""The project dashboard (admins only): progress, balance, model quality, agreement, labellers.
+"""The project dashboard (admins only): progress, balance, model quality, agreement, labellers,
+their accuracy on gold items (with a warning naming the labellers flagged below the project's
+``gold_min_accuracy``).
 
 - ``GET /admin/projects/{project}/dashboard``: the page.
 - ``GET /admin/projects/{project}/dashboard/{progress,quality,confusion}.png``: its charts
@@ -92,6 +94,21 @@ def _agreement(conn: Any, project: Project, *, full: bool = True) -> dict[str, A
     return (agreement_report if full else agreement_figures)(conn, project=project)
 
 
+def _gold(conn: Any, project: Project) -> dict[str, Any]:
+    """Each labeller's accuracy on gold items (:func:`labelloop.orchestrator.gold.gold_report`)."""
+    from labelloop.orchestrator.gold import gold_report
+
+    return gold_report(conn, project=project)
+
+
+def _by_version(conn: Any, project: Project) -> list[dict[str, Any]]:
+    """Agreement per codebook version (empty for a project that never had a codebook)."""
+    from labelloop.orchestrator.quality import agreement_by_version  # scikit-learn: on first use
+
+    rows = agreement_by_version(conn, project=project)
+    return rows if any(r["version"] is not None for r in rows) else []
+
+
 @router.get("", response_class=HTMLResponse)
 def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: EngineDep) -> HTMLResponse:
     """Progress, label balance, model quality (CV beside the audit estimate), stopping advice,
@@ -101,6 +118,8 @@ def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: En
         report = _agreement(conn, project)
         model = model_view(store_runs.current_run(conn, project_id=project.id))
         to_review = store_review.review_queue(conn, project=project, limit=1)
+        gold = _gold(conn, project)
+        by_version = _by_version(conn, project)
     kappas = [(pair, kappa, report["kappa_items"].get(pair, 0)) for pair, kappa in report["cohen_kappa"].items()]
     context = {
         "project": project,
@@ -111,6 +130,8 @@ def dashboard(request: Request, project: ProjectDep, user: PageAdmin, engine: En
         "model": model,
         "explanation": CV_VERSUS_AUDIT,
         "to_review": to_review.total,
+        "gold": gold,
+        "by_version": by_version,
         "nav": "admin",
         "tab": "dashboard",
     }

@@ -6,8 +6,8 @@ dependency resolution (which cost more than the database work of a label). A lab
 ``{"label": ...}`` or ``{"labels": [...]}``, is checked against the project's kind by
 :func:`labelloop.server.sets.bodies.label_request`, as in the routes. They use the very same
 parts as the FastAPI routes in ``api.py`` (the user cache, the project and membership check of
-``deps.open_project``, the dispatcher and the store functions) and give the same answers,
-status codes and messages.
+``deps.open_project``, the dispatcher behind :mod:`labelloop.server.gold` and the store
+functions) and give the same answers, status codes and messages.
 Every other request, including these calls from a browser session (cookie + CSRF token), goes
 on to FastAPI unchanged; the FastAPI routes also document both calls in OpenAPI.
 """
@@ -96,10 +96,9 @@ class FastLabelling:
         except HTTPException as exc:
             return SafeJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         try:
-            dispatcher = state.dispatcher
             if label_match is None:
                 seconds = store_queue.lease_seconds_for(project, state.settings.lease_seconds)
-                lease = await dispatcher.claim(project=project, user_id=user.id, lease_seconds=seconds)
+                lease = await state.gold.claim(project=project, user_id=user.id, lease_seconds=seconds)
                 if lease is None:
                     return Response(status_code=204)
                 return next_response(lease, multi_label=project.multi_label)
@@ -112,7 +111,7 @@ class FastLabelling:
             if isinstance(body, SafeJSONResponse):
                 return body
             request = label_request(project, user.id, int(label_match.group(2)), body)  # the shape: 422
-            await record_label(dispatcher, request, body)  # with its comment / flag, if any
+            await record_label(state.gold, request, body)  # a gold item: a gold answer; with its comment / flag
             return SafeJSONResponse(label_answer(request.item_id, body), status_code=201)
         except LabelloopError as exc:
             return SafeJSONResponse({"detail": str(exc)}, status_code=status_of(exc))

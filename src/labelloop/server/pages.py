@@ -133,6 +133,6 @@ def label_page(
         request,
         "label.html",
         {"project": project, "tags": project.tag_names, "config": config, "stats": stats, "pct": pct,
-         "nav": "projects"},
+         "nav": "projects", "history_url": "/projects/" + quote(project.name, safe="") + "/history"},
         user=user,
     )

@@ -28,12 +28,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from labelloop.errors import LabelloopError
 from labelloop.server.admin import project_url
 from labelloop.server.api import require_json
+from labelloop.server.codebook.view import codebook_view
 from labelloop.server.deps import AdminUser, CsrfChecked, EngineDep, ItemIdPath, PageAdmin, ProjectDep, current_user
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.server.schemas import AdjudicatePublic, LabelCreate
 from labelloop.server.sets.bodies import decision
 from labelloop.server.sets.review import set_view
 from labelloop.store import reading, writing
+from labelloop.store import codebook as store_codebook
 from labelloop.store import review as store_review
 from labelloop.store.projects import Project
 from labelloop.store.users import User
@@ -72,6 +74,7 @@ def _page(request: Request, engine: Any, project: Project, user: User, *, error:
           status: int = 200) -> HTMLResponse:
     with reading(engine) as conn:
         queue = store_review.review_queue(conn, project=project, limit=PAGE)
+        book = store_codebook.get_codebook(conn, project=project)  # shown above the queue, and pin forms
     decided = request.query_params.get("decided")
     yours = "set of tags" if project.multi_label else "label"
     context = {
@@ -80,6 +83,7 @@ def _page(request: Request, engine: Any, project: Project, user: User, *, error:
         "queue": queue,
         "shown": {r.id: _shown(project, r) for r in queue.items},
         "sets": {r.id: set_view(project, r) for r in queue.items} if project.multi_label else {},
+        "codebook": codebook_view(book, project=project, user=user),
         "error": error,
         "notice": f"Decided: item {decided} now has your {yours}." if decided and not error else None,
         "nav": "admin",

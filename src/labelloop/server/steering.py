@@ -11,10 +11,13 @@ FastAPI). With them:
   an audit draw, marked ``steered``. Asking the same queue again while the lease it gave lives
   renews it (the same item again); a lease from another queue is given back first.
 
-Each (project, run, queue, key) list is kept for :data:`CACHE_SECONDS` in this process, its
-open ids in a deque that claims take from (as the dispatcher's buffers), so that a steered
-``next`` is a claim in the database, not a search, most of the time. The list is built on a
-thread of the pool (reading), the claim runs on the writer (:class:`~labelloop.server.dispatch.Dispatcher`).
+Each (project, queue, key) list is kept in this process, its open ids in a deque that claims
+take from (as the dispatcher's buffers), so that a steered ``next`` is a claim in the database,
+not a search. A list older than :data:`CACHE_SECONDS`, from an older run, or with fewer than
+:data:`LOW_WATER` ids left is built again in the background while the old one keeps serving;
+only the first request for a list, and one whose list had nothing left for the user, wait for a
+build. Builds run on a thread of the pool (reading), claims on the writer
+(:class:`~labelloop.server.dispatch.Dispatcher`).
 
 Refusals: a missing or unknown parameter, a bad search query: 422 (one line); steering off for
 the project (``configure --steering off``): 403 for labellers (admins may still steer). An empty
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections import deque
@@ -46,9 +50,13 @@ from labelloop.store.projects import Project
 from labelloop.store.schema import utcnow
 from labelloop.store.users import User
 
-CACHE_SECONDS = 5.0  # a list older than this is built again (new labels, expired leases, new matches)
-SOURCE_LIMIT = 500  # ids per list (search, similar, likely, unsure)
-RANDOM_LIMIT = 256
+log = logging.getLogger(__name__)
+
+CACHE_SECONDS = 5.0  # a list older than this is built again, in the background (new labels, expired leases)
+LOW_WATER = 250  # fewer open ids left than this: build it again, in the background (at 200 labels/s, 1 s ahead)
+SOURCE_LIMIT = 500  # open ids a list aims for (search, similar, likely, unsure)
+SOURCE_MAX = 32_000  # ids read at most per list (its labelled and held ones included)
+RANDOM_LIMIT = 1000
 PARAMS = ("queue", "q", "item", "tag")
 _NEEDS = {"search": "q", "similar": "item", "likely": "tag", "unsure": "tag"}
 
@@ -117,10 +125,22 @@ class _List:
     ids: deque[int]
     built_at: float = field(default_factory=time.monotonic)
     recorded: set[int] = field(default_factory=set)  # audit items already stored as reached
+    used_at: float = field(default_factory=time.monotonic)
+    more: bool = False  # the list was cut at its limit: a new build may bring other items
+
+    def due(self, run_id: int | None) -> bool:
+        """Time to build it again: older than CACHE_SECONDS, another run, or running low (and
+        more to find; not twice within half a second)."""
+        age = time.monotonic() - self.built_at
+        return age > CACHE_SECONDS or run_id != self.run_id or (self.more and len(self.ids) < LOW_WATER and age > 0.5)
 
 
 class SteerLists:
-    """The per-process cache of steered lists, by (project, run, queue, value)."""
+    """The per-process cache of steered lists, by (project, queue, value).
+
+    A list is served while a newer one is built in the background (stale while revalidate):
+    only the first request for a list waits for a build; later ones never do, so that a
+    steered ``next`` is one claim on the writer, as the default queue's."""
 
     def __init__(self) -> None:
         self._lists: dict[tuple[Any, ...], _List] = {}
@@ -129,36 +149,55 @@ class SteerLists:
         # so that asking the same queue again gives the same item while its lease lives.
         self.handed: dict[tuple[int, int], tuple[str, Any, int]] = {}
         self.building: dict[tuple[Any, ...], asyncio.Future[_List]] = {}  # builds in flight (event loop only)
+        self.tasks: set[asyncio.Task[Any]] = set()  # background builds (kept referenced)
 
     def get(self, key: tuple[Any, ...]) -> _List | None:
         found = self._lists.get(key)
-        if found is None or time.monotonic() - found.built_at > CACHE_SECONDS:
-            return None
+        if found is not None:
+            found.used_at = time.monotonic()
         return found
 
     def put(self, key: tuple[Any, ...], value: _List) -> None:
         with self._lock:
-            if len(self._lists) > 1000:  # old keys (other runs, queries nobody asks now)
+            old = self._lists.get(key)
+            if old is not None:
+                value.recorded |= old.recorded
+            if len(self._lists) > 1000:  # keys nobody asked for lately (other queries, old tags)
                 now = time.monotonic()
-                self._lists = {k: v for k, v in self._lists.items() if now - v.built_at <= CACHE_SECONDS}
+                self._lists = {k: v for k, v in self._lists.items() if now - v.used_at <= 60}
             self._lists[key] = value
 
 
-def build_order(conn: Connection, *, project: Project, wanted: Steer) -> list[int]:
-    """The queue's list of ids, in its order (read on a pool thread)."""
+def build_order(conn: Connection, *, project: Project, wanted: Steer, limit: int = SOURCE_LIMIT) -> list[int]:
+    """The first ``limit`` ids of the queue's list, in its order (read on a pool thread)."""
     if wanted.queue == "random":
         return steer.random_order(conn, project=project, limit=RANDOM_LIMIT)
     if wanted.queue == "search":
-        return steer.search_order(conn, project=project, query=wanted.value, limit=SOURCE_LIMIT)
+        return steer.search_order(conn, project=project, query=wanted.value, limit=limit)
     if wanted.queue == "similar" and not steer.item_in_project(conn, project=project, item_id=wanted.value):
         raise HTTPException(422, f"item {wanted.value} is not an item of project {project.name!r}")
     from labelloop.store import steerlists
 
     if wanted.queue == "similar":
-        return steerlists.similar_ids(conn, project_id=project.id, item_id=wanted.value, limit=SOURCE_LIMIT)
+        return steerlists.similar_ids(conn, project_id=project.id, item_id=wanted.value, limit=limit)
     if wanted.queue == "likely":
-        return steerlists.likely_ids(conn, project_id=project.id, tag=wanted.value, limit=SOURCE_LIMIT)
-    return steerlists.unsure_ids(conn, project_id=project.id, tag=wanted.value, limit=SOURCE_LIMIT)
+        return steerlists.likely_ids(conn, project_id=project.id, tag=wanted.value, limit=limit)
+    return steerlists.unsure_ids(conn, project_id=project.id, tag=wanted.value, limit=limit)
+
+
+def build_source(conn: Connection, *, project: Project, wanted: Steer) -> tuple[steer.Source, bool]:
+    """The queue's :class:`~labelloop.store.steerqueue.Source` and whether more ids lie past it.
+    The list keeps labelled and held items (the audit rule needs every rank), so its head may be
+    all done: it is read again four times as long until it has :data:`SOURCE_LIMIT` open ids,
+    ends, or reaches :data:`SOURCE_MAX` ids."""
+    limit = RANDOM_LIMIT if wanted.queue == "random" else SOURCE_LIMIT
+    while True:
+        order = build_order(conn, project=project, wanted=wanted, limit=limit)
+        source = steer.source(conn, project=project, order=order, audit_rule=wanted.queue != "random")
+        more = len(order) >= limit
+        if wanted.queue == "random" or not more or len(source.open_ids) >= SOURCE_LIMIT or limit >= SOURCE_MAX:
+            return source, more
+        limit *= 4
 
 
 def _lists_of(state: Any) -> SteerLists:
@@ -168,24 +207,19 @@ def _lists_of(state: Any) -> SteerLists:
     return lists
 
 
-async def _the_list(state: Any, project: Project, wanted: Steer, *, fresh: bool = False) -> _List:
-    lists = _lists_of(state)
-    key = (project.id, project.current_run_id, wanted.queue, wanted.value)
-    found = None if fresh else lists.get(key)
-    if found is not None:
-        return found
-
-    def build() -> _List:
-        with reading(state.engine) as conn:
-            order = build_order(conn, project=project, wanted=wanted)
-            source = steer.source(conn, project=project, order=order, audit_rule=wanted.queue != "random")
-        return _List(source, project.current_run_id, deque(source.open_ids))
-
-    # One build per list at a time: the requests that miss it meanwhile wait for that build
-    # (hundreds of labellers entering one queue at once must not each search, nor empty the pool).
+async def _build(state: Any, lists: SteerLists, key: tuple[Any, ...], project: Project, wanted: Steer) -> _List:
+    """Build the list on a pool thread; one build per key at a time (the requests that need it
+    meanwhile wait for that build: hundreds of labellers entering one queue at once must not
+    each search, nor empty the pool)."""
     pending = lists.building.get(key)
     if pending is not None:
         return await asyncio.shield(pending)
+
+    def build() -> _List:
+        with reading(state.engine) as conn:
+            source, more = build_source(conn, project=project, wanted=wanted)
+        return _List(source, project.current_run_id, deque(source.open_ids), more=more)
+
     future: asyncio.Future[_List] = asyncio.get_running_loop().create_future()
     lists.building[key] = future
     try:
@@ -199,6 +233,36 @@ async def _the_list(state: Any, project: Project, wanted: Steer, *, fresh: bool 
     lists.put(key, built)
     future.set_result(built)
     return built
+
+
+def _refresh_later(state: Any, lists: SteerLists, key: tuple[Any, ...], project: Project, wanted: Steer) -> None:
+    """Start a background build of the list unless one is in flight; its failure (a database
+    hiccup) is logged and the old list stays in use."""
+    if key in lists.building:
+        return
+
+    async def refresh() -> None:
+        try:
+            await _build(state, lists, key, project, wanted)
+        except Exception:  # noqa: BLE001 - the next request retries; serving goes on with the old list
+            log.warning("steered list %s could not be refreshed", wanted.label, exc_info=True)
+
+    task = asyncio.get_running_loop().create_task(refresh())
+    lists.tasks.add(task)
+    task.add_done_callback(lists.tasks.discard)
+
+
+async def _the_list(state: Any, project: Project, wanted: Steer, *, fresh: bool = False) -> _List:
+    """The queue's list: the cached one (a newer one built in the background when it is due), or,
+    the first time or with ``fresh`` (the cached one had nothing left for the user), a build."""
+    lists = _lists_of(state)
+    key = (project.id, wanted.queue, wanted.value)
+    found = lists.get(key)
+    if found is not None and not fresh:
+        if found.due(project.current_run_id):
+            _refresh_later(state, lists, key, project, wanted)
+        return found
+    return await _build(state, lists, key, project, wanted)
 
 
 def claim_in_list(conn: Connection, *, project: Project, user_id: int, lease_seconds: int,

@@ -29,7 +29,8 @@ from labelloop.errors import InvalidInputError, NotFoundError
 from labelloop.store.notes import notes_condition
 from labelloop.store.projects import Project
 from labelloop.store.schema import (
-    ANNOTATION_SOURCES, annotations, audit_log, item_scores, items, projects, score_ranks, users, utcnow,
+    ANNOTATION_SOURCES, annotations, audit_log, gold_answers, item_scores, items, projects, score_ranks, users,
+    utcnow,
 )
 from labelloop.store.search import match_condition
 from labelloop.store.tagsets import names_of
@@ -369,14 +370,23 @@ def labeller_counts(conn: Connection, *, project_id: int, now: datetime | None =
 
 
 def label_totals_of_user(conn: Connection, *, user_id: int) -> dict[str, int]:
-    """The user's human labels per project name (projects without any are left out)."""
+    """The user's human labels per project name (projects without any are left out), their
+    answers to gold items included (nothing tells a labeller which items were gold)."""
     rows = conn.execute(
         select(projects.c.name, func.count())
         .join_from(annotations, projects, projects.c.id == annotations.c.project_id)
         .where(annotations.c.user_id == user_id, annotations.c.source == "human")
         .group_by(projects.c.name)
     )
-    return {name: int(n) for name, n in rows}
+    totals = {name: int(n) for name, n in rows}
+    for name, n in conn.execute(
+        select(projects.c.name, func.count())
+        .join_from(gold_answers, projects, projects.c.id == gold_answers.c.project_id)
+        .where(gold_answers.c.user_id == user_id)
+        .group_by(projects.c.name)
+    ):
+        totals[name] = totals.get(name, 0) + int(n)
+    return totals
 
 
 def labels_per_day(conn: Connection, *, project_id: int, days: int = 30, now: datetime | None = None) -> dict[str, int]:

@@ -19,7 +19,7 @@ from labelloop.store.items import apply_overlap
 from labelloop.store.projects import PROJECT_SETTINGS_DEFAULTS, Project, check_settings, update_settings
 from labelloop.store.runs import request_retrain
 
-_FLOATS = ("overlap_fraction", "audit_fraction", "exploration")
+_FLOATS = ("overlap_fraction", "audit_fraction", "exploration", "gold_fraction", "gold_min_accuracy")
 _INTS = ("overlap_k", "min_new_labels", "lease_seconds")
 #: Settings of the model in the loop: changing one requests a retrain.
 MODEL_SETTINGS = frozenset({"model", "strategy", "exploration", "class_weight", "bulk_training"})

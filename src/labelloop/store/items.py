@@ -6,12 +6,12 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select, update
+from sqlalchemy import Connection, case, exists, func, select, update
 
 from labelloop.errors import NotFoundError
 from labelloop.store.labels import label_counts, labelled_items
 from labelloop.store.projects import Project
-from labelloop.store.schema import items
+from labelloop.store.schema import gold_items, items
 from labelloop.store.tagsets import names_of
 
 #: Overlap items are those whose ``rand`` modulo this falls below ``round(F * OVERLAP_SCALE)``.
@@ -43,12 +43,14 @@ def apply_overlap(conn: Connection, *, project_id: int, fraction: float, k: int)
     """Set ``target_labels`` of the project's items without any label yet by the overlap rule
     (:func:`target_labels_for`), in one UPDATE; returns how many items changed.
 
-    Items with labels keep their target: what their labellers were asked stays as it was.
+    Items with labels keep their target: what their labellers were asked stays as it was, and
+    gold items keep theirs (0: out of the queue, :mod:`labelloop.store.gold`).
     ``updated_at`` is left alone (it marks changed texts for the feature cache)."""
     target = case((items.c.rand % OVERLAP_SCALE < overlap_threshold(fraction), int(k)), else_=1)
     result = conn.execute(
         update(items)
-        .where(items.c.project_id == project_id, items.c.n_labels == 0, items.c.target_labels != target)
+        .where(items.c.project_id == project_id, items.c.n_labels == 0, items.c.target_labels != target,
+               ~exists().where(gold_items.c.item_id == items.c.id))
         .values(target_labels=target)
         .execution_options(preserve_rowcount=True)
     )

@@ -58,7 +58,7 @@ def _refusal(outcome: str, *, project: Project, item_id: int) -> Exception:
     if outcome == "not_leased":
         return ConflictError(f"item {item_id} is not leased to you: ask for the next item first")
     if outcome == "labelled":
-        return ConflictError(f"you have labelled item {item_id} already (undo it to change the label)")
+        return ConflictError(f"you have labelled item {item_id} already: change it in My history (PUT the label)")
     if outcome == "skipped":
         return ConflictError(f"you skipped item {item_id}; it is no longer leased to you")
     if outcome == "expired":
@@ -66,6 +66,9 @@ def _refusal(outcome: str, *, project: Project, item_id: int) -> Exception:
             f"your lease on item {item_id} expired and the item went to someone else; ask for the next item"
         )
     raise AssertionError(f"unexpected outcome {outcome!r} of a label")
+
+
+refusal = _refusal  # the same words for gold items (store/gold.py): nothing tells them apart
 
 
 @dataclass(frozen=True)

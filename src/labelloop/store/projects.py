@@ -30,7 +30,10 @@ PROJECT_SETTINGS_DEFAULTS: dict[str, Any] = {
     "show_item_ids": False,  # the labelling page shows each item's external id (ids may give answers away)
     "bulk_training": True,  # bulk labels (store/bulklabels.py) train the model
     "steering": True,  # labellers may steer their queue (search, similar, likely, unsure, random)
+    "gold_fraction": 0.0,  # share of served items that are gold items (store/gold.py); at most MAX_GOLD_FRACTION
+    "gold_min_accuracy": 0.8,  # a labeller whose gold accuracy is surely below this is flagged
 }
+MAX_GOLD_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,11 @@ def check_settings(values: dict[str, Any]) -> dict[str, Any]:
         for key in ("overlap_fraction", "audit_fraction", "exploration"):
             if key in values and not 0.0 <= float(values[key]) <= 1.0:
                 raise InvalidInputError(f"{key} must be between 0 and 1, got {values[key]}")
+        if "gold_fraction" in values and not 0.0 <= float(values["gold_fraction"]) <= MAX_GOLD_FRACTION:
+            raise InvalidInputError(
+                f"gold_fraction must be between 0 and {MAX_GOLD_FRACTION}, got {values['gold_fraction']}")
+        if "gold_min_accuracy" in values and not 0.0 <= float(values["gold_min_accuracy"]) <= 1.0:
+            raise InvalidInputError(f"gold_min_accuracy must be between 0 and 1, got {values['gold_min_accuracy']}")
         if "overlap_k" in values and int(values["overlap_k"]) < 2:
             raise InvalidInputError(f"overlap_k must be at least 2, got {values['overlap_k']}")
         if values.get("lease_seconds") is not None and int(values["lease_seconds"]) < 5:

@@ -67,7 +67,9 @@ def lease_seconds_for(project: Project, default: int) -> int:
     return int(value) if value is not None else int(default)
 
 
-def _live_leases_by_others(item_id: Any, user_id: int, now: datetime) -> Any:
+def live_leases_by_others(item_id: Any, user_id: int, now: datetime) -> Any:
+    """A scalar subquery: live leases on ``item_id`` (a column or value) by users other than
+    ``user_id`` (0: by anyone)."""
     return (
         select(func.count())
         .select_from(assignments)
@@ -98,7 +100,7 @@ def candidates(
     leases do not count as holding). Without: any user's view (``user_id`` 0 matches nobody).
     With ``audit``: in the seeded random order alone (the audit draw), priorities ignored."""
     uid = user_id if user_id is not None else 0
-    held = _live_leases_by_others(items.c.id, uid, now)
+    held = live_leases_by_others(items.c.id, uid, now)
     open_ = and_(items.c.project_id == project.id, items.c.n_labels < items.c.target_labels)
     conds = [open_, items.c.n_labels + held < items.c.target_labels]
     if user_id is not None:

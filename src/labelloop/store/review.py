@@ -24,6 +24,7 @@ from sqlalchemy import Connection, case, func, select, update
 
 from labelloop.errors import NotFoundError
 from labelloop.store.browse import record_audit
+from labelloop.store.codebook import decision_version
 from labelloop.store.labelling import label_value
 from labelloop.store.labels import active_masks, refresh_items, tied_mask
 from labelloop.store.projects import Project
@@ -205,11 +206,13 @@ def adjudicate(
         raise NotFoundError(f"no item {item_id} in project {project.name!r}")
     if project.multi_label:
         previous: Any = names_of(project, row.label_mask) if row.label_mask is not None else row.label_source
-        conn.execute(update(items).where(items.c.id == item_id).values(adjudicated_mask=value))
+        conn.execute(update(items).where(items.c.id == item_id).values(adjudicated_mask=value,
+                                                                        adjudicated_codebook_version=decision_version()))
     else:
         names = {t.id: t.name for t in project.tags}
         previous = names.get(row.label_tag_id) if row.label_tag_id is not None else row.label_source
-        conn.execute(update(items).where(items.c.id == item_id).values(adjudicated_tag_id=value))
+        conn.execute(update(items).where(items.c.id == item_id).values(adjudicated_tag_id=value,
+                                                                        adjudicated_codebook_version=decision_version()))
     refresh_items(conn, item_ids=[item_id])
     # The decision is final: an item still waiting for more labellers leaves the queue.
     conn.execute(

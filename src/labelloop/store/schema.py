@@ -38,8 +38,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    func,
-    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -409,57 +407,8 @@ audit_log = Table(
     Index("ix_audit_log_project_created", "project_id", "created_at"),
 )
 
-# ---- Full-text search over items.text (store/search.py; migration 0006) ------------------------
-# PostgreSQL: an expression GIN index over to_tsvector('simple', text); queries must use exactly
-# this expression (search.py builds it from SEARCH_CONFIG) for the planner to pick the index.
-# 'simple' (lower-casing, no stemming, no stop words) is cheaper to build than 'english' and
-# matches as SQLite's unicode61 tokenizer does. No stored tsvector column: it would double the
-# cost of every imported row (measured in benchmarks/RESULTS.md). Not created on SQLite.
-SEARCH_CONFIG = "simple"
-ix_items_search = Index(
-    "ix_items_search",
-    func.to_tsvector(literal_column(f"'{SEARCH_CONFIG}'::regconfig"), items.c.text),
-    postgresql_using="gin",
-    _table=items,
-).ddl_if(dialect="postgresql")
-
-# SQLite: an FTS5 external-content table over items.text (rowid = items.id), kept in step by
-# triggers for single writes; a bulk import drops the insert trigger for its transaction and
-# indexes its new rows in one INSERT ... SELECT at the end (io/bulk.py, store/search_index.py).
-# SQLAlchemy cannot describe virtual tables or triggers, so they are not in this metadata; the
-# DDL is SQLITE_SEARCH_DDL below (migration 0006 holds its own frozen copy), and the schema
-# comparison (migrations/env.py, tests/store/test_migrations.py) leaves out the names in
-# SEARCH_ONLY_NAMES through comparison_filter.
-SQLITE_FTS_TABLE = "items_fts"
-SQLITE_FTS_INSERT_TRIGGER = "items_fts_ai"
-SQLITE_SEARCH_DDL = (
-    "CREATE VIRTUAL TABLE items_fts USING fts5(text, content='items', content_rowid='id', "
-    "tokenize='unicode61 remove_diacritics 0')",
-    "CREATE TRIGGER items_fts_ai AFTER INSERT ON items BEGIN "
-    "INSERT INTO items_fts(rowid, text) VALUES (new.id, new.text); END",
-    "CREATE TRIGGER items_fts_ad AFTER DELETE ON items BEGIN "
-    "INSERT INTO items_fts(items_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
-    "CREATE TRIGGER items_fts_au AFTER UPDATE OF text ON items WHEN old.text IS NOT new.text BEGIN "
-    "INSERT INTO items_fts(items_fts, rowid, text) VALUES ('delete', old.id, old.text); "
-    "INSERT INTO items_fts(rowid, text) VALUES (new.id, new.text); END",
-)
-SEARCH_ONLY_NAMES = frozenset(
-    {"items_fts", "items_fts_data", "items_fts_idx", "items_fts_docsize", "items_fts_config"})
-
-
-def comparison_filter(dialect_name: str):  # type: ignore[no-untyped-def]
-    """Alembic ``include_object`` hook: leave out of the schema comparison the search objects
-    SQLAlchemy cannot describe (SQLite's FTS5 tables) and the PostgreSQL-only search index on
-    SQLite."""
-
-    def include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
-        if type_ == "table" and name in SEARCH_ONLY_NAMES:
-            return False
-        if type_ == "index" and name == "ix_items_search" and dialect_name != "postgresql":
-            return False
-        return True
-
-    return include
+# ---- Full-text search over items.text: store/search_schema.py (objects SQLAlchemy cannot
+# describe: PostgreSQL's stored tsvector column and its GIN index, SQLite's FTS5 table).
 
 
 bulk_ops = Table(
@@ -491,28 +440,9 @@ bulk_labels = Table(
     Index("ix_bulk_labels_item", "item_id", "bulk_id"),
 )
 
-# ---- Comments, flags and skip reasons (issue 14; store/notes.py; migration 0012) -------------
-# One row per label or skip that carried a comment, an "unsure" flag or a skip reason, written
-# after it in the same transaction (a plain label or skip never touches this table); admins
-# answer them on the flags page and mark them resolved.
-NOTE_KINDS = ("comment", "unsure", "skip")
-SKIP_REASONS = ("unclear", "off-topic", "needs-context", "other")
-
-item_notes = Table(
-    "item_notes",
-    metadata,
-    Column("id", BigID, primary_key=True),
-    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
-    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("kind", String(10), nullable=False),
-    Column("reason", String(20), nullable=True),
-    Column("text", Text, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("resolved_at", UTCDateTime, nullable=True),
-    Column("resolved_by", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
-    CheckConstraint("kind IN ('comment', 'unsure', 'skip')", name="kind"),
-    CheckConstraint("reason IS NULL OR reason IN ('unclear', 'off-topic', 'needs-context', 'other')", name="reason"),
-    Index("ix_item_notes_project", "project_id", "resolved_at", "id"),
-    Index("ix_item_notes_item", "item_id", "id"),
+# ---- Issue 14's tables (codebook, gold items, label history, ...): store/schema_guidance.py, imported here
+# so that ``metadata`` holds every table (the module imports this one's names; kept last).
+from labelloop.store.schema_guidance import (  # noqa: E402,F401
+    CODEBOOK_TRIGGER_DDL, codebook_entries, codebook_examples, gold_answers, gold_items, label_history,
+    NOTE_KINDS, SKIP_REASONS, item_notes,
 )

@@ -1,8 +1,8 @@
 """Full-text search over the items' text, the same syntax on SQLite and PostgreSQL.
 
 The syntax is :mod:`labelloop.store.search_syntax` (errors: ``SearchSyntaxError``, a 422). The
-index (store/schema.py, migration 0006): SQLite an FTS5 external-content table ``items_fts``,
-PostgreSQL an expression GIN index over ``to_tsvector('simple', text)``.
+index (store/search_schema.py, migrations 0006 and 0016): SQLite an FTS5 external-content table
+``items_fts``, PostgreSQL a GIN index over the stored column ``items.search_tsv``.
 
 Three functions other modules call (keyword-only, each parses the query itself):
 
@@ -25,8 +25,10 @@ from sqlalchemy import (
     BigInteger, ColumnElement, Connection, Float, String, and_, bindparam, column, func, literal_column, select,
     table,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
-from labelloop.store.schema import SEARCH_CONFIG, items
+from labelloop.store.schema import items
+from labelloop.store.search_schema import PG_SEARCH_COLUMN, SEARCH_CONFIG
 from labelloop.store.search_syntax import Node, parse, to_fts5, to_tsquery
 
 RANK_WINDOW = 1000  # matches ranked per query (see the module's docstring)
@@ -41,8 +43,8 @@ def _is_sqlite(conn: Connection) -> bool:
 
 
 def pg_document() -> ColumnElement[Any]:
-    """The indexed expression (exactly the index's, so that the planner uses it)."""
-    return func.to_tsvector(_CONFIG, items.c.text)
+    """The items' stored tsvector (the indexed column; not in ``schema.items``: PostgreSQL only)."""
+    return literal_column(f"items.{PG_SEARCH_COLUMN}", type_=TSVECTOR)
 
 
 def _match(conn: Connection, node: Node) -> ColumnElement[bool]:
@@ -91,11 +93,11 @@ def _window(conn: Connection, project_id: int, node: Node) -> Any:
              .order_by(_fts.c.rowid).limit(RANK_WINDOW))
     else:
         tsq = func.to_tsquery(_CONFIG, bindparam(None, to_tsquery(node), type_=String))
-        inner = (select(items.c.id, items.c.text)
+        inner = (select(items.c.id, pg_document().label("doc"))
                  .where(items.c.project_id == project_id, pg_document().op("@@")(tsq))
                  .limit(RANK_WINDOW).subquery())
         # ts_rank is higher for better matches: negate it, so that lower is better on both
-        q = select(inner.c.id, (-func.ts_rank(func.to_tsvector(_CONFIG, inner.c.text), tsq)).label("r"))
+        q = select(inner.c.id, (-func.ts_rank(inner.c.doc, tsq)).label("r"))
     return q.subquery()
 
 

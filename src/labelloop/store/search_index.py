@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from labelloop.store.schema import SQLITE_FTS_INSERT_TRIGGER, SQLITE_SEARCH_DDL
+from labelloop.store.search_schema import SQLITE_FTS_INSERT_TRIGGER, SQLITE_SEARCH_DDL
 
 # Index the project's items with ids above the first parameter (qmark style: the import's raw
 # sqlite3 cursor runs it after each chunk).

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, case, func, or_, select
 
 from labelloop.store.labels import label_counts, labelled_items
 from labelloop.store.projects import Project
-from labelloop.store.schema import annotations, items, projects, users, utcnow
+from labelloop.store.schema import annotations, gold_answers, items, projects, users, utcnow
 
 
 def project_stats(
@@ -19,7 +19,8 @@ def project_stats(
     labels), ``conflicts``, ``per_tag`` (final labels per tag, in tag order; multi-label: items
     whose final set has the tag, so an item counts once per tag of its set), ``per_labeller``
     (human labels per user name) and, for ``user_id``, ``yours_today`` (since 00:00 UTC) and
-    ``yours_total``."""
+    ``yours_total``. The per-labeller counts include answers to gold items (store/gold.py), so
+    that no count tells a labeller which of their items were gold."""
     now = now or utcnow()
     totals = conn.execute(
         select(
@@ -45,7 +46,7 @@ def project_stats(
         "remaining": int(totals[1]),
         "conflicts": int(totals[2]),
         "per_tag": per_tag,
-        "per_labeller": {name: int(n) for name, n in per_user},
+        "per_labeller": _with_gold_answers({name: int(n) for name, n in per_user}, conn, project.id),
     }
     if user_id is not None:
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -59,9 +60,27 @@ def project_stats(
                 annotations.c.source == "human",
             )
         ).one()
-        result["yours_total"] = int(mine[0])
-        result["yours_today"] = int(mine[1])
+        gold = conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((gold_answers.c.created_at >= midnight, 1), else_=0)), 0),
+            ).where(gold_answers.c.project_id == project.id, gold_answers.c.user_id == user_id)
+        ).one()
+        result["yours_total"] = int(mine[0]) + int(gold[0])
+        result["yours_today"] = int(mine[1]) + int(gold[1])
     return result
+
+
+def _with_gold_answers(per_user: dict[str, int], conn: Connection, project_id: int) -> dict[str, int]:
+    """Labels per labeller plus their gold answers, most first (then by name)."""
+    for name, n in conn.execute(
+        select(users.c.name, func.count())
+        .select_from(gold_answers.join(users, users.c.id == gold_answers.c.user_id))
+        .where(gold_answers.c.project_id == project_id)
+        .group_by(users.c.name)
+    ):
+        per_user[name] = per_user.get(name, 0) + int(n)
+    return dict(sorted(per_user.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def projects_overview(conn: Connection) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ from labelloop.store.browse import record_audit
 from labelloop.store.labels import refresh_items
 from labelloop.store.projects import Project, Tag, add_tags, validate_tag_names
 from labelloop.store.runs import request_retrain
+from labelloop.store import gold as store_gold
 from labelloop.store.schema import annotations, bulk_labels, bulk_ops, items, tags, utcnow
 
 
@@ -167,6 +168,7 @@ def merge_tags(conn: Connection, *, project: Project, source: str, into: str, us
             update(items).where(items.c.adjudicated_tag_id == src.id).values(adjudicated_tag_id=dst.id)
         ).rowcount
     conn.execute(update(bulk_ops).where(bulk_ops.c.tag_id == src.id).values(tag_id=dst.id))  # bulk labels follow
+    store_gold.tag_merged(conn, project=project, src_id=src.id, dst_id=dst.id, src_bit=src.bit, dst_bit=dst.bit)
     conn.execute(update(tags).where(tags.c.id == src.id).values(retired=True))
     refresh_items(conn, item_ids=touched)
     counts = {"annotations": int(moved or 0), "adjudications": int(adjudications or 0), "items": len(touched)}
@@ -195,6 +197,8 @@ def retire_tag(conn: Connection, *, project: Project, name: str, user_id: int | 
             update(items).where(items.c.adjudicated_tag_id == tag.id).values(adjudicated_tag_id=None)
         ).rowcount
     conn.execute(update(tags).where(tags.c.id == tag.id).values(retired=True))
+    if tag.bit is None:  # gold items answered with it become ordinary items (store/gold.py)
+        store_gold.tag_retired(conn, project=project, tag_id=tag.id, user_id=user_id)
     refresh_items(conn, item_ids=touched)
     reopened = _open_items(conn, touched) - open_before
     counts = {"items": len(touched), "reopened": reopened, "adjudications": int(dropped or 0)}

@@ -2,7 +2,8 @@
 
 from alembic import context
 
-from labelloop.store.schema import comparison_filter, metadata
+from labelloop.store.schema import metadata
+from labelloop.store.search_schema import comparison_filter
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only when someone runs the alembic CLI by hand

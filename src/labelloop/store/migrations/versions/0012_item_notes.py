@@ -5,7 +5,7 @@ written only when a request carries a note, so that the labelling hot path's sta
 PostgreSQL functions of 0003 and 0005) stay as they are.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0016
 Create Date: 2026-12-05 19:30:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import labelloop.store.schema
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
