@@ -109,15 +109,17 @@ class Project:
         return import_source(self.engine, project=self.name, source=source, options=options,
                              settings=self.settings)
 
-    def to_dataframe(self, *, with_predictions: bool = False, min_confidence: float | None = None) -> pd.DataFrame:
+    def to_dataframe(self, *, with_predictions: bool = False, min_confidence: float | None = None,
+                     with_comments: bool = False) -> pd.DataFrame:
         """One row per item, exactly like ``labelloop export`` (missing values are None; the sets
-        of a multi-label project are lists of tag names, as in a Parquet export)."""
+        of a multi-label project are lists of tag names, as in a Parquet export; ``comments``,
+        with ``with_comments``, a list of dicts)."""
         import pandas as pd
 
         with reading(self.engine) as conn:
             project = store_projects.get_project(conn, name=self.name)
             plan = plan_export(conn, project=project, with_predictions=with_predictions,
-                               min_confidence=min_confidence)
+                               min_confidence=min_confidence, with_comments=with_comments)
             rows = [row for chunk in export_rows(conn, plan, chunk_rows=self.settings.import_chunk_rows)
                     for row in chunk]
         return pd.DataFrame.from_records(rows, columns=list(plan.columns))
@@ -140,14 +142,15 @@ class Project:
 
     def export(self, path: str | os.PathLike[str], *, with_predictions: bool = False,
                min_confidence: float | None = None, overwrite: bool = False, raw: bool = False,
-               label_separator: str | None = None, none_value: str | None = None) -> ExportResult:
+               label_separator: str | None = None, none_value: str | None = None,
+               with_comments: bool = False) -> ExportResult:
         """Write the project to a .csv, .jsonl or .parquet file (as `labelloop export`; an
         existing file only with ``overwrite``, CSV formula cells as they are only with ``raw``;
         multi-label sets joined with ``label_separator`` in CSV and JSONL)."""
         return export_project(self.engine, project=self.name, path=path, with_predictions=with_predictions,
                               min_confidence=min_confidence, chunk_rows=self.settings.import_chunk_rows,
                               overwrite=overwrite, raw=raw, label_separator=label_separator,
-                              none_value=none_value)
+                              none_value=none_value, with_comments=with_comments)
 
     def close(self) -> None:
         """Release the database connections."""

@@ -30,7 +30,7 @@ ADMIN_PAGES = [
     ("/admin/projects/news/dashboard", "dashboard"), ("/admin/projects/nope/browse", "error_page"),
     ("/admin/projects/news/items/9", "item"), ("/docs", "docs"),
     ("/admin/projects/news/bulk?q=story", "bulk"), ("/projects/news/history", "history"),
-    ("/admin/projects/news/codebook", "codebook"),
+    ("/admin/projects/news/codebook", "codebook"), ("/admin/projects/news/flags?state=all", "flags"),
 ]
 BIG = 1_000_000
 

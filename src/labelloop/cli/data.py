@@ -73,13 +73,16 @@ def import_cmd(project: str, file: Path, id_column: str, text_columns: str, disp
                    "Parquet writes lists).")
 @click.option("--none-value", default=None,
               help='Multi-label projects: what CSV and JSONL write for "no tag applies" (default __none__).')
+@click.option("--with-comments", is_flag=True,
+              help="Add a last column, comments: each item's comments, unsure flags and skip reasons (a list "
+                   "of {user, kind, reason, text, created_at, ...}; JSON text in CSV and Parquet).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists (else an existing OUT is an error).")
 @click.option("--raw", is_flag=True,
               help="CSV: write cells as they are; by default a cell starting with = + - @, a tab or a "
                    "carriage return gets a leading ' so spreadsheets do not run it as a formula.")
 @db_option
 def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: float | None,
-               label_separator: str | None, none_value: str | None, force: bool, raw: bool,
+               label_separator: str | None, none_value: str | None, with_comments: bool, force: bool, raw: bool,
                db_url: str | None) -> None:
     """Export PROJECT's items and final labels to OUT (.csv, .jsonl or .parquet).
 
@@ -92,7 +95,7 @@ def export_cmd(project: str, out: Path, with_predictions: bool, min_confidence: 
         result = export_project(engine, project=project, path=out, with_predictions=with_predictions,
                                 min_confidence=min_confidence, chunk_rows=settings.import_chunk_rows,
                                 show_progress=True, overwrite=force, raw=raw, label_separator=label_separator,
-                                none_value=none_value)
+                                none_value=none_value, with_comments=with_comments)
     finally:
         engine.dispose()
     click.echo(f"exported {result.rows:,} items to {result.path}")

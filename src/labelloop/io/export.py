@@ -17,6 +17,10 @@ Multi-label projects (:mod:`labelloop.io.export_sets`): ``labels`` (the final se
 ``label``, and with predictions ``p_<tag>`` per tag and ``predicted_labels``; sets are lists in
 Parquet and joined with a separator in CSV and JSONL.
 
+With comments (``--with-comments``, :mod:`labelloop.io.export_notes`): a last column
+``comments``, each item's comments, flags and skip reasons (a list in JSONL, JSON text in CSV and
+Parquet).
+
 CSV cells that a spreadsheet would run as a formula (text starting with ``=``, ``+``, ``-``,
 ``@``, a tab or a carriage return) get a leading ``'``, header included, unless ``raw``
 (``--raw``); JSONL and Parquet keep every value as it is.
@@ -35,8 +39,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, select
 
 from labelloop.errors import InvalidInputError, NotFoundError
-from labelloop.io import export_sets
+from labelloop.io import export_notes, export_sets
 from labelloop.io.progress import ProgressBar
+from labelloop.store import notes as store_notes
 from labelloop.store import projects as store_projects
 from labelloop.store import reading
 from labelloop.store.outfiles import EXPORT_MODE, new_file, nofollow, refuse_existing
@@ -71,6 +76,7 @@ class ExportPlan:
     # and JSONL write sets (None: single-label, no set columns).
     probabilities: tuple[tuple[str, int | None], ...] = ()
     lists: tuple[str, str] | None = None
+    with_comments: bool = False  # a last column, export_notes.COLUMN
 
 
 def _set_format(project: Project, separator: str | None, none_value: str | None) -> tuple[str, str] | None:
@@ -98,7 +104,7 @@ def _set_format(project: Project, separator: str | None, none_value: str | None)
 
 def plan_export(conn: Connection, *, project: Project, with_predictions: bool = False,
                 min_confidence: float | None = None, label_separator: str | None = None,
-                none_value: str | None = None) -> ExportPlan:
+                none_value: str | None = None, with_comments: bool = False) -> ExportPlan:
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
         raise InvalidInputError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
     if min_confidence is not None and not with_predictions:
@@ -113,6 +119,8 @@ def plan_export(conn: Connection, *, project: Project, with_predictions: bool = 
         columns += (*(name for name, _ in probabilities), "predicted_labels")
     if with_predictions:
         columns += PREDICTION_COLUMNS
+    if with_comments:
+        columns += (export_notes.COLUMN,)
     clash = sorted({c for c in columns if columns.count(c) > 1})
     if clash:
         raise InvalidInputError(
@@ -129,12 +137,20 @@ def plan_export(conn: Connection, *, project: Project, with_predictions: bool = 
                 f"project {project.name!r} has no current model yet, so there are no predictions to "
                 "export; export without --with-predictions, or wait for the first training round"
             )
-    return ExportPlan(project, columns, run_id, version, min_confidence, tuple(probabilities), lists)
+    return ExportPlan(project, columns, run_id, version, min_confidence, tuple(probabilities), lists, with_comments)
 
 
 def export_rows(conn: Connection, plan: ExportPlan, *, chunk_rows: int = 20_000) -> Iterator[list[tuple[Any, ...]]]:
     """Chunks of rows (tuples in ``plan.columns`` order; None for an empty cell; multi-label
-    sets as lists)."""
+    sets and the comments as lists)."""
+    if plan.with_comments:
+        notes = store_notes.notes_by_external_id(conn, project=plan.project)
+        yield from export_notes.with_comments(_rows(conn, plan, chunk_rows), notes)
+    else:
+        yield from _rows(conn, plan, chunk_rows)
+
+
+def _rows(conn: Connection, plan: ExportPlan, chunk_rows: int) -> Iterator[list[tuple[Any, ...]]]:
     project = plan.project
     if plan.lists is not None:
         yield from export_sets.set_rows(
@@ -185,18 +201,20 @@ def _shown(value: Any) -> str | None:
 def export_project(engine: Engine, *, project: str, path: str | os.PathLike[str], with_predictions: bool = False,
                    min_confidence: float | None = None, chunk_rows: int = 20_000,
                    show_progress: bool = False, overwrite: bool = False, raw: bool = False,
-                   label_separator: str | None = None, none_value: str | None = None) -> ExportResult:
+                   label_separator: str | None = None, none_value: str | None = None,
+                   with_comments: bool = False) -> ExportResult:
     """Write ``project`` to ``path`` (.csv, .jsonl or .parquet) and return the row count.
 
     An existing file at ``path`` is an error unless ``overwrite``. CSV cells that start like
     a formula are neutralised unless ``raw``. With ``show_progress`` a progress bar (rows
     written) goes to stderr. Multi-label projects: sets are joined with ``label_separator``
-    (default ``|``; an empty set is ``none_value``, default ``__none__``) in CSV and JSONL."""
+    (default ``|``; an empty set is ``none_value``, default ``__none__``) in CSV and JSONL.
+    ``with_comments``: a last column of each item's notes (:mod:`labelloop.io.export_notes`)."""
     target = check_target(path, overwrite=overwrite)
     with reading(engine) as conn:
         proj = store_projects.get_project(conn, name=project)
         plan = plan_export(conn, project=proj, with_predictions=with_predictions, min_confidence=min_confidence,
-                           label_separator=label_separator, none_value=none_value)
+                           label_separator=label_separator, none_value=none_value, with_comments=with_comments)
         chunks = export_rows(conn, plan, chunk_rows=chunk_rows)
         if not show_progress:
             return ExportResult(write_atomically(target, plan.columns, chunks, overwrite=overwrite, raw=raw,
@@ -229,6 +247,8 @@ def write_atomically(target: Path, columns: tuple[str, ...], chunks: Iterator[li
     (:func:`labelloop.store.outfiles.new_file`). ``lists``: (separator, none value) with which
     CSV and JSONL join the set columns (Parquet writes them as lists)."""
     suffix = target.suffix.lower()
+    if columns[-1] == export_notes.COLUMN and suffix != ".jsonl":  # (never a display column: labels follow)
+        chunks = export_notes.as_text(chunks)
     if lists is not None and suffix != ".parquet":
         positions = [i for i, c in enumerate(columns) if c in export_sets.LIST_COLUMNS]
         chunks = ([export_sets.joined(row, positions, *lists) for row in chunk] for chunk in chunks)
@@ -279,6 +299,8 @@ def _write_parquet(tmp: Path, columns: tuple[str, ...], chunks: Iterator[list[tu
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    tail = columns[-1:] if columns[-1] == export_notes.COLUMN else ()  # JSON text, after everything else
+    columns = columns[:len(columns) - len(tail)]
     types = {"confidence": pa.float64(), "model_version": pa.int64()}
     n_text = len(columns) - (2 if columns[-1] == "model_version" else 0)
     n_sets = sum(1 for c in columns if c in export_sets.LIST_COLUMNS)
@@ -289,6 +311,7 @@ def _write_parquet(tmp: Path, columns: tuple[str, ...], chunks: Iterator[list[tu
     schema = pa.schema(
         [pa.field(c, types[c] if c in export_sets.LIST_COLUMNS else pa.string()) for c in columns[:n_text]]
         + [pa.field(c, types[c]) for c in columns[n_text:]]
+        + [pa.field(c, pa.string()) for c in tail]
     )
     n = 0
     with open(tmp, "wb", opener=nofollow) as out, pq.ParquetWriter(out, schema) as writer:

@@ -27,6 +27,7 @@ from labelloop.server import admin_users, charts
 from labelloop.server.deps import CsrfChecked, EngineDep, ItemIdPath, PageAdmin, ProjectDep
 from labelloop.server.pages import HtmlRoute, error_status, render
 from labelloop.store import browse, reading, search, search_syntax, writing
+from labelloop.store import notes as store_notes
 from labelloop.store import gold as store_gold
 from labelloop.store import projects as store_projects
 from labelloop.store import runs as store_runs
@@ -128,6 +129,7 @@ def browse_page(
     source: str = "",
     labelled: str = "",
     labeller: str = "",
+    notes: str = "",
     sort: str = "id",
     after: str = "",
     size: int = 50,
@@ -135,7 +137,7 @@ def browse_page(
 ) -> HTMLResponse:
     """Items matching the filters, one keyset page at a time ("next" carries the cursor)."""
     filters = {"q": q.strip(), "ext": ext.strip(), "tag": tag, "source": source, "labelled": labelled, "labeller": labeller,
-               "sort": sort, "size": size if size in PAGE_SIZES else 50}
+               "notes": notes, "sort": sort, "size": size if size in PAGE_SIZES else 50}
     error = None
     status = 200
     result = None
@@ -156,6 +158,7 @@ def browse_page(
                 source=source or None,
                 labelled={"yes": True, "no": False}.get(labelled),
                 labeller=labeller or None,
+                notes=notes or None,
                 sort=sort,
                 after=after or None,
                 limit=filters["size"],
@@ -209,12 +212,14 @@ def render_item(request: Request, engine: Any, project: Project, user: User, ite
         gold = store_gold.gold_answer_of(conn, project=project, item_id=item_id)
         changes = label_changes(conn, project=project, item_id=row.id)  # labellers' changes (My history)
         pinned = pinned_tags(conn, project=project, item_id=row.id)
+        item_notes = store_notes.list_notes(conn, project=project, state="all", item_id=row.id)
     keys = [c for c in project.display_columns if c in row.display] + [
         k for k in row.display if k not in project.display_columns]
     gold_names = None if gold is None else (names_of(project, gold) if project.multi_label
                                             else [project.tag_name(gold)])
     context = {"project": project, "url": project_url(project), "row": row, "keys": keys, "nav": "admin",
                "tab": "browse", "bulk_ids": bulk_ids, "gold": gold_names, "changes": changes, "pinned": pinned,
+               "notes": item_notes,
                "error": error,
                "notice": NOTICES.get(request.query_params.get("done", ""))}
     return render(request, "admin/item.html", context, user=user, status=status)

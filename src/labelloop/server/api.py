@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from labelloop.server.deps import (
@@ -27,6 +27,7 @@ from labelloop.server.deps import (
 )
 from labelloop.server import steering
 from labelloop.server.dispatch import Dispatcher
+from labelloop.server.notes import labels as noted
 from labelloop.server.gold import Gold
 from labelloop.server.responses import SafeJSONResponse, next_response
 from labelloop.server.sets.bodies import label_answer, label_request
@@ -37,6 +38,7 @@ from labelloop.server.schemas import (
     NextPublic,
     LeasePublic,
     ProjectPublic,
+    SkipCreate,
     StatsPublic,
     UndonePublic,
     UserPublic,
@@ -173,16 +175,22 @@ async def next_item(
 async def label_item(ctx: LabellingJsonDep, item_id: ItemIdPath, body: LabelCreate) -> Response:
     """Label an item leased to you: ``{"label": "A"}`` with one of the project's tags, or in a
     multi-label project ``{"labels": ["A", "B"]}`` with the tags that apply (an empty list:
-    none applies). The other shape is a 422 naming the right one."""
+    none applies). The other shape is a 422 naming the right one.
+
+    Optional (issue 14): ``"comment"`` (at most 2,000 characters) and ``"unsure": true`` (flags the
+    item to the admins); both are recorded with the label, in its transaction."""
     request = label_request(ctx.project, ctx.user.id, item_id, body)
-    await ctx.gold.label(request)  # on a gold item: a gold answer (server/gold.py)
+    await noted.record_label(ctx.gold, request, body)  # a gold item: a gold answer (server/gold.py)
     return SafeJSONResponse(label_answer(item_id, body), status_code=201)
 
 
 @router.post("/projects/{project}/items/{item_id}/skip", status_code=204)
-async def skip_item(ctx: LabellingDep, item_id: ItemIdPath) -> Response:
-    """Pass on an item leased to you: it goes to others, never back to you."""
-    await ctx.gold.skip(project=ctx.project, user_id=ctx.user.id, item_id=item_id)
+async def skip_item(ctx: LabellingDep, item_id: ItemIdPath,
+                    body: Annotated[SkipCreate | None, Body()] = None) -> Response:
+    """Pass on an item leased to you: it goes to others, never back to you. An optional JSON
+    body says why: ``{"reason": "unclear"}`` (unclear, off-topic, needs-context or other) and/or
+    ``{"comment": "..."}``; without a body, a plain skip."""
+    await noted.record_skip(ctx.gold, project=ctx.project, user_id=ctx.user.id, item_id=item_id, body=body)
     return Response(status_code=204)
 
 
@@ -199,7 +207,8 @@ async def undo(ctx: LabellingDep) -> Any:
     """Undo your last label or skip in the project (a stack: each undo takes the latest one
     left): the item comes back to you, leased, and ``undone`` says which it was. 404: nothing
     to undo; 409: the item you skipped went to others meanwhile (the skip is forgotten)."""
-    undone = await ctx.gold.undo(project=ctx.project, user_id=ctx.user.id, lease_seconds=ctx.lease_seconds)
+    undone = await noted.undo(ctx.gold, project=ctx.project, user_id=ctx.user.id,
+                              lease_seconds=ctx.lease_seconds)  # its comments and flags go with it
     if undone.lease is None:
         raise HTTPException(409, "the item you skipped went to another labeller meanwhile and cannot come back now "
                                  "(your skip is undone: it may come back to you later)")

@@ -30,6 +30,7 @@ from labelloop.server.history import api as history_api
 from labelloop.server.history import pages as history_pages
 from labelloop.server.codebook import api as codebook_api
 from labelloop.server.codebook import pages as codebook_pages
+from labelloop.server.notes import pages as notes_pages
 from labelloop.server.caches import AuthCache, MemberCache, ProjectCache
 from labelloop.server.deps import CurrentUser, LoginRequired
 from labelloop.server.dispatch import Dispatcher
@@ -254,6 +255,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(history_pages.router)
     app.include_router(codebook_api.router)
     app.include_router(codebook_pages.router)
+    app.include_router(notes_pages.router)
     return app
 
 

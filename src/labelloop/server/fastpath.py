@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from labelloop.errors import AuthError, LabelloopError
 from labelloop.server.deps import open_project
+from labelloop.server.notes.labels import record_label
 from labelloop.server.responses import SafeJSONResponse, next_response, status_of
 from labelloop.server.schemas import LabelCreate
 from labelloop.server.sets.bodies import label_answer, label_request
@@ -110,7 +111,7 @@ class FastLabelling:
             if isinstance(body, SafeJSONResponse):
                 return body
             request = label_request(project, user.id, int(label_match.group(2)), body)  # the shape: 422
-            await state.gold.label(request)  # on a gold item: a gold answer (server/gold.py)
+            await record_label(state.gold, request, body)  # a gold item: a gold answer; with its comment / flag
             return SafeJSONResponse(label_answer(request.item_id, body), status_code=201)
         except LabelloopError as exc:
             return SafeJSONResponse({"detail": str(exc)}, status_code=status_of(exc))

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 MAX_TAGS = 63  # a multi-label project has at most 63 tags (bits of a 64-bit mask)
+MAX_COMMENT = 2000  # = labelloop.store.notes.MAX_COMMENT (a note's comment, in characters)
+SkipReason = Literal["unclear", "off-topic", "needs-context", "other"]  # = store.schema.SKIP_REASONS
 
 
 class ItemPublic(BaseModel):
@@ -51,14 +53,49 @@ class LabelCreate(BaseModel):
     labels: list[TagName] | None = Field(
         None, max_length=MAX_TAGS,
         description="Multi-label projects: the tags that apply (an empty list: none of them applies).")
+    comment: str | None = Field(None, max_length=MAX_COMMENT,
+                                description="A comment on the item for the admins (optional; issue 14).")
+    unsure: StrictBool | None = Field(None, description="true: you are unsure of this label (flags the item "
+                                                        "to the admins; optional).")
+
+
+class SkipCreate(BaseModel):
+    """An optional body of a skip: why, and a comment (both optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: SkipReason | None = Field(None, description="Why you skip: unclear, off-topic, needs-context or other.")
+    comment: str | None = Field(None, max_length=MAX_COMMENT, description="A comment for the admins.")
 
 
 class LabelPublic(BaseModel):
-    """What was recorded: ``label`` (single-label projects) or ``labels`` (multi-label ones)."""
+    """What was recorded: ``label`` (single-label projects) or ``labels`` (multi-label ones),
+    and the ``comment`` and ``unsure`` flag when sent."""
 
     item_id: int
     label: str | None = None
     labels: list[str] | None = None
+    comment: str | None = None
+    unsure: bool | None = None
+
+
+class NotePublic(BaseModel):
+    """A comment, flag or skip reason on an item (issue 14)."""
+
+    id: int
+    item_id: int
+    user: str
+    kind: Literal["comment", "unsure", "skip"]
+    reason: str | None = None
+    text: str | None = None
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+
+
+class ResolvedPublic(BaseModel):
+    id: int
+    resolved: bool = Field(description="false: the note was resolved already (nothing changed).")
 
 
 class AdjudicatePublic(BaseModel):

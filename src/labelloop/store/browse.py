@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, String, case, exists, func, insert, or_, select
 
 from labelloop.errors import InvalidInputError, NotFoundError
+from labelloop.store.notes import notes_condition
 from labelloop.store.projects import Project
 from labelloop.store.schema import (
     ANNOTATION_SOURCES, annotations, audit_log, gold_answers, item_scores, items, projects, score_ranks, users,
@@ -177,6 +178,7 @@ def browse_items(
     labelled: bool | None = None,
     labeller: str | None = None,
     text_query: str = "",
+    notes: str | None = None,
     sort: str = "id",
     after: str | None = None,
     limit: int = 50,
@@ -189,7 +191,8 @@ def browse_items(
     literal); ``tag`` the final label; ``source`` one of human/import/review (an annotation of
     that source) or conflict; ``labelled`` whether the item has any label; ``labeller`` a user
     name who labelled it; ``text_query`` a full-text search (:mod:`labelloop.store.search`
-    syntax; ``SearchSyntaxError`` if bad); ``sort`` one of :data:`SORTS`.
+    syntax; ``SearchSyntaxError`` if bad); ``notes`` items with comments, flags or skip reasons
+    (:data:`labelloop.store.notes.FILTERS`); ``sort`` one of :data:`SORTS`.
 
     With filters that few items pass, the items are examined in sort order ``scan_window`` at a
     time until the page is full or ``time_budget`` seconds have passed; then the page may be
@@ -202,6 +205,8 @@ def browse_items(
     cursor = _parse_cursor(after, sort)
     base, where = _conditions(conn, project, search=search, tag=tag, source=source, labelled=labelled,
                               labeller=labeller, text_query=text_query)
+    if notes:
+        where.append(notes_condition(notes))
     if sort == "id":
         kind = "i"
     elif cursor is None:

@@ -444,4 +444,5 @@ bulk_labels = Table(
 # so that ``metadata`` holds every table (the module imports this one's names; kept last).
 from labelloop.store.schema_guidance import (  # noqa: E402,F401
     CODEBOOK_TRIGGER_DDL, codebook_entries, codebook_examples, gold_answers, gold_items, label_history,
+    NOTE_KINDS, SKIP_REASONS, item_notes,
 )

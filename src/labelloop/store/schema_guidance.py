@@ -134,3 +134,28 @@ label_history = Table(
 for _column in (Column("predicted_tag_id", Integer, nullable=True), Column("predicted_mask", BigInteger, nullable=True),
                 Column("suggest_mode", String(10), nullable=True)):
     assignments.append_column(_column)
+
+# ---- Comments, flags and skip reasons (issue 14; store/notes.py; migration 0012) -------------
+# One row per label or skip that carried a comment, an "unsure" flag or a skip reason, written
+# after it in the same transaction (a plain label or skip never touches this table); admins
+# answer them on the flags page and mark them resolved.
+NOTE_KINDS = ("comment", "unsure", "skip")
+SKIP_REASONS = ("unclear", "off-topic", "needs-context", "other")
+
+item_notes = Table(
+    "item_notes",
+    metadata,
+    Column("id", BigID, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("item_id", BigID, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("reason", String(20), nullable=True),
+    Column("text", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("resolved_by", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    CheckConstraint("kind IN ('comment', 'unsure', 'skip')", name="kind"),
+    CheckConstraint("reason IS NULL OR reason IN ('unclear', 'off-topic', 'needs-context', 'other')", name="reason"),
+    Index("ix_item_notes_project", "project_id", "resolved_at", "id"),
+    Index("ix_item_notes_item", "item_id", "id"),)

@@ -38,8 +38,12 @@ def label_request(project: Project, user_id: int, item_id: int, body: LabelCreat
 def label_answer(item_id: int, body: LabelCreate) -> dict[str, Any]:
     """The 201 answer's content: what was recorded (``labels``: each tag once, in the order sent)."""
     if body.labels is None:
-        return {"item_id": item_id, "label": body.label}
-    return {"item_id": item_id, "labels": list(dict.fromkeys(body.labels))}
+        answer: dict[str, Any] = {"item_id": item_id, "label": body.label}
+    else:
+        answer = {"item_id": item_id, "labels": list(dict.fromkeys(body.labels))}
+    if body.comment is not None or body.unsure:  # issue 14: what the note recorded
+        answer.update(comment=(body.comment or "").strip() or None, unsure=bool(body.unsure))
+    return answer
 
 
 def decision(project: Project, body: LabelCreate) -> dict[str, Any]:

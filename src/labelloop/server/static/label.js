@@ -31,6 +31,11 @@
  * item shown is handed to window.labelloopSuggest.onShow, which may reorder the buttons (their
  * number keys follow them: keys are looked up by data-key on each press) or mark and preselect
  * the model's answer.
+ *
+ * Comments, flags and skip reasons (issue 14) live in static/notes.js, through one hook,
+ * window.labelloopNotes: `hook.fields(kind)` gives the fields to add to the next label ("label")
+ * or skip ("skip"), or null; `hook.sent()` is told they were saved; `skip(body)` skips with a
+ * body ({reason}). Without notes.js, or with nothing entered, every request is as before.
  */
 (function () {
   "use strict";
@@ -281,6 +286,10 @@
     onShow: null, // queues.js: told which queue served the item shown
   };
 
+  // ---- comments, flags and skip reasons (static/notes.js fills the hook) --------------------
+  const notes = { fields: () => null, sent: () => {} };
+  window.labelloopNotes = { hook: notes, skip: (body) => skip(body) };
+
   // ---- actions ------------------------------------------------------------------------------
   function handleNext(data) {
     if (data === null) showDone();
@@ -335,11 +344,13 @@
   async function label(tag, button) {
     if (busy || !current) return;
     if (button) button.classList.add("chosen");
+    const extra = notes.fields("label");
     const saved = await finishAndAdvance(
-      (item) => api("POST", "/items/" + item.id + "/labels", { label: tag }),
+      (item) => api("POST", "/items/" + item.id + "/labels", Object.assign({ label: tag }, extra)),
       (item) => (cfg.show_ids ? "Saved " + ref(item) + " as " : "Saved as ") + tag
     );
     if (saved) bump(+1);
+    if (saved && extra) notes.sent();
   }
 
   // Multi-label: send the chosen set (`tags` given: that set; [] is "none of these").
@@ -351,24 +362,29 @@
       return;
     }
     const itemId = current.item.id;
+    const extra = notes.fields("label");
     const saved = await finishAndAdvance(
-      (item) => api("POST", "/items/" + item.id + "/labels", { labels: chosen }),
+      (item) => api("POST", "/items/" + item.id + "/labels", Object.assign({ labels: chosen }, extra)),
       (item) => (cfg.show_ids ? "Saved " + ref(item) + " as " : "Saved as ") +
         (chosen.length ? chosen.join(", ") : "none of these")
     );
     if (saved) bump(+1);
-    else if (current && current.item.id === itemId) {
+    if (saved && extra) notes.sent();
+    else if (!saved && current && current.item.id === itemId) {
       // not saved, the same item back: keep what was chosen
       tagButtons.forEach((b) => press(b, chosen.includes(b.dataset.tag)));
     }
   }
 
-  async function skip() {
+  async function skip(body) {
     if (busy || !current) return;
-    await finishAndAdvance(
-      (item) => api("POST", "/items/" + item.id + "/skip"),
+    const extra = notes.fields("skip"); // a comment typed before the skip goes with it
+    const sent = extra || body ? Object.assign({}, extra, body) : undefined; // undefined: no body, as before
+    const saved = await finishAndAdvance(
+      (item) => api("POST", "/items/" + item.id + "/skip", sent),
       (item) => (cfg.show_ids ? "Skipped " + ref(item) : "Skipped")
     );
+    if (saved && sent) notes.sent();
   }
 
   async function undo() {
