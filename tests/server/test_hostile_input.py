@@ -240,8 +240,10 @@ def test_oversize_bodies_wrong_types_malformed_json_and_methods(client, world, e
                      b'{"label": "Tech"} trailing', b'{"label": ["Tech"]}']:
             response = client.post(url, content=body, headers={**auth, **json_type})
             assert response.status_code in (400, 422), (kind, body[:30], response.status_code)
-        for method in ("PUT", "PATCH", "DELETE", "BREW"):
+        for method in ("PATCH", "DELETE", "BREW"):
             assert client.request(method, url, headers=auth).status_code == 405, (kind, method)
+        # PUT changes one's label (My history): refused the same way without a JSON body
+        assert client.request("PUT", url, headers=auth).status_code == 415, kind
     assert client.post(f"{API}/next", content=b"x" * 70_000, headers=ann).status_code == 413
     big_form = client.post("/login", content=b"username=" + b"a" * (17 * 1024 * 1024),
                            headers={"content-type": "application/x-www-form-urlencoded"})

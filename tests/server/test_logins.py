@@ -148,15 +148,20 @@ class _LateFullPool(PasswordPool):
 
 def test_a_reservation_is_given_back_when_the_pool_fills_meanwhile(world, engine):
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(coro):  # a loop of its own: a browser test's Playwright may hold this thread's loop
+        with ThreadPoolExecutor(1) as one:
+            return one.submit(asyncio.run, coro).result()
 
     pool = _LateFullPool(threads=1, capacity=1)
     logins = Logins(engine, world.settings, pool)
     try:
         with blocked(pool):
-            refusal = asyncio.run(logins.check(name="ann", password=PASSWORD, client="198.51.100.1"))
+            refusal = run(logins.check(name="ann", password=PASSWORD, client="198.51.100.1"))
         assert refusal.status == 503 and refusal.retry_after
         assert failures(engine, "ann") == 0
-        assert asyncio.run(logins.check(name="ann", password=PASSWORD, client="198.51.100.1")).name == "ann"
+        assert run(logins.check(name="ann", password=PASSWORD, client="198.51.100.1")).name == "ann"
     finally:
         logins.close()
 

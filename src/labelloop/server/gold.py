@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -158,9 +159,11 @@ class Gold:
 
         return await self.dispatcher.run(op)
 
-    async def undo(self, *, project: Project, user_id: int, lease_seconds: int) -> store_labelling.Undone:
+    async def undo(self, *, project: Project, user_id: int, lease_seconds: int,
+                   also: Callable[[Connection, store_labelling.Undone], None] | None = None) -> store_labelling.Undone:
         """Undo (a gold answer or skip first, when it is the user's latest act), with the model's
-        suggestion on the lease given back when the project shows them (never on gold items)."""
+        suggestion on the lease given back when the project shows them (never on gold items);
+        ``also`` runs in the same transaction with what was undone (the notes forget theirs)."""
         dispatcher = self.dispatcher
         gold_ids = await self.cache.ids(project.id)
         gold = bool(gold_ids)
@@ -168,6 +171,9 @@ class Gold:
         def op(conn: Connection) -> store_labelling.Undone:
             undone = (store_gold.undo_gold(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
                       if gold else None)
-            return undone or dispatcher.undo(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
+            undone = undone or dispatcher.undo(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
+            if also is not None:
+                also(conn, undone)
+            return undone
 
         return await dispatcher.run(suggest.suggesting(project, user_id, op, gold_ids))  # type: ignore[no-any-return]

@@ -74,17 +74,11 @@ async def record_skip(gold: Gold, *, project: Project, user_id: int, item_id: in
 
 
 async def undo(gold: Gold, *, project: Project, user_id: int, lease_seconds: int) -> Any:
-    """Undo the user's last label or skip (as :meth:`Gold.undo`: a gold answer first, in a
-    project with gold items) and forget the notes it carried, in the same transaction: the
-    labeller gives them again with the new label."""
-    dispatcher = gold.dispatcher
-    has_gold = bool(await gold.cache.ids(project.id))
+    """Undo the user's last label or skip (:meth:`Gold.undo`: a gold answer first, the model's
+    suggestion on the lease given back) and forget the notes it carried, in the same transaction:
+    the labeller gives them again with the new label."""
 
-    def undo_and_forget(conn: Connection) -> Any:
-        undone = (store_gold.undo_gold(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
-                  if has_gold else None)
-        undone = undone or dispatcher.undo(conn, project=project, user_id=user_id, lease_seconds=lease_seconds)
+    def forget(conn: Connection, undone: Any) -> None:
         store_notes.forget_notes(conn, project=project, user_id=user_id, item_id=undone.item_id)
-        return undone
 
-    return await dispatcher.run(undo_and_forget)
+    return await gold.undo(project=project, user_id=user_id, lease_seconds=lease_seconds, also=forget)
